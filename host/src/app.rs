@@ -1,0 +1,168 @@
+//! Application assembly: state, router, start-up (migrations, keys, first admin) and
+//! graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{self, Authenticator, Role, TokenKeys};
+use crate::config::Config;
+use crate::realtime::hub::Hub;
+use crate::store::Store;
+use crate::{http, realtime, retention};
+
+/// Everything a handler may use. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub auth: Arc<Authenticator>,
+    pub hub: Hub,
+    /// Cancelled when the server begins shutting down.
+    pub shutdown: CancellationToken,
+    /// Connection tasks and background jobs, awaited on shutdown.
+    pub tasks: TaskTracker,
+}
+
+impl AppState {
+    /// Connect, migrate, and load the token keys.
+    pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        let store = open_store(&config).await?;
+        let keys = token_keys(&config)?;
+        let auth = Authenticator::new(keys, store.clone(), config.auth.auto_provision);
+        Ok(AppState {
+            config: Arc::new(config),
+            store,
+            auth: Arc::new(auth),
+            hub: Hub::default(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url(), config.database.max_connections).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The token keys, generating and keeping a secret in the data directory when the config
+/// names no key (so tokens survive restarts).
+pub fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
+    let secret = match (&config.auth.jwt_secret, &config.auth.public_key_pem) {
+        (Some(secret), _) => Some(secret.clone()),
+        (None, Some(_)) => None,
+        (None, None) => Some(auth::generated_secret(&config.server.data_dir)?),
+    };
+    TokenKeys::new(&config.auth, secret.as_deref())
+}
+
+pub fn router(state: AppState) -> Router {
+    let limits = &state.config.server;
+    let rest = http::routes()
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    Router::new()
+        .route("/ws", get(realtime::upgrade))
+        .merge(rest)
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serve until SIGTERM or Ctrl-C, then close every socket with 1001 and wait (up to
+/// `server.shutdown_grace`) for queued frames to flush.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let state = AppState::build(config).await?;
+    bootstrap_admin(&state).await?;
+    retention::spawn(state.clone());
+
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, database = %crate::store::redact(&state.config.database_url()), "listening");
+    let shutdown = state.shutdown.clone();
+    let tasks = state.tasks.clone();
+    let grace = state.config.server.shutdown_grace;
+    let store = state.store.clone();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: closing connections");
+            shutdown.cancel();
+        }
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+    tasks.close();
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!("some connections did not close within {grace:?}");
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// A fresh database gets an `admin` user: password from `SLASHD_ADMIN_PASSWORD`, or a random
+/// one printed once.
+async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
+    if state.store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("SLASHD_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (auth::random_password(), true),
+    };
+    auth::password::validate_new(&password)
+        .map_err(|e| anyhow::anyhow!("SLASHD_ADMIN_PASSWORD: {e}"))?;
+    let hash = tokio::task::spawn_blocking(move || auth::password::hash_blocking(&password).map(|h| (h, password)))
+        .await??;
+    match state.store.create_user("admin", Role::Admin, Some(&hash.0)).await {
+        Ok(_) if generated => {
+            tracing::warn!("created the first admin user; its password is printed once below");
+            eprintln!("\n  first admin: user `admin`, password `{}`\n", hash.1);
+        }
+        Ok(_) => tracing::info!("created the first admin user `admin` from SLASHD_ADMIN_PASSWORD"),
+        // Another node created it first.
+        Err(crate::store::CreateUserError::NameTaken(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}

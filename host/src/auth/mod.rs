@@ -1,0 +1,167 @@
+//! Identity: who is calling, and with which role. Used by REST and WebSocket alike.
+//!
+//! A token proves the subject; the database decides the rest. A token whose `role` claim is
+//! not a known role is refused; a user who is unknown (without auto-provisioning) or
+//! disabled is refused; the effective role is the database's, so a demotion applies to old
+//! tokens at once.
+
+pub mod password;
+mod role;
+pub mod token;
+
+pub use role::Role;
+pub use token::{Issued, TokenKeys};
+
+use serde::Serialize;
+
+use crate::error::AppError;
+use crate::store::{Store, UserStatus};
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Serialize)]
+pub struct Principal {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// When the token stops being valid (Unix seconds); long-lived connections close then.
+    #[serde(skip)]
+    pub expires_at: u64,
+}
+
+pub struct Authenticator {
+    keys: TokenKeys,
+    store: Store,
+    auto_provision: bool,
+}
+
+impl Authenticator {
+    pub fn new(keys: TokenKeys, store: Store, auto_provision: bool) -> Self {
+        Authenticator {
+            keys,
+            store,
+            auto_provision,
+        }
+    }
+
+    pub fn keys(&self) -> &TokenKeys {
+        &self.keys
+    }
+
+    /// Check a bearer token. Every refusal is logged with its reason and answered with a
+    /// generic `unauthorized` message that says what is wrong with the token, never whether
+    /// a user exists.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        match self.check(token).await {
+            Ok(principal) => Ok(principal),
+            Err(Refusal::Client(reason)) => {
+                tracing::warn!(target: "slashd::auth", reason = %reason, "token refused");
+                Err(AppError::Unauthorized(reason))
+            }
+            Err(Refusal::Internal(err)) => Err(err),
+        }
+    }
+
+    async fn check(&self, token: &str) -> Result<Principal, Refusal> {
+        if token.is_empty() {
+            return Err(Refusal::Client("missing token".into()));
+        }
+        if token.len() > 8192 {
+            return Err(Refusal::Client("token is too large".into()));
+        }
+        let claims = self.keys.verify(token).map_err(Refusal::Client)?;
+        if claims.sub.is_empty() {
+            return Err(Refusal::Client("token has an empty subject".into()));
+        }
+        let claimed_role: Role = claims
+            .role
+            .as_deref()
+            .ok_or_else(|| Refusal::Client("token lacks a role".into()))?
+            .parse()
+            .map_err(Refusal::Client)?;
+        let user = match self.store.user_by_id(&claims.sub).await.map_err(Refusal::db)? {
+            Some(user) => user,
+            None if self.auto_provision => self.provision(&claims, claimed_role).await?,
+            None => return Err(Refusal::Client("token subject is not a known user".into())),
+        };
+        if user.status == UserStatus::Disabled {
+            return Err(Refusal::Client("user is disabled".into()));
+        }
+        Ok(Principal {
+            id: user.id,
+            name: user.name,
+            role: user.role,
+            expires_at: claims.exp,
+        })
+    }
+
+    /// Auto-provisioning (external identity provider): the user is created with the
+    /// token's `sub` as id, and its `name` (or, lacking one, the `sub`) and `role`.
+    async fn provision(
+        &self,
+        claims: &token::Claims,
+        role: Role,
+    ) -> Result<crate::store::User, Refusal> {
+        let name = claims.name.clone().unwrap_or_else(|| claims.sub.clone());
+        self.store
+            .create_user_with_id(&claims.sub, &name, role)
+            .await
+            .map_err(Refusal::db)?;
+        tracing::info!(user = %name, role = %role, "user provisioned from token");
+        self.store
+            .user_by_id(&claims.sub)
+            .await
+            .map_err(Refusal::db)?
+            .ok_or_else(|| Refusal::Client("user could not be provisioned".into()))
+    }
+}
+
+enum Refusal {
+    Client(String),
+    Internal(AppError),
+}
+
+impl Refusal {
+    fn db(err: impl Into<anyhow::Error>) -> Refusal {
+        Refusal::Internal(AppError::internal(err))
+    }
+}
+
+/// The HS256 secret kept in `<data_dir>/jwt_secret`, created on first use.
+pub fn generated_secret(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let path = data_dir.join("jwt_secret");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let secret = text.trim().to_string();
+        if secret.len() >= 32 {
+            return Ok(secret);
+        }
+        anyhow::bail!("{} is too short; delete it to generate a new one", path.display());
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "no auth.jwt_secret configured: generated one and kept it in the data directory; \
+         set auth.jwt_secret (the same on every node) for production"
+    );
+    Ok(secret)
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// A random 20-character password for the first admin.
+pub fn random_password() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 20)
+}

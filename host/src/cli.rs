@@ -1,0 +1,222 @@
+//! The `slashd` command line: serve, migrate, and user and token administration.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app;
+use crate::auth::{password, Role};
+use crate::config::Config;
+use crate::store::{CreateUserError, UserStatus};
+
+#[derive(Parser)]
+#[command(name = "slashd", version, about = "A chat server whose slash commands are sandboxed plugins")]
+struct Cli {
+    /// Config file (default: ./slashd.toml when it exists). Every key can also be set with
+    /// SLASHD_SECTION_KEY environment variables.
+    #[arg(long, short, global = true, env = "SLASHD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "SLASHD_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Issue tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is prompted for, or read from stdin.
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Change a user's role (takes effect at once, old tokens included).
+    SetRole {
+        name: String,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Disable a user (their tokens stop working at once).
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a token for a user.
+    Issue {
+        name: String,
+        /// Lifetime, e.g. 1h or 30m (default: auth.token_ttl).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SLASHD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => app::serve(config).await,
+        Command::Migrate => {
+            app::open_store(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(cmd) => user(config, cmd).await,
+        Command::Token(TokenCommand::Issue { name, ttl }) => {
+            let store = app::open_store(&config).await?;
+            let keys = app::token_keys(&config)?;
+            let Some(user) = store.user_by_name(&name).await? else {
+                bail!("no user named {name:?}");
+            };
+            if user.status == UserStatus::Disabled {
+                bail!("user {name:?} is disabled");
+            }
+            println!("{}", keys.issue(&user.id, &user.name, user.role, ttl)?.token);
+            Ok(())
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    let default = Path::new("slashd.toml");
+    let path = path.or_else(|| default.exists().then_some(default));
+    Config::load(path)
+}
+
+async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let store = app::open_store(&config).await?;
+    match cmd {
+        UserCommand::Add { name, role, password_stdin } => {
+            valid_username(&name)?;
+            let secret = if password_stdin { read_stdin_password()? } else { prompt_password()? };
+            password::validate_new(&secret).map_err(anyhow::Error::msg)?;
+            let hash = tokio::task::spawn_blocking(move || password::hash_blocking(&secret)).await??;
+            match store.create_user(&name, role, Some(&hash)).await {
+                Ok(user) => println!("created user {} ({}) with role {}", user.name, user.id, user.role),
+                Err(CreateUserError::NameTaken(n)) => bail!("a user named {n:?} already exists"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        UserCommand::List => {
+            println!("{:<24} {:<8} {:<9} ID", "NAME", "ROLE", "STATUS");
+            for u in store.list_users().await? {
+                let status = if u.status == UserStatus::Disabled { "disabled" } else { "active" };
+                println!("{:<24} {:<8} {:<9} {}", u.name, u.role.as_str(), status, u.id);
+            }
+        }
+        UserCommand::SetRole { name, role } => {
+            if !store.set_user_role(&name, role).await? {
+                bail!("no user named {name:?}");
+            }
+            println!("{name} is now {role}");
+        }
+        UserCommand::Disable { name } => {
+            if !store.set_user_status(&name, UserStatus::Disabled).await? {
+                bail!("no user named {name:?}");
+            }
+            println!("{name} is disabled");
+        }
+        UserCommand::Enable { name } => {
+            if !store.set_user_status(&name, UserStatus::Active).await? {
+                bail!("no user named {name:?}");
+            }
+            println!("{name} is enabled");
+        }
+    }
+    Ok(())
+}
+
+/// 1–64 characters of letters, digits, `.`, `_` and `-`.
+fn valid_username(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        bail!("user names are 1–64 characters of letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+fn read_stdin_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn prompt_password() -> anyhow::Result<String> {
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to prompt for a password: use --password-stdin");
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let again = rpassword::prompt_password("Again: ")?;
+    if first != again {
+        bail!("the passwords differ");
+    }
+    Ok(first)
+}

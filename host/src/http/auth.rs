@@ -1,0 +1,72 @@
+//! `POST /auth/login`: a token for a local user.
+
+use axum::extract::State;
+use axum::Json as JsonResponse;
+use serde::{Deserialize, Serialize};
+
+use super::extract::Json;
+use crate::app::AppState;
+use crate::auth::{password, Role};
+use crate::error::{AppError, AppResult};
+use crate::store::UserStatus;
+use crate::time_fmt::rfc3339;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub struct LoginResponse {
+    token: String,
+    expires_at: String,
+    user: UserView,
+}
+
+#[derive(Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> AppResult<JsonResponse<LoginResponse>> {
+    let keys = state.auth.keys();
+    if !keys.can_issue() {
+        return Err(AppError::BadRequest(
+            "local login is off: tokens come from the external identity provider".into(),
+        ));
+    }
+    if req.username.len() > 64 || req.password.len() > password::MAX_PASSWORD_BYTES {
+        return Err(AppError::BadRequest("username or password is too long".into()));
+    }
+    let user = state.store.user_by_name(&req.username).await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let verified = password::verify(req.password, hash).await;
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            tracing::warn!(target: "slashd::auth", user = %req.username, reason = "bad credentials", "login refused");
+            return Err(AppError::Unauthorized("invalid username or password".into()));
+        }
+    };
+    if user.status == UserStatus::Disabled {
+        tracing::warn!(target: "slashd::auth", user = %user.name, reason = "disabled", "login refused");
+        return Err(AppError::Unauthorized("this account is disabled".into()));
+    }
+    let issued = keys
+        .issue(&user.id, &user.name, user.role, None)
+        .map_err(AppError::internal)?;
+    tracing::info!(user = %user.name, "login");
+    Ok(JsonResponse(LoginResponse {
+        token: issued.token,
+        expires_at: rfc3339(issued.expires_at as i64 * 1000),
+        user: UserView {
+            id: user.id,
+            name: user.name,
+            role: user.role,
+        },
+    }))
+}

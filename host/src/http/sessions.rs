@@ -1,0 +1,294 @@
+//! `/chat/sessions…`: create, list, read, update, end; history, assistant context, members.
+//! Handlers stay thin: validate input, check access, call the store or `chat`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json as JsonResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::auth::UserView;
+use super::extract::{Auth, Json, Path, Query};
+use crate::app::AppState;
+use crate::chat;
+use crate::config::SessionsConfig;
+use crate::error::{AppError, AppResult};
+use crate::store::{Access, Message, Session, SessionPatch, SessionStatus};
+
+/// Most items one page may hold (`limit`).
+pub const MAX_PAGE: i64 = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    title: String,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSession {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct MessagesParams {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    after_seq: Option<i64>,
+}
+
+#[derive(Deserialize)]
+pub struct ContextParams {
+    max_messages: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SessionList {
+    sessions: Vec<Session>,
+    total: i64,
+}
+
+#[derive(Serialize)]
+pub struct MessagePage {
+    messages: Vec<Message>,
+    has_more: bool,
+}
+
+#[derive(Serialize)]
+pub struct ContextMessage {
+    role: &'static str,
+    content: String,
+}
+
+#[derive(Serialize)]
+pub struct Context {
+    messages: Vec<ContextMessage>,
+}
+
+#[derive(Serialize)]
+pub struct MemberAdded {
+    session_id: String,
+    user: UserView,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Json(req): Json<CreateSession>,
+) -> AppResult<(StatusCode, JsonResponse<Session>)> {
+    let limits = &state.config.sessions;
+    let title = valid_title(&req.title, limits)?;
+    let metadata = valid_metadata(req.metadata, limits)?.unwrap_or_else(|| Value::Object(Default::default()));
+    let session = state.store.create_session(&caller.id, title, &metadata).await?;
+    Ok((StatusCode::CREATED, JsonResponse(session)))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(params): Query<ListParams>,
+) -> AppResult<JsonResponse<SessionList>> {
+    let (limit, offset) = page(params.limit, params.offset, 50)?;
+    let status = match params.status.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some("active") => Some(SessionStatus::Active),
+        Some("ended") => Some(SessionStatus::Ended),
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "status must be active, ended or all, not {other:?}"
+            )))
+        }
+    };
+    let (sessions, total) = state.store.list_sessions(&caller.id, status, limit, offset).await?;
+    Ok(JsonResponse(SessionList { sessions, total }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> AppResult<JsonResponse<Session>> {
+    let (session, _) = chat::visible_session(&state, &caller.id, &id).await?;
+    Ok(JsonResponse(session))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateSession>,
+) -> AppResult<JsonResponse<Session>> {
+    let session = owned_session(&state, &caller.id, &id).await?;
+    let limits = &state.config.sessions;
+    let patch = SessionPatch {
+        title: req.title.as_deref().map(|t| valid_title(t, limits)).transpose()?.map(str::to_string),
+        metadata: valid_metadata(req.metadata, limits)?,
+    };
+    if patch.title.is_none() && patch.metadata.is_none() {
+        return Err(AppError::BadRequest("nothing to update: send title and/or metadata".into()));
+    }
+    if session.status == SessionStatus::Ended {
+        return Err(AppError::session_ended());
+    }
+    let updated = state.store.update_session(&id, &patch).await?.ok_or_else(AppError::session_ended)?;
+    Ok(JsonResponse(updated))
+}
+
+pub async fn end(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> AppResult<JsonResponse<Session>> {
+    owned_session(&state, &caller.id, &id).await?;
+    Ok(JsonResponse(chat::end_session(&state, &id).await?))
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Query(params): Query<MessagesParams>,
+) -> AppResult<JsonResponse<MessagePage>> {
+    chat::visible_session(&state, &caller.id, &id).await?;
+    let (limit, offset) = page(params.limit, params.offset, 100)?;
+    let after_seq = non_negative("after_seq", params.after_seq.unwrap_or(0))?;
+    let (messages, has_more) = state.store.messages_page(&id, after_seq, limit, offset).await?;
+    Ok(JsonResponse(MessagePage { messages, has_more }))
+}
+
+pub async fn context(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Query(params): Query<ContextParams>,
+) -> AppResult<JsonResponse<Context>> {
+    chat::visible_session(&state, &caller.id, &id).await?;
+    let max = params.max_messages.unwrap_or(20);
+    if !(0..=MAX_PAGE).contains(&max) {
+        return Err(AppError::BadRequest(format!("max_messages must be between 0 and {MAX_PAGE}")));
+    }
+    let messages = state
+        .store
+        .context_messages(&id, max)
+        .await?
+        .into_iter()
+        .map(|m| ContextMessage {
+            role: m.role.as_str(),
+            content: m.content,
+        })
+        .collect();
+    Ok(JsonResponse(Context { messages }))
+}
+
+pub async fn add_member(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Json(req): Json<AddMember>,
+) -> AppResult<(StatusCode, JsonResponse<MemberAdded>)> {
+    let session = owned_session(&state, &caller.id, &id).await?;
+    if session.status == SessionStatus::Ended {
+        return Err(AppError::session_ended());
+    }
+    let user = match (req.user_id.as_deref(), req.username.as_deref()) {
+        (Some(user_id), None) => state.store.user_by_id(user_id).await?,
+        (None, Some(name)) => state.store.user_by_name(name).await?,
+        _ => return Err(AppError::BadRequest("send exactly one of user_id and username".into())),
+    }
+    .ok_or_else(|| AppError::NotFound("no such user".into()))?;
+    if user.id == session.owner_id {
+        return Err(AppError::BadRequest("the owner is already in the session".into()));
+    }
+    state.store.add_member(&id, &user.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        JsonResponse(MemberAdded {
+            session_id: id,
+            user: UserView {
+                id: user.id,
+                name: user.name,
+                role: user.role,
+            },
+        }),
+    ))
+}
+
+/// The session if the caller owns it. Members may read but not change it (403); anyone
+/// else gets 404.
+async fn owned_session(state: &AppState, user_id: &str, id: &str) -> AppResult<Session> {
+    match chat::visible_session(state, user_id, id).await? {
+        (session, Access::Owner) => Ok(session),
+        (_, Access::Member) => Err(AppError::Forbidden("only the session's owner may do that".into())),
+    }
+}
+
+fn valid_title<'a>(title: &'a str, limits: &SessionsConfig) -> AppResult<&'a str> {
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(AppError::BadRequest("title must not be empty".into()));
+    }
+    if title.chars().count() > limits.max_title_chars {
+        return Err(AppError::BadRequest(format!(
+            "title must be at most {} characters",
+            limits.max_title_chars
+        )));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(AppError::BadRequest("title must not contain control characters".into()));
+    }
+    Ok(title)
+}
+
+fn valid_metadata(metadata: Option<Value>, limits: &SessionsConfig) -> AppResult<Option<Value>> {
+    match metadata {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => {
+            let value = Value::Object(map);
+            if value.to_string().len() > limits.max_metadata_bytes {
+                return Err(AppError::BadRequest(format!(
+                    "metadata must be at most {} bytes of JSON",
+                    limits.max_metadata_bytes
+                )));
+            }
+            Ok(Some(value))
+        }
+        Some(_) => Err(AppError::BadRequest("metadata must be a JSON object".into())),
+    }
+}
+
+/// `limit` in 0..=500 (0 answers an empty page, useful for `total`), `offset` ≥ 0.
+fn page(limit: Option<i64>, offset: Option<i64>, default_limit: i64) -> AppResult<(i64, i64)> {
+    let limit = limit.unwrap_or(default_limit);
+    if !(0..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::BadRequest(format!("limit must be between 0 and {MAX_PAGE}")));
+    }
+    Ok((limit, non_negative("offset", offset.unwrap_or(0))?))
+}
+
+fn non_negative(name: &str, value: i64) -> AppResult<i64> {
+    if value < 0 {
+        return Err(AppError::BadRequest(format!("{name} must be 0 or more")));
+    }
+    Ok(value)
+}

@@ -1,0 +1,15 @@
+//! slashd: a chat server whose slash commands are sandboxed plugins.
+//!
+//! See ARCHITECTURE.md at the repository root for the map of this crate.
+
+pub mod app;
+pub mod auth;
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod realtime;
+pub mod retention;
+pub mod store;
+pub mod time_fmt;

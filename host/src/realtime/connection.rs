@@ -1,0 +1,407 @@
+//! One task per WebSocket connection: authenticate, then read frames and answer them until
+//! the client leaves, misbehaves, its token expires, or the server shuts down. Writes go
+//! through the connection's [`Outbound`] queue, drained by its own writer task.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
+use tokio::time::{interval_at, sleep, sleep_until, MissedTickBehavior};
+
+use super::frames::{self, ClientFrame, FrameId, PresenceState, ServerFrame, UserInfo};
+use super::hub::ConnHandle;
+use super::limits::{RateLimiter, Verdict};
+use super::outbound::{close, spawn_writer, Outbound, Outgoing};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::chat;
+use crate::error::AppError;
+use crate::store::{MessageRole, NewMessage};
+
+pub async fn run(state: AppState, socket: WebSocket, header_auth: Option<Result<Principal, AppError>>) {
+    let (sink, mut stream) = socket.split();
+    let (out, writer) = spawn_writer(sink, state.config.realtime.outbound_queue);
+
+    let principal = match header_auth {
+        Some(result) => result,
+        None => first_frame_auth(&state, &mut stream).await,
+    };
+    let principal = match principal {
+        Ok(p) => p,
+        Err(err) => {
+            send_error(&out, &None, &err);
+            out.close(close::UNAUTHORIZED, "unauthorized").await;
+            drop(out);
+            let _ = writer.await;
+            return;
+        }
+    };
+
+    let conn_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    let handle = ConnHandle {
+        conn_id: conn_id.clone(),
+        user_id: principal.id.as_str().into(),
+        out: out.clone(),
+    };
+    if !state
+        .hub
+        .register(handle.clone(), state.config.realtime.max_connections_per_user)
+    {
+        let err = AppError::RateLimited(format!(
+            "too many connections for this user (limit {})",
+            state.config.realtime.max_connections_per_user
+        ));
+        send_error(&out, &None, &err);
+        out.close(close::POLICY, "too many connections").await;
+        drop(out);
+        let _ = writer.await;
+        return;
+    }
+    tracing::debug!(conn = %conn_id, user = %principal.name, "connection ready");
+    out.push(
+        ServerFrame::Ready {
+            connection_id: &conn_id,
+            user: UserInfo::from(&principal),
+        }
+        .to_text(),
+    );
+
+    let limits = &state.config.realtime;
+    let mut conn = Connection {
+        limiter: RateLimiter::new(limits.rate_per_sec, limits.rate_burst, limits.flood_strikes),
+        state: state.clone(),
+        principal,
+        handle,
+        joined: HashSet::new(),
+    };
+    conn.read_loop(&mut stream).await;
+    conn.leave_all();
+    state.hub.unregister(&conn.handle.conn_id, &conn.handle.user_id);
+    drop(conn);
+    drop(out);
+    let _ = writer.await;
+}
+
+/// Wait for `{"type":"auth","token":…}` as the first frame.
+async fn first_frame_auth(
+    state: &AppState,
+    stream: &mut SplitStream<WebSocket>,
+) -> Result<Principal, AppError> {
+    let deadline = sleep(state.config.realtime.auth_timeout);
+    tokio::pin!(deadline);
+    loop {
+        let msg = tokio::select! {
+            _ = &mut deadline => {
+                return Err(AppError::Unauthorized("no auth frame in time".into()));
+            }
+            msg = stream.next() => msg,
+        };
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                return match frames::decode(&text) {
+                    Ok((_, ClientFrame::Auth { token })) => state.auth.authenticate(&token).await,
+                    _ => Err(AppError::Unauthorized(
+                        "authenticate first: send {\"type\":\"auth\",\"token\":…}".into(),
+                    )),
+                };
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            _ => return Err(AppError::Unauthorized("authenticate first".into())),
+        }
+    }
+}
+
+struct Connection {
+    state: AppState,
+    principal: Principal,
+    handle: ConnHandle,
+    /// Sessions this connection joined (a session that ends is pruned lazily).
+    joined: HashSet<String>,
+    limiter: RateLimiter,
+}
+
+/// Why the read loop stopped, and how to close.
+enum Exit {
+    Close(u16, &'static str),
+    Gone,
+}
+
+impl Connection {
+    fn out(&self) -> &Outbound {
+        &self.handle.out
+    }
+
+    async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) {
+        let limits = self.state.config.realtime.clone();
+        let shutdown = self.state.shutdown.clone();
+        let expiry = token_deadline(self.principal.expires_at);
+        let mut pings = interval_at(
+            tokio::time::Instant::now() + limits.ping_interval,
+            limits.ping_interval,
+        );
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_seen = Instant::now();
+
+        let exit = loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => break Exit::Close(close::GOING_AWAY, "server shutting down"),
+                _ = self.handle.out.overflowed() => break Exit::Gone,
+                _ = sleep_until(expiry) => {
+                    send_error(self.out(), &None, &AppError::Unauthorized("token expired".into()));
+                    break Exit::Close(close::UNAUTHORIZED, "token expired");
+                }
+                _ = pings.tick() => {
+                    if last_seen.elapsed() > limits.pong_timeout {
+                        break Exit::Close(close::GOING_AWAY, "ping timeout");
+                    }
+                    self.out().push_item(Outgoing::Ping);
+                    continue;
+                }
+                msg = stream.next() => msg,
+            };
+            last_seen = Instant::now();
+            let msg = match msg {
+                None => break Exit::Gone,
+                Some(Ok(msg)) => msg,
+                Some(Err(err)) => break read_error_exit(&err),
+            };
+            let text = match msg {
+                Message::Text(text) => Some(text),
+                Message::Binary(_) => None,
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Close(_) => break Exit::Gone,
+            };
+            match self.limiter.check() {
+                Verdict::Allow => {}
+                Verdict::Refuse => {
+                    send_error(self.out(), &None, &AppError::RateLimited("slow down".into()));
+                    continue;
+                }
+                Verdict::Disconnect => {
+                    send_error(self.out(), &None, &AppError::RateLimited("flooding".into()));
+                    break Exit::Close(close::POLICY, "flooding");
+                }
+            }
+            match text {
+                Some(text) => self.handle_text(&text).await,
+                None => send_error(
+                    self.out(),
+                    &None,
+                    &AppError::BadRequest("binary frames are not supported; send JSON text".into()),
+                ),
+            }
+        };
+        if let Exit::Close(code, reason) = exit {
+            self.out().close(code, reason).await;
+        }
+    }
+
+    async fn handle_text(&mut self, text: &str) {
+        let (id, frame) = match frames::decode(text) {
+            Ok(decoded) => decoded,
+            Err(bad) => return send_error(self.out(), &bad.id, &bad.error),
+        };
+        let result = match frame {
+            ClientFrame::Auth { .. } => Err(AppError::BadRequest("already authenticated".into())),
+            ClientFrame::Ping {} => {
+                self.out().push(ServerFrame::Pong { id: &id }.to_text());
+                Ok(())
+            }
+            ClientFrame::Join { session_id, since_seq } => self.join(&id, &session_id, since_seq).await,
+            ClientFrame::Leave { session_id } => self.leave(&id, &session_id),
+            ClientFrame::Message { session_id, content } => self.post(&id, &session_id, &content).await,
+            ClientFrame::Typing { session_id, state } => self.typing(&session_id, state).await,
+        };
+        if let Err(err) = result {
+            send_error(self.out(), &id, &err);
+        }
+    }
+
+    async fn join(&mut self, id: &FrameId, session_id: &str, since_seq: Option<i64>) -> Result<(), AppError> {
+        let state = self.state.clone();
+        let since_seq = since_seq.unwrap_or(i64::MAX);
+        if since_seq < 0 {
+            return Err(AppError::BadRequest("since_seq must be 0 or more".into()));
+        }
+        let (session, _) = chat::visible_session(&state, &self.principal.id, session_id).await?;
+        if session.status != crate::store::SessionStatus::Active {
+            return Err(AppError::session_ended());
+        }
+        self.joined.retain(|s| state.hub.is_member(s, &self.handle.conn_id));
+        if !self.joined.contains(session_id)
+            && self.joined.len() >= state.config.realtime.max_sessions_per_connection
+        {
+            return Err(AppError::BadRequest(format!(
+                "a connection may join at most {} sessions",
+                state.config.realtime.max_sessions_per_connection
+            )));
+        }
+        let cap = state.config.realtime.recovery_cap as i64;
+        // Register and read the backlog under the room's post lock, so no message is both
+        // in `missed` and broadcast, or in neither.
+        loop {
+            let room = state.hub.room(session_id);
+            let _order = room.post_lock.lock().await;
+            let Some(joined) = state.hub.add_member(session_id, &room, &self.handle) else {
+                continue;
+            };
+            let result = async {
+                let current = state.store.session(session_id).await?.ok_or_else(AppError::not_found_session)?;
+                let (missed, has_more) = if since_seq < current.last_seq {
+                    state.store.messages_page(session_id, since_seq, cap, 0).await?
+                } else {
+                    (Vec::new(), false)
+                };
+                Ok::<_, AppError>((current, missed, has_more))
+            }
+            .await;
+            let (current, missed, has_more) = match result {
+                Ok(r) => r,
+                Err(err) => {
+                    state.hub.remove_member(session_id, &self.handle.conn_id);
+                    return Err(err);
+                }
+            };
+            self.joined.insert(session_id.to_string());
+            self.out().push(
+                ServerFrame::Joined {
+                    id,
+                    session_id,
+                    participants: state.hub.participants(session_id),
+                    last_seq: current.last_seq,
+                    missed: &missed,
+                    has_more,
+                }
+                .to_text(),
+            );
+            if joined.first_for_user {
+                let frame = ServerFrame::Presence {
+                    session_id,
+                    user_id: &self.principal.id,
+                    state: PresenceState::Joined,
+                };
+                state.hub.broadcast(session_id, frame.to_text(), Some(&self.principal.id));
+            }
+            return Ok(());
+        }
+    }
+
+    fn leave(&mut self, id: &FrameId, session_id: &str) -> Result<(), AppError> {
+        if !self.joined.remove(session_id) {
+            return Err(AppError::BadRequest("not joined to that session".into()));
+        }
+        self.leave_room(session_id);
+        self.out().push(ServerFrame::Left { id, session_id }.to_text());
+        Ok(())
+    }
+
+    fn leave_room(&self, session_id: &str) {
+        if let Some((user_id, true)) = self.state.hub.remove_member(session_id, &self.handle.conn_id) {
+            let frame = ServerFrame::Presence {
+                session_id,
+                user_id: &user_id,
+                state: PresenceState::Left,
+            };
+            self.state.hub.broadcast(session_id, frame.to_text(), Some(&user_id));
+        }
+    }
+
+    fn leave_all(&mut self) {
+        for session_id in std::mem::take(&mut self.joined) {
+            self.leave_room(&session_id);
+        }
+    }
+
+    /// Posting needs a prior `join`; the error says which applies.
+    async fn require_joined(&self, session_id: &str) -> Result<(), AppError> {
+        if self.state.hub.is_member(session_id, &self.handle.conn_id) {
+            return Ok(());
+        }
+        let (session, _) = chat::visible_session(&self.state, &self.principal.id, session_id).await?;
+        if session.status != crate::store::SessionStatus::Active {
+            return Err(AppError::session_ended());
+        }
+        Err(AppError::BadRequest("join the session before posting to it".into()))
+    }
+
+    async fn post(&mut self, id: &FrameId, session_id: &str, content: &str) -> Result<(), AppError> {
+        let max = self.state.config.realtime.max_content_chars;
+        if content.trim().is_empty() {
+            return Err(AppError::BadRequest("content must not be empty".into()));
+        }
+        if content.chars().count() > max {
+            return Err(AppError::TooLarge(format!("content is longer than {max} characters")));
+        }
+        self.require_joined(session_id).await?;
+        let new = NewMessage {
+            session_id,
+            role: MessageRole::User,
+            user_id: Some(&self.principal.id),
+            content,
+            metadata: serde_json::json!({}),
+        };
+        let out = self.handle.out.clone();
+        chat::post(&self.state, new, |message| {
+            out.push(
+                ServerFrame::Ack {
+                    id,
+                    message_id: &message.id,
+                    seq: message.seq,
+                }
+                .to_text(),
+            );
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn typing(&mut self, session_id: &str, typing: bool) -> Result<(), AppError> {
+        self.require_joined(session_id).await?;
+        let frame = ServerFrame::Typing {
+            session_id,
+            user_id: &self.principal.id,
+            state: typing,
+        };
+        self.state
+            .hub
+            .broadcast(session_id, frame.to_text(), Some(&self.principal.id));
+        Ok(())
+    }
+}
+
+fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {
+    if let AppError::Internal(cause) = err {
+        tracing::error!(error = format!("{cause:#}"), "internal error on a connection");
+    }
+    let message = err.public_message();
+    out.push(
+        ServerFrame::Error {
+            id,
+            code: err.code(),
+            message: &message,
+        }
+        .to_text(),
+    );
+}
+
+fn read_error_exit(err: &axum::Error) -> Exit {
+    use tungstenite::error::{CapacityError, Error as WsError};
+    let inner = std::error::Error::source(err).and_then(|e| e.downcast_ref::<WsError>());
+    match inner {
+        Some(WsError::Capacity(CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders)) => {
+            Exit::Close(close::TOO_BIG, "frame too large")
+        }
+        Some(WsError::Utf8(_)) => Exit::Close(close::INVALID_PAYLOAD, "invalid UTF-8"),
+        Some(WsError::Protocol(_)) => Exit::Close(close::POLICY, "protocol error"),
+        _ => Exit::Gone,
+    }
+}
+
+/// When the token expires, as a tokio instant.
+fn token_deadline(exp: u64) -> tokio::time::Instant {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    tokio::time::Instant::now() + Duration::from_secs(exp.saturating_sub(now))
+}

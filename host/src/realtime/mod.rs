@@ -1,0 +1,36 @@
+//! The WebSocket layer: protocol v1 frames, one task per connection, the hub that fans out
+//! to rooms, and the limits that keep one client from hurting the others.
+
+pub mod connection;
+pub mod frames;
+pub mod hub;
+pub mod limits;
+pub mod outbound;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+
+use crate::app::AppState;
+
+/// `GET /ws`. A token in the `Authorization` header is checked before the upgrade, but a
+/// refusal is still reported in-protocol (`error` + close 4001) so browsers can see it.
+pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let header_auth = match bearer(&headers) {
+        Some(token) => Some(state.auth.authenticate(token).await),
+        None => None,
+    };
+    let limits = &state.config.realtime;
+    let tasks = state.tasks.clone();
+    ws.max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_upgrade(move |socket| tasks.track_future(connection::run(state, socket, header_auth)))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}

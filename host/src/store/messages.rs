@@ -1,0 +1,192 @@
+//! Messages. `seq` is assigned by the database in the transaction that stores the message:
+//! the session row's `last_seq` is bumped first (which locks the row on PostgreSQL and takes
+//! the write lock on SQLite), so concurrent posters — on one node or many — get gap-free,
+//! unique seqs.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::sessions::parse_metadata;
+use super::{new_id, Store};
+use crate::time_fmt::{self, now_ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageRole {
+    User,
+    Assistant,
+    Command,
+    System,
+}
+
+impl MessageRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageRole::User => "user",
+            MessageRole::Assistant => "assistant",
+            MessageRole::Command => "command",
+            MessageRole::System => "system",
+        }
+    }
+
+    fn parse(text: &str) -> MessageRole {
+        match text {
+            "assistant" => MessageRole::Assistant,
+            "command" => MessageRole::Command,
+            "system" => MessageRole::System,
+            _ => MessageRole::User,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub id: String,
+    pub session_id: String,
+    pub seq: i64,
+    pub role: MessageRole,
+    pub user_id: Option<String>,
+    pub content: String,
+    pub metadata: Value,
+    #[serde(serialize_with = "time_fmt::serialize")]
+    pub created_at: i64,
+}
+
+pub struct NewMessage<'a> {
+    pub session_id: &'a str,
+    pub role: MessageRole,
+    pub user_id: Option<&'a str>,
+    pub content: &'a str,
+    pub metadata: Value,
+}
+
+const COLUMNS: &str = "id, session_id, seq, role, user_id, content, metadata, created_at";
+
+fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
+    let role: String = row.try_get("role")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(Message {
+        id: row.try_get("id")?,
+        session_id: row.try_get("session_id")?,
+        seq: row.try_get("seq")?,
+        role: MessageRole::parse(&role),
+        user_id: row.try_get("user_id")?,
+        content: row.try_get("content")?,
+        metadata: parse_metadata(&metadata),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Why a message could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("the session does not exist")]
+    NoSession,
+    #[error("the session has ended")]
+    Ended,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl Store {
+    /// Store a message with the session's next seq. Fails if the session is not active.
+    pub async fn append_message(&self, new: NewMessage<'_>) -> Result<Message, AppendError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        // The write comes first so SQLite takes its write lock at once (no deferred-lock
+        // upgrade that could fail with SQLITE_BUSY) and PostgreSQL locks the session row.
+        let bumped = sqlx::query(
+            "UPDATE sessions SET last_seq = last_seq + 1, last_activity_at = $1 \
+             WHERE id = $2 AND status = 'active' RETURNING last_seq",
+        )
+        .bind(now)
+        .bind(new.session_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = bumped else {
+            drop(tx);
+            return Err(match self.session(new.session_id).await? {
+                None => AppendError::NoSession,
+                Some(_) => AppendError::Ended,
+            });
+        };
+        let seq: i64 = row.try_get("last_seq")?;
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO messages (id, session_id, seq, role, user_id, content, metadata, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(new.session_id)
+        .bind(seq)
+        .bind(new.role.as_str())
+        .bind(new.user_id)
+        .bind(new.content)
+        .bind(new.metadata.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Message {
+            id,
+            session_id: new.session_id.to_string(),
+            seq,
+            role: new.role,
+            user_id: new.user_id.map(str::to_string),
+            content: new.content.to_string(),
+            metadata: new.metadata,
+            created_at: now,
+        })
+    }
+
+    /// Messages with `seq > after_seq`, oldest first; fetches `limit + 1` to tell whether
+    /// more follow.
+    pub async fn messages_page(
+        &self,
+        session_id: &str,
+        after_seq: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Message>, bool), sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE session_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3 OFFSET $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(session_id)
+            .bind(after_seq)
+            .bind(limit + 1)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        let mut messages: Vec<Message> = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+        let has_more = messages.len() as i64 > limit;
+        messages.truncate(limit as usize);
+        Ok((messages, has_more))
+    }
+
+    /// The last `max` messages that make up the assistant's context, oldest first:
+    /// user, assistant and system messages; command invocations and replies are left out.
+    pub async fn context_messages(
+        &self,
+        session_id: &str,
+        max: i64,
+    ) -> Result<Vec<Message>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE session_id = $1 \
+             AND role IN ('user', 'assistant', 'system') \
+             AND NOT (role = 'user' AND content LIKE '/%') \
+             ORDER BY seq DESC LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(session_id)
+            .bind(max)
+            .fetch_all(self.pool())
+            .await?;
+        let mut messages: Vec<Message> = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+}

@@ -1,0 +1,264 @@
+//! Chat sessions, their members, and the access rule: a session is visible to its owner and
+//! its members and to no one else (others get "not found", so ids do not leak).
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{new_id, Store};
+use crate::time_fmt::{self, now_ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Active,
+    Ended,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Active => "active",
+            SessionStatus::Ended => "ended",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    pub id: String,
+    pub title: String,
+    pub owner_id: String,
+    pub status: SessionStatus,
+    #[serde(serialize_with = "time_fmt::serialize")]
+    pub created_at: i64,
+    #[serde(serialize_with = "time_fmt::serialize")]
+    pub updated_at: i64,
+    #[serde(serialize_with = "time_fmt::serialize_opt")]
+    pub ended_at: Option<i64>,
+    #[serde(serialize_with = "time_fmt::serialize")]
+    pub last_activity_at: i64,
+    pub metadata: Value,
+    /// The seq of the newest message (0 when empty).
+    #[serde(skip)]
+    pub last_seq: i64,
+}
+
+/// How the caller relates to a session they can see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Owner,
+    Member,
+}
+
+#[derive(Debug, Default)]
+pub struct SessionPatch {
+    pub title: Option<String>,
+    pub metadata: Option<Value>,
+}
+
+const COLUMNS: &str = "id, title, owner_id, status, metadata, created_at, updated_at, ended_at, \
+                       last_activity_at, last_seq";
+
+pub(super) fn parse_metadata(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::Object(Default::default()))
+}
+
+fn from_row(row: &AnyRow) -> Result<Session, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(Session {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        owner_id: row.try_get("owner_id")?,
+        status: if status == "ended" {
+            SessionStatus::Ended
+        } else {
+            SessionStatus::Active
+        },
+        metadata: parse_metadata(&metadata),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        ended_at: row.try_get("ended_at")?,
+        last_activity_at: row.try_get("last_activity_at")?,
+        last_seq: row.try_get("last_seq")?,
+    })
+}
+
+/// What "the caller's sessions" means, as SQL: owned or joined as a member.
+const VISIBLE_TO: &str = "id IN (SELECT id FROM sessions WHERE owner_id = $1 \
+                          UNION SELECT session_id FROM session_members WHERE user_id = $1)";
+
+impl Store {
+    pub async fn create_session(
+        &self,
+        owner_id: &str,
+        title: &str,
+        metadata: &Value,
+    ) -> Result<Session, sqlx::Error> {
+        let now = now_ms();
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO sessions (id, title, owner_id, status, metadata, created_at, \
+             updated_at, last_activity_at, last_seq) \
+             VALUES ($1, $2, $3, 'active', $4, $5, $5, $5, 0)",
+        )
+        .bind(&id)
+        .bind(title)
+        .bind(owner_id)
+        .bind(metadata.to_string())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(Session {
+            id,
+            title: title.to_string(),
+            owner_id: owner_id.to_string(),
+            status: SessionStatus::Active,
+            created_at: now,
+            updated_at: now,
+            ended_at: None,
+            last_activity_at: now,
+            metadata: metadata.clone(),
+            last_seq: 0,
+        })
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<Session>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The session if `user_id` may see it, with how. `None` for missing and foreign alike.
+    pub async fn session_for(
+        &self,
+        id: &str,
+        user_id: &str,
+    ) -> Result<Option<(Session, Access)>, sqlx::Error> {
+        let Some(session) = self.session(id).await? else {
+            return Ok(None);
+        };
+        if session.owner_id == user_id {
+            return Ok(Some((session, Access::Owner)));
+        }
+        let member = sqlx::query("SELECT 1 AS one FROM session_members WHERE session_id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(member.map(|_| (session, Access::Member)))
+    }
+
+    /// The caller's sessions, newest activity first, and how many there are in all.
+    pub async fn list_sessions(
+        &self,
+        user_id: &str,
+        status: Option<SessionStatus>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Session>, i64), sqlx::Error> {
+        let status_filter = match status {
+            Some(SessionStatus::Active) => " AND status = 'active'",
+            Some(SessionStatus::Ended) => " AND status = 'ended'",
+            None => "",
+        };
+        let total: i64 = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM sessions WHERE {VISIBLE_TO}{status_filter}"
+        ))
+        .bind(user_id)
+        .fetch_one(self.pool())
+        .await?
+        .try_get("n")?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE {VISIBLE_TO}{status_filter} \
+             ORDER BY last_activity_at DESC, id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let sessions = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+        Ok((sessions, total))
+    }
+
+    /// Apply a patch to an active session. `None` when the session is not active.
+    pub async fn update_session(
+        &self,
+        id: &str,
+        patch: &SessionPatch,
+    ) -> Result<Option<Session>, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE sessions SET title = COALESCE($1, title), \
+             metadata = COALESCE($2, metadata), updated_at = $3 \
+             WHERE id = $4 AND status = 'active'",
+        )
+        .bind(patch.title.as_deref())
+        .bind(patch.metadata.as_ref().map(Value::to_string))
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.session(id).await
+    }
+
+    /// End a session. Returns the session and whether this call ended it (false when it
+    /// had already ended), or `None` when it does not exist.
+    pub async fn end_session(&self, id: &str) -> Result<Option<(Session, bool)>, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE sessions SET status = 'ended', ended_at = $1, updated_at = $1 \
+             WHERE id = $2 AND status = 'active'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        let changed = done.rows_affected() > 0;
+        Ok(self.session(id).await?.map(|s| (s, changed)))
+    }
+
+    /// Add a member; adding one twice is harmless. The owner is not stored as a member.
+    pub async fn add_member(&self, session_id: &str, user_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO session_members (session_id, user_id, added_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (session_id, user_id) DO NOTHING",
+        )
+        .bind(session_id)
+        .bind(user_id)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Retention: end active sessions idle since before `cutoff`; returns their ids so the
+    /// hub can tell connected participants.
+    pub async fn end_idle_sessions(&self, cutoff: i64) -> Result<Vec<String>, sqlx::Error> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE sessions SET status = 'ended', ended_at = $1, updated_at = $1 \
+             WHERE status = 'active' AND last_activity_at < $2 RETURNING id",
+        )
+        .bind(now)
+        .bind(cutoff)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| r.try_get("id")).collect()
+    }
+
+    /// Retention: delete sessions that ended before `cutoff` (messages and members cascade).
+    pub async fn delete_ended_sessions(&self, cutoff: i64) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM sessions WHERE status = 'ended' AND ended_at < $1")
+            .bind(cutoff)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
