@@ -71,7 +71,10 @@ pub fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.server;
     let rest = http::routes()
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     Router::new()
         .route("/ws", get(realtime::upgrade))
@@ -152,9 +155,15 @@ async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
     };
     auth::password::validate_new(&password)
         .map_err(|e| anyhow::anyhow!("SLASHD_ADMIN_PASSWORD: {e}"))?;
-    let hash = tokio::task::spawn_blocking(move || auth::password::hash_blocking(&password).map(|h| (h, password)))
-        .await??;
-    match state.store.create_user("admin", Role::Admin, Some(&hash.0)).await {
+    let hash = tokio::task::spawn_blocking(move || {
+        auth::password::hash_blocking(&password).map(|h| (h, password))
+    })
+    .await??;
+    match state
+        .store
+        .create_user("admin", Role::Admin, Some(&hash.0))
+        .await
+    {
         Ok(_) if generated => {
             tracing::warn!("created the first admin user; its password is printed once below");
             eprintln!("\n  first admin: user `admin`, password `{}`\n", hash.1);

@@ -16,7 +16,11 @@ pub fn parse_session_id(id: &str) -> AppResult<()> {
 
 /// The session if `user_id` owns it or is a member; otherwise "not found", never
 /// "forbidden", so ids don't leak.
-pub async fn visible_session(state: &AppState, user_id: &str, session_id: &str) -> AppResult<(Session, Access)> {
+pub async fn visible_session(
+    state: &AppState,
+    user_id: &str,
+    session_id: &str,
+) -> AppResult<(Session, Access)> {
     parse_session_id(session_id)?;
     state
         .store
@@ -27,7 +31,11 @@ pub async fn visible_session(state: &AppState, user_id: &str, session_id: &str) 
 
 /// Store a message (assigning its seq), run `on_stored` (the poster's ack), then broadcast
 /// it — all under the room's post lock, so every participant sees `seq` order.
-pub async fn post(state: &AppState, new: NewMessage<'_>, on_stored: impl FnOnce(&Message)) -> AppResult<Message> {
+pub async fn post(
+    state: &AppState,
+    new: NewMessage<'_>,
+    on_stored: impl FnOnce(&Message),
+) -> AppResult<Message> {
     let room = state.hub.existing_room(new.session_id);
     let _order = match &room {
         Some(room) => Some(room.post_lock.lock().await),
@@ -43,7 +51,9 @@ pub async fn post(state: &AppState, new: NewMessage<'_>, on_stored: impl FnOnce(
         session_id: &message.session_id,
         message: &message,
     };
-    state.hub.broadcast(&message.session_id, frame.to_text(), None);
+    state
+        .hub
+        .broadcast(&message.session_id, frame.to_text(), None);
     Ok(message)
 }
 

@@ -14,7 +14,11 @@ use crate::config::Config;
 use crate::store::{CreateUserError, UserStatus};
 
 #[derive(Parser)]
-#[command(name = "slashd", version, about = "A chat server whose slash commands are sandboxed plugins")]
+#[command(
+    name = "slashd",
+    version,
+    about = "A chat server whose slash commands are sandboxed plugins"
+)]
 struct Cli {
     /// Config file (default: ./slashd.toml when it exists). Every key can also be set with
     /// SLASHD_SECTION_KEY environment variables.
@@ -90,7 +94,10 @@ fn parse_role(s: &str) -> Result<Role, String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -111,7 +118,9 @@ fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("SLASHD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -137,7 +146,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if user.status == UserStatus::Disabled {
                 bail!("user {name:?} is disabled");
             }
-            println!("{}", keys.issue(&user.id, &user.name, user.role, ttl)?.token);
+            println!(
+                "{}",
+                keys.issue(&user.id, &user.name, user.role, ttl)?.token
+            );
             Ok(())
         }
     }
@@ -152,13 +164,25 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
     let store = app::open_store(&config).await?;
     match cmd {
-        UserCommand::Add { name, role, password_stdin } => {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
             valid_username(&name)?;
-            let secret = if password_stdin { read_stdin_password()? } else { prompt_password()? };
+            let secret = if password_stdin {
+                read_stdin_password()?
+            } else {
+                prompt_password()?
+            };
             password::validate_new(&secret).map_err(anyhow::Error::msg)?;
-            let hash = tokio::task::spawn_blocking(move || password::hash_blocking(&secret)).await??;
+            let hash =
+                tokio::task::spawn_blocking(move || password::hash_blocking(&secret)).await??;
             match store.create_user(&name, role, Some(&hash)).await {
-                Ok(user) => println!("created user {} ({}) with role {}", user.name, user.id, user.role),
+                Ok(user) => println!(
+                    "created user {} ({}) with role {}",
+                    user.name, user.id, user.role
+                ),
                 Err(CreateUserError::NameTaken(n)) => bail!("a user named {n:?} already exists"),
                 Err(e) => return Err(e.into()),
             }
@@ -166,8 +190,18 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::List => {
             println!("{:<24} {:<8} {:<9} ID", "NAME", "ROLE", "STATUS");
             for u in store.list_users().await? {
-                let status = if u.status == UserStatus::Disabled { "disabled" } else { "active" };
-                println!("{:<24} {:<8} {:<9} {}", u.name, u.role.as_str(), status, u.id);
+                let status = if u.status == UserStatus::Disabled {
+                    "disabled"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<24} {:<8} {:<9} {}",
+                    u.name,
+                    u.role.as_str(),
+                    status,
+                    u.id
+                );
             }
         }
         UserCommand::SetRole { name, role } => {
@@ -196,7 +230,9 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
 fn valid_username(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !ok {
         bail!("user names are 1–64 characters of letters, digits, '.', '_' and '-'");
     }
@@ -205,7 +241,10 @@ fn valid_username(name: &str) -> anyhow::Result<()> {
 
 fn read_stdin_password() -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 

@@ -272,6 +272,7 @@ fn env_provider() -> Env {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
 mod tests {
     use super::*;
 
@@ -285,7 +286,10 @@ mod tests {
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.auth.jwt_secret.as_deref(), Some(&*"x".repeat(40)));
             assert_eq!(config.server.listen.port(), 9999);
-            assert_eq!(config.sessions.idle_retention, Duration::from_secs(2 * 86400));
+            assert_eq!(
+                config.sessions.idle_retention,
+                Duration::from_secs(2 * 86400)
+            );
             Ok(())
         });
     }
@@ -293,7 +297,10 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("slashd.toml", "[server]\nlisten = \"127.0.0.1:1\"\nlsiten = 1\n")?;
+            jail.create_file(
+                "slashd.toml",
+                "[server]\nlisten = \"127.0.0.1:1\"\nlsiten = 1\n",
+            )?;
             let err = Config::load(Some(Path::new("slashd.toml"))).unwrap_err();
             assert!(format!("{err:#}").contains("lsiten"), "{err:#}");
             Ok(())

@@ -18,14 +18,18 @@ pub fn spawn(state: AppState) {
                 _ = tick.tick() => {}
             }
             if let Err(err) = sweep(&state).await {
-                tracing::warn!(error = format!("{err:#}"), "retention sweep failed; will retry");
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "retention sweep failed; will retry"
+                );
             }
         }
     });
 }
 
 async fn sweep(state: &AppState) -> anyhow::Result<()> {
-    let retention = i64::try_from(state.config.sessions.idle_retention.as_millis()).unwrap_or(i64::MAX);
+    let retention =
+        i64::try_from(state.config.sessions.idle_retention.as_millis()).unwrap_or(i64::MAX);
     let cutoff = now_ms().saturating_sub(retention);
     let ended = state.store.end_idle_sessions(cutoff).await?;
     for id in &ended {

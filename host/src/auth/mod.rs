@@ -78,7 +78,12 @@ impl Authenticator {
             .ok_or_else(|| Refusal::Client("token lacks a role".into()))?
             .parse()
             .map_err(Refusal::Client)?;
-        let user = match self.store.user_by_id(&claims.sub).await.map_err(Refusal::db)? {
+        let user = match self
+            .store
+            .user_by_id(&claims.sub)
+            .await
+            .map_err(Refusal::db)?
+        {
             Some(user) => user,
             None if self.auto_provision => self.provision(&claims, claimed_role).await?,
             None => return Err(Refusal::Client("token subject is not a known user".into())),
@@ -135,9 +140,13 @@ pub fn generated_secret(data_dir: &std::path::Path) -> anyhow::Result<String> {
         if secret.len() >= 32 {
             return Ok(secret);
         }
-        anyhow::bail!("{} is too short; delete it to generate a new one", path.display());
+        anyhow::bail!(
+            "{} is too short; delete it to generate a new one",
+            path.display()
+        );
     }
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
     tracing::warn!(

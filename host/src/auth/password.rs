@@ -26,7 +26,9 @@ pub fn validate_new(password: &str) -> Result<(), String> {
         ));
     }
     if password.len() > MAX_PASSWORD_BYTES {
-        return Err(format!("password must be at most {MAX_PASSWORD_BYTES} bytes"));
+        return Err(format!(
+            "password must be at most {MAX_PASSWORD_BYTES} bytes"
+        ));
     }
     Ok(())
 }

@@ -32,7 +32,10 @@ pub struct UserView {
     pub role: Role,
 }
 
-pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> AppResult<JsonResponse<LoginResponse>> {
+pub async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> AppResult<JsonResponse<LoginResponse>> {
     let keys = state.auth.keys();
     if !keys.can_issue() {
         return Err(AppError::BadRequest(
@@ -40,7 +43,9 @@ pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>)
         ));
     }
     if req.username.len() > 64 || req.password.len() > password::MAX_PASSWORD_BYTES {
-        return Err(AppError::BadRequest("username or password is too long".into()));
+        return Err(AppError::BadRequest(
+            "username or password is too long".into(),
+        ));
     }
     let user = state.store.user_by_name(&req.username).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -49,7 +54,9 @@ pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>)
         Some(user) if verified => user,
         _ => {
             tracing::warn!(target: "slashd::auth", user = %req.username, reason = "bad credentials", "login refused");
-            return Err(AppError::Unauthorized("invalid username or password".into()));
+            return Err(AppError::Unauthorized(
+                "invalid username or password".into(),
+            ));
         }
     };
     if user.status == UserStatus::Disabled {

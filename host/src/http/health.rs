@@ -15,7 +15,14 @@ pub async fn healthz() -> Json<Value> {
 /// The node can serve: its database answers.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = state.store.ping().await;
-    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let word = if database { "ready" } else { "not ready" };
-    (status, Json(json!({ "status": word, "database": database })))
+    (
+        status,
+        Json(json!({ "status": word, "database": database })),
+    )
 }

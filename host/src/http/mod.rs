@@ -17,7 +17,9 @@ pub fn routes() -> Router<AppState> {
         .route("/chat/sessions", post(sessions::create).get(sessions::list))
         .route(
             "/chat/sessions/{id}",
-            get(sessions::get).put(sessions::update).delete(sessions::end),
+            get(sessions::get)
+                .put(sessions::update)
+                .delete(sessions::end),
         )
         .route("/chat/sessions/{id}/messages", get(sessions::messages))
         .route("/chat/sessions/{id}/context", get(sessions::context))

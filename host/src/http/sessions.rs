@@ -99,8 +99,12 @@ pub async fn create(
 ) -> AppResult<(StatusCode, JsonResponse<Session>)> {
     let limits = &state.config.sessions;
     let title = valid_title(&req.title, limits)?;
-    let metadata = valid_metadata(req.metadata, limits)?.unwrap_or_else(|| Value::Object(Default::default()));
-    let session = state.store.create_session(&caller.id, title, &metadata).await?;
+    let metadata =
+        valid_metadata(req.metadata, limits)?.unwrap_or_else(|| Value::Object(Default::default()));
+    let session = state
+        .store
+        .create_session(&caller.id, title, &metadata)
+        .await?;
     Ok((StatusCode::CREATED, JsonResponse(session)))
 }
 
@@ -120,7 +124,10 @@ pub async fn list(
             )))
         }
     };
-    let (sessions, total) = state.store.list_sessions(&caller.id, status, limit, offset).await?;
+    let (sessions, total) = state
+        .store
+        .list_sessions(&caller.id, status, limit, offset)
+        .await?;
     Ok(JsonResponse(SessionList { sessions, total }))
 }
 
@@ -142,16 +149,27 @@ pub async fn update(
     let session = owned_session(&state, &caller.id, &id).await?;
     let limits = &state.config.sessions;
     let patch = SessionPatch {
-        title: req.title.as_deref().map(|t| valid_title(t, limits)).transpose()?.map(str::to_string),
+        title: req
+            .title
+            .as_deref()
+            .map(|t| valid_title(t, limits))
+            .transpose()?
+            .map(str::to_string),
         metadata: valid_metadata(req.metadata, limits)?,
     };
     if patch.title.is_none() && patch.metadata.is_none() {
-        return Err(AppError::BadRequest("nothing to update: send title and/or metadata".into()));
+        return Err(AppError::BadRequest(
+            "nothing to update: send title and/or metadata".into(),
+        ));
     }
     if session.status == SessionStatus::Ended {
         return Err(AppError::session_ended());
     }
-    let updated = state.store.update_session(&id, &patch).await?.ok_or_else(AppError::session_ended)?;
+    let updated = state
+        .store
+        .update_session(&id, &patch)
+        .await?
+        .ok_or_else(AppError::session_ended)?;
     Ok(JsonResponse(updated))
 }
 
@@ -173,7 +191,10 @@ pub async fn messages(
     chat::visible_session(&state, &caller.id, &id).await?;
     let (limit, offset) = page(params.limit, params.offset, 100)?;
     let after_seq = non_negative("after_seq", params.after_seq.unwrap_or(0))?;
-    let (messages, has_more) = state.store.messages_page(&id, after_seq, limit, offset).await?;
+    let (messages, has_more) = state
+        .store
+        .messages_page(&id, after_seq, limit, offset)
+        .await?;
     Ok(JsonResponse(MessagePage { messages, has_more }))
 }
 
@@ -186,7 +207,9 @@ pub async fn context(
     chat::visible_session(&state, &caller.id, &id).await?;
     let max = params.max_messages.unwrap_or(20);
     if !(0..=MAX_PAGE).contains(&max) {
-        return Err(AppError::BadRequest(format!("max_messages must be between 0 and {MAX_PAGE}")));
+        return Err(AppError::BadRequest(format!(
+            "max_messages must be between 0 and {MAX_PAGE}"
+        )));
     }
     let messages = state
         .store
@@ -214,11 +237,17 @@ pub async fn add_member(
     let user = match (req.user_id.as_deref(), req.username.as_deref()) {
         (Some(user_id), None) => state.store.user_by_id(user_id).await?,
         (None, Some(name)) => state.store.user_by_name(name).await?,
-        _ => return Err(AppError::BadRequest("send exactly one of user_id and username".into())),
+        _ => {
+            return Err(AppError::BadRequest(
+                "send exactly one of user_id and username".into(),
+            ))
+        }
     }
     .ok_or_else(|| AppError::NotFound("no such user".into()))?;
     if user.id == session.owner_id {
-        return Err(AppError::BadRequest("the owner is already in the session".into()));
+        return Err(AppError::BadRequest(
+            "the owner is already in the session".into(),
+        ));
     }
     state.store.add_member(&id, &user.id).await?;
     Ok((
@@ -239,7 +268,9 @@ pub async fn add_member(
 async fn owned_session(state: &AppState, user_id: &str, id: &str) -> AppResult<Session> {
     match chat::visible_session(state, user_id, id).await? {
         (session, Access::Owner) => Ok(session),
-        (_, Access::Member) => Err(AppError::Forbidden("only the session's owner may do that".into())),
+        (_, Access::Member) => Err(AppError::Forbidden(
+            "only the session's owner may do that".into(),
+        )),
     }
 }
 
@@ -255,7 +286,9 @@ fn valid_title<'a>(title: &'a str, limits: &SessionsConfig) -> AppResult<&'a str
         )));
     }
     if title.chars().any(char::is_control) {
-        return Err(AppError::BadRequest("title must not contain control characters".into()));
+        return Err(AppError::BadRequest(
+            "title must not contain control characters".into(),
+        ));
     }
     Ok(title)
 }
@@ -273,7 +306,9 @@ fn valid_metadata(metadata: Option<Value>, limits: &SessionsConfig) -> AppResult
             }
             Ok(Some(value))
         }
-        Some(_) => Err(AppError::BadRequest("metadata must be a JSON object".into())),
+        Some(_) => Err(AppError::BadRequest(
+            "metadata must be a JSON object".into(),
+        )),
     }
 }
 
@@ -281,7 +316,9 @@ fn valid_metadata(metadata: Option<Value>, limits: &SessionsConfig) -> AppResult
 fn page(limit: Option<i64>, offset: Option<i64>, default_limit: i64) -> AppResult<(i64, i64)> {
     let limit = limit.unwrap_or(default_limit);
     if !(0..=MAX_PAGE).contains(&limit) {
-        return Err(AppError::BadRequest(format!("limit must be between 0 and {MAX_PAGE}")));
+        return Err(AppError::BadRequest(format!(
+            "limit must be between 0 and {MAX_PAGE}"
+        )));
     }
     Ok((limit, non_negative("offset", offset.unwrap_or(0))?))
 }

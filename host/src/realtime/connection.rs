@@ -21,7 +21,11 @@ use crate::chat;
 use crate::error::AppError;
 use crate::store::{MessageRole, NewMessage};
 
-pub async fn run(state: AppState, socket: WebSocket, header_auth: Option<Result<Principal, AppError>>) {
+pub async fn run(
+    state: AppState,
+    socket: WebSocket,
+    header_auth: Option<Result<Principal, AppError>>,
+) {
     let (sink, mut stream) = socket.split();
     let (out, writer) = spawn_writer(sink, state.config.realtime.outbound_queue);
 
@@ -46,10 +50,10 @@ pub async fn run(state: AppState, socket: WebSocket, header_auth: Option<Result<
         user_id: principal.id.as_str().into(),
         out: out.clone(),
     };
-    if !state
-        .hub
-        .register(handle.clone(), state.config.realtime.max_connections_per_user)
-    {
+    if !state.hub.register(
+        handle.clone(),
+        state.config.realtime.max_connections_per_user,
+    ) {
         let err = AppError::RateLimited(format!(
             "too many connections for this user (limit {})",
             state.config.realtime.max_connections_per_user
@@ -79,7 +83,9 @@ pub async fn run(state: AppState, socket: WebSocket, header_auth: Option<Result<
     };
     conn.read_loop(&mut stream).await;
     conn.leave_all();
-    state.hub.unregister(&conn.handle.conn_id, &conn.handle.user_id);
+    state
+        .hub
+        .unregister(&conn.handle.conn_id, &conn.handle.user_id);
     drop(conn);
     drop(out);
     let _ = writer.await;
@@ -177,7 +183,11 @@ impl Connection {
             match self.limiter.check() {
                 Verdict::Allow => {}
                 Verdict::Refuse => {
-                    send_error(self.out(), &None, &AppError::RateLimited("slow down".into()));
+                    send_error(
+                        self.out(),
+                        &None,
+                        &AppError::RateLimited("slow down".into()),
+                    );
                     continue;
                 }
                 Verdict::Disconnect => {
@@ -210,9 +220,15 @@ impl Connection {
                 self.out().push(ServerFrame::Pong { id: &id }.to_text());
                 Ok(())
             }
-            ClientFrame::Join { session_id, since_seq } => self.join(&id, &session_id, since_seq).await,
+            ClientFrame::Join {
+                session_id,
+                since_seq,
+            } => self.join(&id, &session_id, since_seq).await,
             ClientFrame::Leave { session_id } => self.leave(&id, &session_id),
-            ClientFrame::Message { session_id, content } => self.post(&id, &session_id, &content).await,
+            ClientFrame::Message {
+                session_id,
+                content,
+            } => self.post(&id, &session_id, &content).await,
             ClientFrame::Typing { session_id, state } => self.typing(&session_id, state).await,
         };
         if let Err(err) = result {
@@ -220,7 +236,12 @@ impl Connection {
         }
     }
 
-    async fn join(&mut self, id: &FrameId, session_id: &str, since_seq: Option<i64>) -> Result<(), AppError> {
+    async fn join(
+        &mut self,
+        id: &FrameId,
+        session_id: &str,
+        since_seq: Option<i64>,
+    ) -> Result<(), AppError> {
         let state = self.state.clone();
         let since_seq = since_seq.unwrap_or(i64::MAX);
         if since_seq < 0 {
@@ -230,7 +251,8 @@ impl Connection {
         if session.status != crate::store::SessionStatus::Active {
             return Err(AppError::session_ended());
         }
-        self.joined.retain(|s| state.hub.is_member(s, &self.handle.conn_id));
+        self.joined
+            .retain(|s| state.hub.is_member(s, &self.handle.conn_id));
         if !self.joined.contains(session_id)
             && self.joined.len() >= state.config.realtime.max_sessions_per_connection
         {
@@ -249,9 +271,16 @@ impl Connection {
                 continue;
             };
             let result = async {
-                let current = state.store.session(session_id).await?.ok_or_else(AppError::not_found_session)?;
+                let current = state
+                    .store
+                    .session(session_id)
+                    .await?
+                    .ok_or_else(AppError::not_found_session)?;
                 let (missed, has_more) = if since_seq < current.last_seq {
-                    state.store.messages_page(session_id, since_seq, cap, 0).await?
+                    state
+                        .store
+                        .messages_page(session_id, since_seq, cap, 0)
+                        .await?
                 } else {
                     (Vec::new(), false)
                 };
@@ -283,7 +312,9 @@ impl Connection {
                     user_id: &self.principal.id,
                     state: PresenceState::Joined,
                 };
-                state.hub.broadcast(session_id, frame.to_text(), Some(&self.principal.id));
+                state
+                    .hub
+                    .broadcast(session_id, frame.to_text(), Some(&self.principal.id));
             }
             return Ok(());
         }
@@ -294,18 +325,25 @@ impl Connection {
             return Err(AppError::BadRequest("not joined to that session".into()));
         }
         self.leave_room(session_id);
-        self.out().push(ServerFrame::Left { id, session_id }.to_text());
+        self.out()
+            .push(ServerFrame::Left { id, session_id }.to_text());
         Ok(())
     }
 
     fn leave_room(&self, session_id: &str) {
-        if let Some((user_id, true)) = self.state.hub.remove_member(session_id, &self.handle.conn_id) {
+        if let Some((user_id, true)) = self
+            .state
+            .hub
+            .remove_member(session_id, &self.handle.conn_id)
+        {
             let frame = ServerFrame::Presence {
                 session_id,
                 user_id: &user_id,
                 state: PresenceState::Left,
             };
-            self.state.hub.broadcast(session_id, frame.to_text(), Some(&user_id));
+            self.state
+                .hub
+                .broadcast(session_id, frame.to_text(), Some(&user_id));
         }
     }
 
@@ -320,20 +358,30 @@ impl Connection {
         if self.state.hub.is_member(session_id, &self.handle.conn_id) {
             return Ok(());
         }
-        let (session, _) = chat::visible_session(&self.state, &self.principal.id, session_id).await?;
+        let (session, _) =
+            chat::visible_session(&self.state, &self.principal.id, session_id).await?;
         if session.status != crate::store::SessionStatus::Active {
             return Err(AppError::session_ended());
         }
-        Err(AppError::BadRequest("join the session before posting to it".into()))
+        Err(AppError::BadRequest(
+            "join the session before posting to it".into(),
+        ))
     }
 
-    async fn post(&mut self, id: &FrameId, session_id: &str, content: &str) -> Result<(), AppError> {
+    async fn post(
+        &mut self,
+        id: &FrameId,
+        session_id: &str,
+        content: &str,
+    ) -> Result<(), AppError> {
         let max = self.state.config.realtime.max_content_chars;
         if content.trim().is_empty() {
             return Err(AppError::BadRequest("content must not be empty".into()));
         }
         if content.chars().count() > max {
-            return Err(AppError::TooLarge(format!("content is longer than {max} characters")));
+            return Err(AppError::TooLarge(format!(
+                "content is longer than {max} characters"
+            )));
         }
         self.require_joined(session_id).await?;
         let new = NewMessage {
@@ -374,7 +422,10 @@ impl Connection {
 
 fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {
     if let AppError::Internal(cause) = err {
-        tracing::error!(error = format!("{cause:#}"), "internal error on a connection");
+        tracing::error!(
+            error = format!("{cause:#}"),
+            "internal error on a connection"
+        );
     }
     let message = err.public_message();
     out.push(
@@ -391,9 +442,9 @@ fn read_error_exit(err: &axum::Error) -> Exit {
     use tungstenite::error::{CapacityError, Error as WsError};
     let inner = std::error::Error::source(err).and_then(|e| e.downcast_ref::<WsError>());
     match inner {
-        Some(WsError::Capacity(CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders)) => {
-            Exit::Close(close::TOO_BIG, "frame too large")
-        }
+        Some(WsError::Capacity(
+            CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders,
+        )) => Exit::Close(close::TOO_BIG, "frame too large"),
         Some(WsError::Utf8(_)) => Exit::Close(close::INVALID_PAYLOAD, "invalid UTF-8"),
         Some(WsError::Protocol(_)) => Exit::Close(close::POLICY, "protocol error"),
         _ => Exit::Gone,
@@ -402,6 +453,9 @@ fn read_error_exit(err: &axum::Error) -> Exit {
 
 /// When the token expires, as a tokio instant.
 fn token_deadline(exp: u64) -> tokio::time::Instant {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     tokio::time::Instant::now() + Duration::from_secs(exp.saturating_sub(now))
 }

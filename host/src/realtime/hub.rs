@@ -111,7 +111,12 @@ impl Hub {
 
     /// Add a connection to `room`. Call with the room's `post_lock` held. Returns `None`
     /// when the room was retired meanwhile (its last member left); fetch it again and retry.
-    pub fn add_member(&self, session_id: &str, room: &Arc<Room>, conn: &ConnHandle) -> Option<Joined> {
+    pub fn add_member(
+        &self,
+        session_id: &str,
+        room: &Arc<Room>,
+        conn: &ConnHandle,
+    ) -> Option<Joined> {
         let current = self.inner.rooms.get(session_id)?;
         if !Arc::ptr_eq(&current, room) {
             return None;

@@ -16,7 +16,11 @@ use crate::app::AppState;
 
 /// `GET /ws`. A token in the `Authorization` header is checked before the upgrade, but a
 /// refusal is still reported in-protocol (`error` + close 4001) so browsers can see it.
-pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let header_auth = match bearer(&headers) {
         Some(token) => Some(state.auth.authenticate(token).await),
         None => None,

@@ -90,7 +90,10 @@ async fn write_loop(
     };
     if result.is_err() && overflow.is_cancelled() {
         // The client is not reading; try to say why, but do not wait on it for long.
-        let frame = close_frame(close::POLICY, "outbound queue full: the client is not reading");
+        let frame = close_frame(
+            close::POLICY,
+            "outbound queue full: the client is not reading",
+        );
         let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(frame)).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;

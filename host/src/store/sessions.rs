@@ -127,7 +127,10 @@ impl Store {
 
     pub async fn session(&self, id: &str) -> Result<Option<Session>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -143,11 +146,13 @@ impl Store {
         if session.owner_id == user_id {
             return Ok(Some((session, Access::Owner)));
         }
-        let member = sqlx::query("SELECT 1 AS one FROM session_members WHERE session_id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let member = sqlx::query(
+            "SELECT 1 AS one FROM session_members WHERE session_id = $1 AND user_id = $2",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(member.map(|_| (session, Access::Member)))
     }
 

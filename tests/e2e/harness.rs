@@ -1,0 +1,590 @@
+//! The end-to-end harness: starts the real `slashd` binary against a fresh SQLite file or a
+//! fresh PostgreSQL database, and drives it over real HTTP and WebSocket connections.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_slashd");
+pub const SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+pub const PASSWORD: &str = "password-123";
+/// How long a test waits for an expected frame before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generate `mod NAME { sqlite, postgres }` tests that run `NAME(backend)` on each backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::harness::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::harness::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub fn fixture(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A server configuration, rendered to `slashd.toml`.
+pub struct Setup {
+    backend: Backend,
+    sections: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Setup {
+    pub fn new(backend: Backend) -> Setup {
+        let mut setup = Setup {
+            backend,
+            sections: BTreeMap::new(),
+        };
+        setup = setup
+            .set("server", "listen", "\"127.0.0.1:0\"")
+            .set("server", "shutdown_grace", "\"5s\"")
+            .set("auth", "jwt_secret", &format!("{SECRET:?}"));
+        setup
+    }
+
+    /// Set `section.key` to a raw TOML value (strings need their quotes).
+    pub fn set(mut self, section: &str, key: &str, raw: &str) -> Setup {
+        self.sections
+            .entry(section.into())
+            .or_default()
+            .insert(key.into(), raw.into());
+        self
+    }
+
+    pub fn unset(mut self, section: &str, key: &str) -> Setup {
+        if let Some(s) = self.sections.get_mut(section) {
+            s.remove(key);
+        }
+        self
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (section, keys) in &self.sections {
+            out.push_str(&format!("[{section}]\n"));
+            for (k, v) in keys {
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        out
+    }
+
+    pub async fn start(self) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pg = match self.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create().await),
+        };
+        let url = match &pg {
+            Some(pg) => pg.url.clone(),
+            None => format!("sqlite://{}/slashd.db?mode=rwc", dir.path().display()),
+        };
+        let setup = self.set("database", "url", &format!("{url:?}")).set(
+            "server",
+            "data_dir",
+            &format!("{:?}", dir.path().join("data")),
+        );
+        let config_path = dir.path().join("slashd.toml");
+        std::fs::write(&config_path, setup.render()).expect("write config");
+        let mut server = Server {
+            backend: setup.backend,
+            base: String::new(),
+            ws_url: String::new(),
+            dir,
+            config_path,
+            child: None,
+            logs: Arc::new(Mutex::new(Vec::new())),
+            pg,
+            http: reqwest::Client::new(),
+        };
+        server.spawn().await;
+        server
+    }
+}
+
+pub struct Server {
+    pub backend: Backend,
+    pub base: String,
+    pub ws_url: String,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    child: Option<Child>,
+    logs: Arc<Mutex<Vec<String>>>,
+    pg: Option<PgDatabase>,
+    pub http: reqwest::Client,
+}
+
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Server {
+        Setup::new(backend).start().await
+    }
+
+    /// Start (or restart) the process and wait for its "listening" line.
+    pub async fn spawn(&mut self) {
+        let mut child = Command::new(BIN)
+            .args(["--log-format", "json", "--config"])
+            .arg(&self.config_path)
+            .arg("serve")
+            .current_dir(self.dir.path())
+            .env("SLASHD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SLASHD_LOG", "info,slashd=debug,tower_http=warn,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn slashd");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = self.logs.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["fields"]["message"] == "listening" {
+                        let _ =
+                            tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+                logs.lock().unwrap().push(line);
+            }
+        });
+        self.child = Some(child);
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let addr = match addr {
+            Ok(addr) => addr,
+            Err(_) => panic!("slashd did not start; its log:\n{}", self.logs_text()),
+        };
+        self.base = format!("http://{addr}");
+        self.ws_url = format!("ws://{addr}/ws");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Everything the server logged so far (JSON lines).
+    pub fn logs_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// SIGTERM, then wait for the process to exit; returns whether it exited in time.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .ok()?;
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// SIGKILL: the crash case.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Run the CLI against this server's config (and database).
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("SLASHD_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn slashd cli");
+        let mut pipe = child.stdin.take().expect("stdin");
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes()).expect("write stdin");
+        }
+        drop(pipe);
+        child.wait_with_output().expect("cli output")
+    }
+
+    /// Create a user with the CLI and log in over REST.
+    pub async fn user(&self, name: &str, role: &str) -> User {
+        let out = self.cli(
+            &["user", "add", name, "--role", role, "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.login(name, PASSWORD).await
+    }
+
+    pub async fn admin(&self) -> User {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> User {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(json!({"username": name, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login {name}: {body}");
+        User {
+            id: body["user"]["id"].as_str().unwrap().to_string(),
+            name: name.to_string(),
+            token: body["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// A JSON request; answers the status and the JSON body (`null` when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// A request with a raw body and content type.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Create a session owned by `owner`; returns its id.
+    pub async fn session(&self, owner: &User, title: &str) -> String {
+        let (status, body) = self
+            .post("/chat/sessions", &owner.token, json!({"title": title}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn add_member(&self, owner: &User, session: &str, member: &User) {
+        let (status, body) = self
+            .post(
+                &format!("/chat/sessions/{session}/members"),
+                &owner.token,
+                json!({"user_id": member.id}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// A token signed with the server's secret, with arbitrary claims.
+    pub fn forge(claims: &Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// A WebSocket authenticated by header; the `ready` frame is consumed.
+    pub async fn ws(&self, user: &User) -> Ws {
+        let mut ws = self.ws_with_header(Some(&user.token)).await;
+        let ready = ws.recv().await;
+        assert_eq!(ready["type"], "ready", "{ready}");
+        ws
+    }
+
+    /// A WebSocket with an optional `Authorization` header and nothing read yet.
+    pub async fn ws_with_header(&self, token: Option<&str>) -> Ws {
+        let mut req = self.ws_url.as_str().into_client_request().unwrap();
+        if let Some(token) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connect");
+        Ws { stream }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let logs = self.logs_text();
+            let tail: Vec<&str> = logs.lines().rev().take(60).collect();
+            eprintln!("--- last server log lines ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// A fresh PostgreSQL database per server, dropped afterwards.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create() -> PgDatabase {
+        let admin_url = std::env::var("SLASHD_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("slashd_e2e_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL at {admin_url} is required for these tests: {e}")
+            });
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create database");
+        let (base, _) = admin_url.rsplit_once('/').expect("database url has a path");
+        let url = format!("{base}/{name}");
+        PgDatabase {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = conn
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    Code(u16),
+    /// The TCP connection ended without a close frame.
+    Abrupt,
+}
+
+impl Ws {
+    pub async fn send(&mut self, frame: Value) {
+        self.stream
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("ws send");
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream
+            .send(Message::text(text))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next text frame as JSON; panics after [`WAIT`] or if the connection closes.
+    pub async fn recv(&mut self) -> Value {
+        match tokio::time::timeout(WAIT, self.next_json()).await {
+            Ok(Some(v)) => v,
+            Ok(None) => panic!("connection closed while waiting for a frame"),
+            Err(_) => panic!("no frame within {WAIT:?}"),
+        }
+    }
+
+    async fn next_json(&mut self) -> Option<Value> {
+        loop {
+            match self.stream.next().await? {
+                Ok(Message::Text(t)) => {
+                    return Some(serde_json::from_str(&t).expect("server sent JSON"))
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// Skip frames until one of type `ty` arrives.
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+
+    /// Send a frame and return the next frame (its answer, in a quiet session).
+    pub async fn request(&mut self, frame: Value) -> Value {
+        self.send(frame).await;
+        self.recv().await
+    }
+
+    pub async fn join(&mut self, session: &str) -> Value {
+        let joined = self
+            .request(json!({"type": "join", "session_id": session}))
+            .await;
+        assert_eq!(joined["type"], "joined", "{joined}");
+        joined
+    }
+
+    /// Assert that no text frame arrives for `dur`.
+    pub async fn expect_silence(&mut self, dur: Duration) {
+        if let Ok(Some(v)) = tokio::time::timeout(dur, self.next_json()).await {
+            panic!("expected silence, got {v}");
+        }
+    }
+
+    /// Read (and discard) frames until the connection closes; returns how it closed.
+    pub async fn closed(&mut self) -> Closed {
+        let read = async {
+            loop {
+                match self.stream.next().await {
+                    Some(Ok(Message::Close(frame))) => {
+                        return Closed::Code(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return Closed::Abrupt,
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("connection did not close")
+    }
+}
+
+pub fn close_code(code: u16) -> Closed {
+    let _ = CloseCode::from(code);
+    Closed::Code(code)
+}

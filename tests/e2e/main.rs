@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `slashd` binary, real HTTP and WebSocket clients, real SQLite
+//! and PostgreSQL. Most tests run once per backend (`on_both_backends!`).
+
+mod harness;
+
+mod auth;
+mod cli;
+mod realtime;
+mod sessions;
