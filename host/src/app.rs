@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
@@ -16,6 +17,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{self, Authenticator, Role, TokenKeys};
+use crate::commands::{CommandLimiter, ServerServices};
+use crate::plugins::PluginHost;
 use crate::config::Config;
 use crate::realtime::hub::Hub;
 use crate::store::Store;
@@ -32,6 +35,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Connection tasks and background jobs, awaited on shutdown.
     pub tasks: TaskTracker,
+    pub plugins: Arc<PluginHost>,
+    pub command_limits: Arc<CommandLimiter>,
 }
 
 impl AppState {
@@ -40,13 +45,22 @@ impl AppState {
         let store = open_store(&config).await?;
         let keys = token_keys(&config)?;
         let auth = Authenticator::new(keys, store.clone(), config.auth.auto_provision);
+        let hub = Hub::default();
+        let services = ServerServices {
+            store: store.clone(),
+            hub: hub.clone(),
+            started: Instant::now(),
+        };
+        let plugins = PluginHost::start(&config, Arc::new(services)).await?;
         Ok(AppState {
             config: Arc::new(config),
             store,
             auth: Arc::new(auth),
-            hub: Hub::default(),
+            hub,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            plugins: Arc::new(plugins),
+            command_limits: Arc::new(CommandLimiter::default()),
         })
     }
 }

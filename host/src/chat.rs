@@ -4,8 +4,9 @@
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::realtime::frames::ServerFrame;
+use crate::realtime::hub::Hub;
 use crate::store::messages_error::AppendError;
-use crate::store::{Access, Message, NewMessage, Session};
+use crate::store::{Access, Message, NewMessage, Session, Store};
 
 /// Session ids are UUIDs; anything else is a bad request, not a lookup.
 pub fn parse_session_id(id: &str) -> AppResult<()> {
@@ -59,20 +60,24 @@ pub async fn post(
 
 /// End a session and tell everyone in it. Ending an ended session is a no-op.
 pub async fn end_session(state: &AppState, session_id: &str) -> AppResult<Session> {
-    let (session, changed) = state
-        .store
+    end_session_in(&state.store, &state.hub, session_id).await
+}
+
+/// [`end_session`] for callers that hold only the store and the hub (plugin capabilities).
+pub async fn end_session_in(store: &Store, hub: &Hub, session_id: &str) -> AppResult<Session> {
+    let (session, changed) = store
         .end_session(session_id)
         .await?
         .ok_or_else(AppError::not_found_session)?;
     if changed {
-        announce_ended(state, session_id);
+        announce_ended(hub, session_id);
     }
     Ok(session)
 }
 
 /// Tell a session's participants it ended, and empty its room.
-pub fn announce_ended(state: &AppState, session_id: &str) {
+pub fn announce_ended(hub: &Hub, session_id: &str) {
     let frame = ServerFrame::SessionEnded { session_id };
-    state.hub.broadcast(session_id, frame.to_text(), None);
-    state.hub.close_room(session_id);
+    hub.broadcast(session_id, frame.to_text(), None);
+    hub.close_room(session_id);
 }

@@ -5,6 +5,7 @@
 //! before the first `_`, so `SLASHD_AUTH_JWT_SECRET` → `auth.jwt_secret`). A name with `__`
 //! is split on `__` instead, for deeper keys: `SLASHD_PLUGINS__LOGS__ENABLED`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +14,8 @@ use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+
+use crate::auth::Role;
 
 /// Environment variables that share the prefix but are not config keys.
 const NON_CONFIG_ENV: &[&str] = &["ADMIN_PASSWORD", "CONFIG", "LOG", "LOG_FORMAT"];
@@ -25,6 +28,10 @@ pub struct Config {
     pub auth: AuthConfig,
     pub sessions: SessionsConfig,
     pub realtime: RealtimeConfig,
+    pub commands: CommandsConfig,
+    /// One table per plugin, by name. For a built-in, only the keys set here override its
+    /// defaults.
+    pub plugins: BTreeMap<String, PluginConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,6 +189,106 @@ impl Default for RealtimeConfig {
     }
 }
 
+/// Limits of command dispatch and of the plugin sandbox, shared by all plugins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandsConfig {
+    /// Sustained commands per second per user, and the burst above it.
+    pub rate_per_sec: f64,
+    pub rate_burst: f64,
+    /// Plugin calls running at once on this node; more wait for a slot.
+    pub max_concurrent: usize,
+    /// Defaults for `[plugins.NAME] timeout_ms` and `memory_mb`.
+    pub timeout_ms: u64,
+    pub memory_mb: u64,
+    /// Largest reply (body + data) a plugin may return.
+    pub max_reply_bytes: usize,
+    /// Host calls one invocation may make.
+    pub host_call_quota: u32,
+    pub kv_max_key_bytes: usize,
+    pub kv_max_value_bytes: usize,
+    /// Keys one plugin may keep.
+    pub kv_max_keys: i64,
+    /// Where compiled plugins are cached. Default: `<data_dir>/plugin-cache`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        CommandsConfig {
+            rate_per_sec: 5.0,
+            rate_burst: 10.0,
+            max_concurrent: 32,
+            timeout_ms: 2000,
+            memory_mb: 64,
+            max_reply_bytes: 1024 * 1024,
+            host_call_quota: 10_000,
+            kv_max_key_bytes: 256,
+            kv_max_value_bytes: 64 * 1024,
+            kv_max_keys: 1000,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Largest `memory_mb` a plugin may be given (the pooling allocator's slot size).
+pub const MAX_PLUGIN_MEMORY_MB: u64 = 512;
+
+/// `[plugins.NAME]`. Every key is optional so a table can override a built-in's defaults
+/// one key at a time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginConfig {
+    pub enabled: Option<bool>,
+    /// A `.wasm` component (or, with `native = true`, a shared library). Built-ins have none.
+    pub path: Option<PathBuf>,
+    pub native: Option<bool>,
+    /// Capabilities granted: `commands`, `stats`, `sessions`, `kv`, `config`.
+    pub grants: Option<Vec<String>>,
+    /// Guest path → host directory, preopened read-only (`{ path = "…", rw = true }` for
+    /// read-write).
+    pub dirs: Option<BTreeMap<String, DirMount>>,
+    /// Raise the minimum role of all the plugin's commands.
+    pub min_role: Option<Role>,
+    pub timeout_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+    /// The plugin's own settings, read through the `config` capability.
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DirMount {
+    ReadOnly(PathBuf),
+    Detailed {
+        path: PathBuf,
+        #[serde(default)]
+        rw: bool,
+    },
+}
+
+impl DirMount {
+    pub fn host_path(&self) -> &Path {
+        match self {
+            DirMount::ReadOnly(p) | DirMount::Detailed { path: p, .. } => p,
+        }
+    }
+
+    pub fn writable(&self) -> bool {
+        matches!(self, DirMount::Detailed { rw: true, .. })
+    }
+}
+
+/// Plugin names: lowercase letters, digits, `-` and `_`, starting with a letter or digit.
+pub fn valid_plugin_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 impl Config {
     /// Defaults ← the file (if any) ← `SLASHD_…` environment variables, then validated.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
@@ -237,6 +344,31 @@ impl Config {
         }
         if r.ping_interval.is_zero() || r.pong_timeout <= r.ping_interval {
             bail!("realtime.pong_timeout must be longer than realtime.ping_interval");
+        }
+        let c = &self.commands;
+        if c.rate_per_sec <= 0.0 || c.rate_burst < 1.0 || c.max_concurrent == 0 {
+            bail!("commands.rate_per_sec, rate_burst and max_concurrent must be positive");
+        }
+        if c.timeout_ms == 0 || c.memory_mb == 0 || c.memory_mb > MAX_PLUGIN_MEMORY_MB {
+            bail!("commands.timeout_ms must be positive and memory_mb within 1..={MAX_PLUGIN_MEMORY_MB}");
+        }
+        for (name, plugin) in &self.plugins {
+            if !valid_plugin_name(name) {
+                bail!("plugins.{name}: plugin names are lowercase letters, digits, '-' and '_'");
+            }
+            if let Some(mb) = plugin.memory_mb {
+                if mb == 0 || mb > MAX_PLUGIN_MEMORY_MB {
+                    bail!("plugins.{name}.memory_mb must be within 1..={MAX_PLUGIN_MEMORY_MB}");
+                }
+            }
+            if plugin.timeout_ms == Some(0) {
+                bail!("plugins.{name}.timeout_ms must be positive");
+            }
+            for guest in plugin.dirs.iter().flat_map(|d| d.keys()) {
+                if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {
+                    bail!("plugins.{name}.dirs: guest path {guest:?} must be absolute, without '..'");
+                }
+            }
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be positive");

@@ -42,6 +42,14 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     RateLimited(String),
+    #[error("{0}")]
+    UnknownCommand(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    PluginFailed(String),
+    #[error("{0}")]
+    PluginTimeout(String),
     #[error("request timed out")]
     Timeout,
     #[error("internal error")]
@@ -58,6 +66,10 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => ErrorCode::BadRequest,
             AppError::TooLarge(_) => ErrorCode::TooLarge,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
+            AppError::UnknownCommand(_) => ErrorCode::UnknownCommand,
+            AppError::Usage(_) => ErrorCode::Usage,
+            AppError::PluginFailed(_) => ErrorCode::PluginFailed,
+            AppError::PluginTimeout(_) => ErrorCode::PluginTimeout,
             AppError::Timeout | AppError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -72,6 +84,10 @@ impl AppError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::UnknownCommand(_) => StatusCode::NOT_FOUND,
+            AppError::Usage(_) => StatusCode::BAD_REQUEST,
+            AppError::PluginFailed(_) => StatusCode::BAD_GATEWAY,
+            AppError::PluginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             AppError::Timeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -33,7 +33,7 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
     let cutoff = now_ms().saturating_sub(retention);
     let ended = state.store.end_idle_sessions(cutoff).await?;
     for id in &ended {
-        chat::announce_ended(state, id);
+        chat::announce_ended(&state.hub, id);
     }
     let deleted = state.store.delete_ended_sessions(cutoff).await?;
     if !ended.is_empty() || deleted > 0 {

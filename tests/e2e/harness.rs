@@ -57,6 +57,11 @@ pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A built test or built-in plugin component (built by host/build.rs).
+pub fn plugin_wasm(name: &str) -> String {
+    format!("{}/{name}.wasm", env!("BUILT_PLUGIN_WASM_DIR"))
+}
+
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -90,6 +95,16 @@ impl Setup {
             .or_default()
             .insert(key.into(), raw.into());
         self
+    }
+
+    /// Configure a test plugin from `target/plugins` with `[plugins.NAME]` keys.
+    pub fn plugin(self, name: &str, keys: &[(&str, &str)]) -> Setup {
+        let section = format!("plugins.{name}");
+        let mut setup = self.set(&section, "path", &format!("{:?}", plugin_wasm(name)));
+        for (k, v) in keys {
+            setup = setup.set(&section, k, v);
+        }
+        setup
     }
 
     pub fn unset(mut self, section: &str, key: &str) -> Setup {
@@ -204,6 +219,22 @@ impl Server {
         };
         self.base = format!("http://{addr}");
         self.ws_url = format!("ws://{addr}/ws");
+    }
+
+    /// The database URL this server uses.
+    pub fn database_url(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.url.clone(),
+            None => format!("sqlite://{}/slashd.db", self.dir.path().display()),
+        }
+    }
+
+    /// Run one SQL query returning a single integer (for checking what was stored).
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url()).await.expect("connect to the test database");
+        let row = sqlx::query(sql).fetch_one(&mut conn).await.expect(sql);
+        sqlx::Row::try_get::<i64, _>(&row, 0).expect("integer result")
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,6 +1,7 @@
 //! REST routes. Handlers are thin; the shared rules live in `chat`, `auth` and `store`.
 
 mod auth;
+mod commands;
 pub mod extract;
 mod health;
 mod sessions;
@@ -24,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/chat/sessions/{id}/messages", get(sessions::messages))
         .route("/chat/sessions/{id}/context", get(sessions::context))
         .route("/chat/sessions/{id}/members", post(sessions::add_member))
+        .route("/commands", get(commands::list))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { AppError::NotFound("no such route".into()) })

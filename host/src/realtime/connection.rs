@@ -18,6 +18,7 @@ use super::outbound::{close, spawn_writer, Outbound, Outgoing};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::chat;
+use crate::commands;
 use crate::error::AppError;
 use crate::store::{MessageRole, NewMessage};
 
@@ -80,6 +81,7 @@ pub async fn run(
         principal,
         handle,
         joined: HashSet::new(),
+        connected_at: crate::time_fmt::now_ms(),
     };
     conn.read_loop(&mut stream).await;
     conn.leave_all();
@@ -127,6 +129,8 @@ struct Connection {
     /// Sessions this connection joined (a session that ends is pruned lazily).
     joined: HashSet<String>,
     limiter: RateLimiter,
+    /// Unix milliseconds.
+    connected_at: i64,
 }
 
 /// Why the read loop stopped, and how to close.
@@ -384,15 +388,24 @@ impl Connection {
             )));
         }
         self.require_joined(session_id).await?;
+        // A command is checked before anything is stored: a refused one is not broadcast.
+        let approved = match content.starts_with('/') {
+            true => Some(commands::approve(&self.state, &self.principal, session_id, content)?),
+            false => None,
+        };
+        let metadata = match &approved {
+            Some(a) => serde_json::json!({ "command": a.command() }),
+            None => serde_json::json!({}),
+        };
         let new = NewMessage {
             session_id,
             role: MessageRole::User,
             user_id: Some(&self.principal.id),
             content,
-            metadata: serde_json::json!({}),
+            metadata,
         };
         let out = self.handle.out.clone();
-        chat::post(&self.state, new, |message| {
+        let message = chat::post(&self.state, new, |message| {
             out.push(
                 ServerFrame::Ack {
                     id,
@@ -403,6 +416,20 @@ impl Connection {
             );
         })
         .await?;
+        if let Some(approved) = approved {
+            let title = match self.state.store.session(session_id).await? {
+                Some(session) => session.title,
+                None => return Err(AppError::not_found_session()),
+            };
+            let invoker = commands::Invoker {
+                principal: self.principal.clone(),
+                connection_id: self.handle.conn_id.to_string(),
+                connected_at: self.connected_at,
+                out: self.handle.out.clone(),
+                frame_id: id.clone(),
+            };
+            commands::spawn(self.state.clone(), invoker, session_id.to_string(), title, message.id, approved);
+        }
         Ok(())
     }
 

@@ -5,11 +5,17 @@
 //! - a message's `seq` is assigned in the transaction that stores it (see `messages.rs`);
 //! - ids are UUID v7 text; timestamps are Unix milliseconds.
 
+mod audit;
+mod kv;
 mod messages;
 mod sessions;
+mod stats;
 mod users;
 
+pub use audit::AuditEntry;
+pub use kv::KvError;
 pub use messages::{Message, MessageRole, NewMessage};
+pub use stats::Counts;
 /// Errors of `append_message`.
 pub mod messages_error {
     pub use super::messages::AppendError;
@@ -144,6 +150,7 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// A fresh time-ordered id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

@@ -1,0 +1,49 @@
+//! Builds the command plugins in `plugins/` to wasm32-wasip2 components, so the built-ins
+//! can be embedded in the binary and the test plugins are ready for the end-to-end suite.
+//! They are built once per build into `target/plugins`, in release mode (small and fast),
+//! by a nested cargo with its own target directory (no lock shared with this build).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.parent().expect("workspace root").to_path_buf();
+    let plugins = root.join("plugins");
+    println!("cargo:rerun-if-changed={}", plugins.display());
+    println!("cargo:rerun-if-changed={}", root.join("plugin-api").display());
+
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("plugins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--workspace", "--target", TARGET])
+        .arg("--manifest-path")
+        .arg(plugins.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // The outer build's settings (profile, flags, clippy as the compiler) are not the
+    // plugins' business.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let outer = (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS")
+            || matches!(key.as_str(), "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "CLIPPY_ARGS" | "RUSTDOCFLAGS");
+        if outer {
+            cmd.env_remove(&key);
+        }
+    }
+    let output = cmd.output().expect("cannot run cargo to build the plugins");
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("may not be installed") || stderr.contains("can't find crate for `core`") {
+            panic!("the {TARGET} target is missing: run `rustup target add {TARGET}`\n{stderr}");
+        }
+        panic!("building the plugins failed:\n{stderr}");
+    }
+    let wasm_dir = target_dir.join(TARGET).join("release");
+    println!("cargo:rustc-env=BUILT_PLUGIN_WASM_DIR={}", wasm_dir.display());
+}

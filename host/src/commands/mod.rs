@@ -1,0 +1,305 @@
+//! Command dispatch: parse a `/command`, find its plugin, authorize by role, rate-limit,
+//! then run it and deliver the reply (DESIGN §3):
+//!
+//! - refused before running (unknown, forbidden, bad quoting, rate) → `error` to the invoker
+//!   only; nothing is stored;
+//! - accepted → the invocation is stored and broadcast as a `user` message (acked), the
+//!   plugin runs in its own task, and its reply is stored and broadcast as a `command`
+//!   message — or, if ephemeral, sent to the invoking connection only;
+//! - a failed run → `error` (`usage`, `plugin_failed`, `plugin_timeout`) to the invoker.
+//!
+//! Every invocation, allowed or denied, gets one audit row and one structured log line.
+
+pub mod parse;
+mod services;
+
+pub use services::ServerServices;
+
+use std::time::Instant;
+
+use dashmap::DashMap;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::chat;
+use crate::config::CommandsConfig;
+use crate::error::AppError;
+use crate::plugins::{may_run, CallContext, CallError, CallInput, PluginReply, Route};
+use crate::realtime::frames::{FrameId, ServerFrame};
+use crate::realtime::limits::TokenBucket;
+use crate::realtime::outbound::Outbound;
+use crate::store::{AuditEntry, MessageRole, NewMessage};
+use crate::time_fmt::{now_ms, rfc3339};
+
+/// A command that passed every check and may run.
+pub struct Approved {
+    route: Route,
+    args: Vec<String>,
+    raw_args: String,
+}
+
+impl Approved {
+    pub fn command(&self) -> &str {
+        &self.route.command.name
+    }
+}
+
+/// Per-user command rate limits.
+#[derive(Default)]
+pub struct CommandLimiter {
+    buckets: DashMap<String, TokenBucket>,
+}
+
+impl CommandLimiter {
+    fn allow(&self, user_id: &str, config: &CommandsConfig) -> bool {
+        self.buckets
+            .entry(user_id.to_string())
+            .or_insert_with(|| TokenBucket::new(config.rate_burst, config.rate_per_sec))
+            .try_take()
+    }
+}
+
+/// Check a `/command` line for `caller`: it exists, the caller may run it, its arguments
+/// parse, and the caller is within the command rate.
+pub fn approve(state: &AppState, caller: &Principal, session_id: &str, content: &str) -> Result<Approved, AppError> {
+    let Some((name, raw_args)) = parse::split_command(content) else {
+        return Err(AppError::BadRequest("not a command".into()));
+    };
+    let registry = state.plugins.registry();
+    let deny = |outcome: &'static str, err: AppError| {
+        audit_denied(state, caller, session_id, &name, raw_args, outcome);
+        tracing::info!(target: "slashd::command", user = %caller.name, command = %name, outcome, "command refused");
+        err
+    };
+    let Some(route) = registry.route(&name) else {
+        let hint = did_you_mean(&name, &registry.visible_names(caller.role));
+        let message = match hint {
+            Some(s) => format!("unknown command /{name}: did you mean /{s}?"),
+            None => format!("unknown command /{name}: /help lists the commands you can run"),
+        };
+        return Err(deny("unknown", AppError::UnknownCommand(message)));
+    };
+    if !may_run(caller.role, route) {
+        return Err(deny(
+            "forbidden",
+            AppError::Forbidden(format!("/{name} needs the {} role", route.min_role)),
+        ));
+    }
+    let Some(args) = parse::split_args(raw_args) else {
+        return Err(deny(
+            "usage",
+            AppError::Usage(format!("unbalanced quotes; usage: {}", route.command.usage)),
+        ));
+    };
+    if !state.command_limits.allow(&caller.id, &state.config.commands) {
+        return Err(deny("rate_limited", AppError::RateLimited("too many commands; slow down".into())));
+    }
+    Ok(Approved {
+        route: route.clone(),
+        args,
+        raw_args: raw_args.to_string(),
+    })
+}
+
+/// Where a running command reports back.
+pub struct Invoker {
+    pub principal: Principal,
+    pub connection_id: String,
+    pub connected_at: i64,
+    pub out: Outbound,
+    pub frame_id: FrameId,
+}
+
+/// Run an approved command in its own task; the reply or error goes out when it finishes.
+pub fn spawn(state: AppState, invoker: Invoker, session_id: String, session_title: String, reply_to: String, approved: Approved) {
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
+        run(&state, &invoker, &session_id, session_title, &reply_to, approved).await;
+    });
+}
+
+async fn run(state: &AppState, invoker: &Invoker, session_id: &str, session_title: String, reply_to: &str, approved: Approved) {
+    let started = Instant::now();
+    let ctx = CallContext {
+        user_id: invoker.principal.id.clone(),
+        user_name: invoker.principal.name.clone(),
+        role: invoker.principal.role,
+        session_id: session_id.to_string(),
+        session_title,
+        connection_id: invoker.connection_id.clone(),
+        connected_at: rfc3339(invoker.connected_at),
+    };
+    let input = CallInput {
+        command: approved.route.command.name.clone(),
+        args: approved.args,
+        raw_args: approved.raw_args.clone(),
+    };
+    let result = state.plugins.invoke(&approved.route, ctx, input).await;
+    let duration_ms = started.elapsed().as_millis() as i64;
+    let plugin = approved.route.plugin.name.as_str();
+    let command = approved.route.command.name.as_str();
+    let outcome = match result {
+        Ok(reply) => {
+            deliver(state, invoker, session_id, reply_to, command, plugin, duration_ms, reply).await;
+            "ok"
+        }
+        Err(err) => {
+            let (outcome, app_err) = match err {
+                CallError::Usage(text) => ("usage", AppError::Usage(usage_text(&text, &approved.route))),
+                CallError::Failed(text) => ("failed", AppError::PluginFailed(format!("/{command} failed: {text}"))),
+                e @ CallError::Timeout(_) => ("timeout", AppError::PluginTimeout(format!("/{command}: {e}"))),
+            };
+            send_error(&invoker.out, &invoker.frame_id, &app_err);
+            outcome
+        }
+    };
+    tracing::info!(
+        target: "slashd::command",
+        user = %invoker.principal.name,
+        command,
+        plugin,
+        outcome,
+        duration_ms,
+        "command"
+    );
+    let entry = AuditEntry {
+        user_id: &invoker.principal.id,
+        session_id: Some(session_id),
+        command,
+        plugin: Some(plugin),
+        args_sha256: &sha256_hex(&approved.raw_args),
+        decision: "allowed",
+        outcome,
+        duration_ms,
+    };
+    if let Err(e) = state.store.audit(entry).await {
+        tracing::error!(error = %e, "cannot write the command audit row");
+    }
+}
+
+fn usage_text(plugin_text: &str, route: &Route) -> String {
+    if plugin_text.is_empty() || plugin_text == route.command.usage {
+        format!("usage: {}", route.command.usage)
+    } else {
+        format!("{plugin_text} (usage: {})", route.command.usage)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    state: &AppState,
+    invoker: &Invoker,
+    session_id: &str,
+    reply_to: &str,
+    command: &str,
+    plugin: &str,
+    duration_ms: i64,
+    reply: PluginReply,
+) {
+    let mut metadata = json!({
+        "command": command,
+        "plugin": plugin,
+        "status": "ok",
+        "duration_ms": duration_ms,
+        "format": reply.format.as_str(),
+        "reply_to": reply_to,
+    });
+    if let Some(data) = reply.data {
+        metadata["data"] = data;
+    }
+    if !reply.ephemeral {
+        let new = NewMessage {
+            session_id,
+            role: MessageRole::Command,
+            user_id: None,
+            content: &reply.body,
+            metadata: metadata.clone(),
+        };
+        match chat::post(state, new, |_| {}).await {
+            Ok(_) => return,
+            // The command ended its own session (`/clear`): the invoker still gets the answer.
+            Err(AppError::Conflict(_)) => {}
+            Err(err) => {
+                send_error(&invoker.out, &invoker.frame_id, &err);
+                return;
+            }
+        }
+    }
+    metadata["ephemeral"] = Value::Bool(true);
+    let message = json!({
+        "id": crate::store::new_id(),
+        "session_id": session_id,
+        "seq": null,
+        "role": "command",
+        "user_id": null,
+        "content": reply.body,
+        "metadata": metadata,
+        "created_at": rfc3339(now_ms()),
+    });
+    let frame = json!({"type": "message", "session_id": session_id, "message": message});
+    invoker.out.push(frame.to_string().into());
+}
+
+fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {
+    let message = err.public_message();
+    out.push(
+        ServerFrame::Error {
+            id,
+            code: err.code(),
+            message: &message,
+        }
+        .to_text(),
+    );
+}
+
+fn audit_denied(state: &AppState, caller: &Principal, session_id: &str, command: &str, raw_args: &str, outcome: &'static str) {
+    let store = state.store.clone();
+    let (user, session, command, hash) = (caller.id.clone(), session_id.to_string(), command.to_string(), sha256_hex(raw_args));
+    state.tasks.spawn(async move {
+        let entry = AuditEntry {
+            user_id: &user,
+            session_id: Some(&session),
+            command: &command,
+            plugin: None,
+            args_sha256: &hash,
+            decision: "denied",
+            outcome,
+            duration_ms: 0,
+        };
+        if let Err(e) = store.audit(entry).await {
+            tracing::error!(error = %e, "cannot write the command audit row");
+        }
+    });
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The closest visible name, if it is close enough to be a typo.
+fn did_you_mean<'a>(typed: &str, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (strsim::damerau_levenshtein(typed, n), *n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// The commands a caller may run (for `GET /commands`).
+pub fn visible(state: &AppState, caller: &Principal) -> Vec<crate::plugins::CommandInfo> {
+    state.plugins.registry().visible(caller.role)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn suggests_close_names_only() {
+        let names = ["help", "status", "sessions"];
+        assert_eq!(super::did_you_mean("hepl", &names), Some("help"));
+        assert_eq!(super::did_you_mean("statsu", &names), Some("status"));
+        assert_eq!(super::did_you_mean("deploy", &names), None);
+    }
+}

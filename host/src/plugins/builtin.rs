@@ -1,0 +1,26 @@
+//! The built-in plugins: wasm components built from `plugins/` by `build.rs` and embedded
+//! in the binary, each with the grants it needs by default.
+
+use super::manifest::Capability;
+
+pub struct BuiltIn {
+    pub name: &'static str,
+    pub wasm: &'static [u8],
+    pub grants: &'static [Capability],
+}
+
+macro_rules! wasm {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("BUILT_PLUGIN_WASM_DIR"), "/", $name, ".wasm"))
+    };
+}
+
+pub const BUILTINS: &[BuiltIn] = &[BuiltIn {
+    name: "help",
+    wasm: wasm!("help"),
+    grants: &[Capability::Commands],
+}];
+
+pub fn find(name: &str) -> Option<&'static BuiltIn> {
+    BUILTINS.iter().find(|b| b.name == name)
+}

@@ -1,0 +1,254 @@
+//! Command plugins: sandboxed wasm components (wasmtime, component model).
+//!
+//! One module per concern: `manifest` (what a plugin declares, API version), `engine`
+//! (wasmtime: compile, cache, instantiate, limits), `capabilities` (grants and host
+//! functions), `registry` (plugins and the command table), `builtin` (embedded plugins).
+//! `bindings` keeps the generated wasm types inside this module: [`PluginHost`] speaks only
+//! plain Rust types to the rest of the server.
+
+mod bindings;
+mod builtin;
+pub mod capabilities;
+pub mod engine;
+pub mod manifest;
+pub mod registry;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+pub use capabilities::{CallContext, Grants, HostServices};
+pub use engine::{CallError, CallInput, PluginReply, ReplyFormat};
+pub use registry::{may_run, CommandInfo, PluginState, Registry, Route, Source};
+
+use capabilities::{CallEnv, PluginIdentity};
+use engine::{CallLimits, Mount, Runtime};
+use registry::{Counters, PluginEntry};
+
+use crate::config::{CommandsConfig, Config, PluginConfig};
+
+/// Largest plugin file read from disk.
+const MAX_PLUGIN_BYTES: u64 = 64 << 20;
+
+pub struct PluginHost {
+    runtime: Runtime,
+    registry: RwLock<Arc<Registry>>,
+    services: Arc<dyn HostServices>,
+    counters: Arc<Counters>,
+}
+
+impl PluginHost {
+    /// Start the runtime and load every configured plugin.
+    pub async fn start(config: &Config, services: Arc<dyn HostServices>) -> anyhow::Result<PluginHost> {
+        let cache_dir = config
+            .commands
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| config.server.data_dir.join("plugin-cache"));
+        let runtime = Runtime::new(&config.commands, Some(cache_dir))?;
+        let host = PluginHost {
+            runtime,
+            registry: RwLock::new(Arc::new(Registry::default())),
+            services,
+            counters: Arc::new(Counters::default()),
+        };
+        let registry = host.load(config).await;
+        host.swap(registry);
+        Ok(host)
+    }
+
+    /// The current registry; holding it keeps that version alive.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn swap(&self, registry: Registry) {
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
+    }
+
+    /// Run one command of an enabled plugin.
+    pub async fn invoke(&self, route: &Route, ctx: CallContext, input: CallInput) -> Result<PluginReply, CallError> {
+        let Some(prepared) = route.plugin.prepared.clone() else {
+            return Err(CallError::Failed("the plugin is not loaded".into()));
+        };
+        let counters = self.counters.of(&route.plugin.name);
+        counters.calls.fetch_add(1, Ordering::Relaxed);
+        let env = Arc::new(CallEnv {
+            services: self.services.clone(),
+            registry: self.registry(),
+            counters: self.counters.clone(),
+        });
+        let result = self.runtime.invoke(&prepared, env, ctx, input).await;
+        if matches!(result, Err(CallError::Failed(_) | CallError::Timeout(_))) {
+            counters.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Calls and failures per plugin since start.
+    pub fn counters(&self) -> Vec<(String, u64, u64)> {
+        self.counters.snapshot()
+    }
+
+    /// Load every plugin the config names, plus the built-ins.
+    async fn load(&self, config: &Config) -> Registry {
+        let mut entries = Vec::new();
+        for builtin in builtin::BUILTINS {
+            let table = config.plugins.get(builtin.name).cloned().unwrap_or_default();
+            let grants = table.grants.clone().unwrap_or_else(|| builtin.grants.iter().map(|c| c.as_str().to_string()).collect());
+            entries.push(self.load_one(builtin.name, Source::BuiltIn, Some(builtin.wasm), &table, &grants, &config.commands).await);
+        }
+        for (name, table) in &config.plugins {
+            if builtin::find(name).is_some() {
+                continue;
+            }
+            let grants = table.grants.clone().unwrap_or_default();
+            let entry = match (&table.path, table.native.unwrap_or(false)) {
+                (None, _) => refused(name, Source::BuiltIn, table, format!("[plugins.{name}] has no path and is not a built-in")),
+                (Some(path), true) => refused(
+                    name,
+                    Source::Native { path: path.clone() },
+                    table,
+                    "native plugins are not supported by this build yet".into(),
+                ),
+                (Some(path), false) if is_native_library(path) => refused(
+                    name,
+                    Source::Path { path: path.clone() },
+                    table,
+                    format!("{} is a native library; loading one needs `native = true`, an explicit opt-in to unsandboxed code", path.display()),
+                ),
+                (Some(path), false) => self.load_one(name, Source::Path { path: path.clone() }, None, table, &grants, &config.commands).await,
+            };
+            entries.push(entry);
+        }
+        for entry in &entries {
+            match &entry.state {
+                PluginState::Refused(reason) => tracing::warn!(plugin = %entry.name, %reason, "plugin not enabled"),
+                PluginState::Disabled => tracing::info!(plugin = %entry.name, "plugin disabled by config"),
+                PluginState::Enabled => tracing::info!(
+                    plugin = %entry.name,
+                    version = entry.manifest.as_ref().map(|m| m.version.as_str()).unwrap_or(""),
+                    grants = ?entry.grants.names(),
+                    "plugin enabled"
+                ),
+            }
+        }
+        Registry::new(entries)
+    }
+
+    async fn load_one(
+        &self,
+        name: &str,
+        source: Source,
+        embedded: Option<&'static [u8]>,
+        table: &PluginConfig,
+        grant_names: &[String],
+        defaults: &CommandsConfig,
+    ) -> PluginEntry {
+        match self.try_load(name, &source, embedded, table, grant_names, defaults).await {
+            Ok((manifest, grants, prepared)) => PluginEntry {
+                name: name.to_string(),
+                source,
+                state: if table.enabled.unwrap_or(true) { PluginState::Enabled } else { PluginState::Disabled },
+                manifest: Some(manifest),
+                grants,
+                min_role: table.min_role,
+                prepared: Some(Arc::new(prepared)),
+            },
+            Err(reason) => refused(name, source, table, reason),
+        }
+    }
+
+    async fn try_load(
+        &self,
+        name: &str,
+        source: &Source,
+        embedded: Option<&'static [u8]>,
+        table: &PluginConfig,
+        grant_names: &[String],
+        defaults: &CommandsConfig,
+    ) -> Result<(manifest::Manifest, Grants, engine::Prepared), String> {
+        let wasm: Vec<u8> = match (embedded, source) {
+            (Some(bytes), _) => bytes.to_vec(),
+            (None, Source::Path { path }) => read_plugin_file(path)?,
+            (None, _) => return Err("nothing to load".into()),
+        };
+        manifest::check_api_version(&wasm)?;
+        let grants = Grants::parse(grant_names)?;
+        let component = tokio::task::block_in_place(|| self.runtime.compile(&wasm)).map_err(|e| format!("not a valid component: {e:#}"))?;
+        let identity = Arc::new(PluginIdentity {
+            name: name.to_string(),
+            grants: grants.clone(),
+            settings: table.settings.clone().unwrap_or_default(),
+            host_call_quota: defaults.host_call_quota,
+            kv_max_key_bytes: defaults.kv_max_key_bytes,
+            kv_max_value_bytes: defaults.kv_max_value_bytes,
+            kv_max_keys: defaults.kv_max_keys,
+        });
+        let limits = CallLimits {
+            timeout: Duration::from_millis(table.timeout_ms.unwrap_or(defaults.timeout_ms)),
+            memory_bytes: (table.memory_mb.unwrap_or(defaults.memory_mb) as usize) << 20,
+            max_reply_bytes: defaults.max_reply_bytes,
+        };
+        let mounts = table
+            .dirs
+            .iter()
+            .flatten()
+            .map(|(guest, mount)| Mount {
+                guest: guest.clone(),
+                host: mount.host_path().to_path_buf(),
+                writable: mount.writable(),
+            })
+            .collect();
+        let prepared = self
+            .runtime
+            .prepare(&component, identity, limits, mounts)
+            .map_err(|e| format!("does not fit the slashd:plugin world: {e:#}"))?;
+        let env = Arc::new(CallEnv {
+            services: self.services.clone(),
+            registry: Arc::new(Registry::default()),
+            counters: self.counters.clone(),
+        });
+        let started = Instant::now();
+        let manifest = self.runtime.manifest(&prepared, env).await.map_err(|e| format!("{e:#}"))?;
+        tracing::debug!(plugin = name, elapsed = ?started.elapsed(), "manifest read");
+        manifest.validate()?;
+        if matches!(source, Source::Path { .. }) && manifest.name != name {
+            return Err(format!("the component calls itself {:?} but is configured as {name:?}", manifest.name));
+        }
+        let missing = registry::missing_grants(&manifest.capabilities, &prepared.imports, &grants);
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.iter().map(|c| c.as_str()).collect();
+            return Err(format!(
+                "needs capability {} which config does not grant (add to [plugins.{name}] grants)",
+                names.join(", ")
+            ));
+        }
+        Ok((manifest, grants, prepared))
+    }
+}
+
+fn refused(name: &str, source: Source, table: &PluginConfig, reason: String) -> PluginEntry {
+    PluginEntry {
+        name: name.to_string(),
+        source,
+        state: PluginState::Refused(reason),
+        manifest: None,
+        grants: Grants::default(),
+        min_role: table.min_role,
+        prepared: None,
+    }
+}
+
+fn is_native_library(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("so" | "dylib" | "dll"))
+}
+
+fn read_plugin_file(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if meta.len() > MAX_PLUGIN_BYTES {
+        return Err(format!("{} is larger than {} MiB", path.display(), MAX_PLUGIN_BYTES >> 20));
+    }
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}

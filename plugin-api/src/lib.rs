@@ -1,0 +1,94 @@
+//! The slashd plugin SDK.
+//!
+//! A command plugin implements [`Plugin`] and exports it with [`export_plugin!`]; build it
+//! with `cargo build --release --target wasm32-wasip2`. The WIT glue stays behind this API:
+//! authors see plain Rust types ([`Manifest`], [`Invocation`], [`Reply`]) and typed helpers
+//! for the host's capabilities in [`host`].
+//!
+//! ```ignore
+//! use slashd_plugin_api::{export_plugin, Command, Invocation, Manifest, Plugin, PluginError, Reply};
+//!
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     fn manifest() -> Manifest {
+//!         Manifest::new("hello", "0.1.0")
+//!             .command(Command::new("hello", "Say hello").usage("/hello [name]"))
+//!     }
+//!
+//!     fn invoke(call: Invocation) -> Result<Reply, PluginError> {
+//!         let name = call.args.first().cloned().unwrap_or(call.caller.name);
+//!         Ok(Reply::markdown(format!("Hello, **{name}**!")))
+//!     }
+//! }
+//!
+//! export_plugin!(Hello);
+//! ```
+
+pub mod host;
+mod types;
+
+pub use types::*;
+
+/// The API version this SDK builds plugins against. The host reads it from the
+/// component's `slashd-plugin-api` custom section and refuses versions it does not speak.
+pub const API_VERSION: &str = "0.1.0";
+
+/// The custom section that carries [`API_VERSION`] inside a built component.
+pub const API_VERSION_SECTION: &str = "slashd-plugin-api";
+
+/// The behaviour of a command plugin.
+pub trait Plugin {
+    /// Who the plugin is, the commands it offers and the capabilities it needs.
+    fn manifest() -> Manifest;
+
+    /// Run one command. A fresh instance runs each call: keep state in [`host::kv`].
+    fn invoke(call: Invocation) -> Result<Reply, PluginError>;
+}
+
+/// Generated bindings of the WIT world (`wit/since_v0.1.0`). Not for plugin authors.
+#[doc(hidden)]
+pub mod wit {
+    wit_bindgen::generate!({
+        path: "wit/since_v0.1.0",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "::slashd_plugin_api::wit",
+    });
+}
+
+#[doc(hidden)]
+pub mod glue;
+
+/// Export a [`Plugin`] implementation as the component's `manifest` and `invoke`, and
+/// stamp the component with the API version it was built against.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[doc(hidden)]
+        pub struct __SlashdPluginExport;
+
+        impl $crate::wit::Guest for __SlashdPluginExport {
+            fn manifest() -> $crate::wit::slashd::plugin::types::Manifest {
+                $crate::glue::manifest::<$plugin>()
+            }
+
+            fn invoke(
+                call: $crate::wit::slashd::plugin::types::Invocation,
+            ) -> ::core::result::Result<
+                $crate::wit::slashd::plugin::types::Reply,
+                $crate::wit::slashd::plugin::types::PluginError,
+            > {
+                $crate::glue::invoke::<$plugin>(call)
+            }
+        }
+
+        $crate::wit::__export_world!(__SlashdPluginExport with_types_in $crate::wit);
+
+        #[cfg(target_family = "wasm")]
+        #[used]
+        #[link_section = "slashd-plugin-api"]
+        static __SLASHD_PLUGIN_API_VERSION: [u8; 5] = *b"0.1.0";
+    };
+}

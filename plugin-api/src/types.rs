@@ -1,0 +1,197 @@
+//! Plain Rust types of the plugin API, free of any WIT or wasm detail.
+
+/// viewer < analyst < admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Viewer,
+    Analyst,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A host capability a plugin asks for. `log` needs no grant and is not listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// List the commands the caller may run.
+    Commands,
+    /// Server statistics.
+    Stats,
+    /// The caller's sessions; end the current one.
+    Sessions,
+    /// A key-value store private to the plugin.
+    Kv,
+    /// The plugin's own settings from the config file.
+    Config,
+}
+
+impl Capability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Commands => "commands",
+            Capability::Stats => "stats",
+            Capability::Sessions => "sessions",
+            Capability::Kv => "kv",
+            Capability::Config => "config",
+        }
+    }
+}
+
+/// One command a plugin offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// Without the leading `/`.
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub summary: String,
+    pub usage: String,
+    pub min_role: Role,
+}
+
+impl Command {
+    /// A viewer command whose usage line is just `/name`.
+    pub fn new(name: &str, summary: &str) -> Command {
+        Command {
+            name: name.to_string(),
+            aliases: Vec::new(),
+            summary: summary.to_string(),
+            usage: format!("/{name}"),
+            min_role: Role::Viewer,
+        }
+    }
+
+    pub fn alias(mut self, alias: &str) -> Command {
+        self.aliases.push(alias.to_string());
+        self
+    }
+
+    pub fn usage(mut self, usage: &str) -> Command {
+        self.usage = usage.to_string();
+        self
+    }
+
+    pub fn min_role(mut self, role: Role) -> Command {
+        self.min_role = role;
+        self
+    }
+}
+
+/// What a plugin is and needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub commands: Vec<Command>,
+    pub capabilities: Vec<Capability>,
+}
+
+impl Manifest {
+    pub fn new(name: &str, version: &str) -> Manifest {
+        Manifest {
+            name: name.to_string(),
+            version: version.to_string(),
+            commands: Vec::new(),
+            capabilities: Vec::new(),
+        }
+    }
+
+    pub fn command(mut self, command: Command) -> Manifest {
+        self.commands.push(command);
+        self
+    }
+
+    pub fn capability(mut self, capability: Capability) -> Manifest {
+        self.capabilities.push(capability);
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRef {
+    pub id: String,
+    pub title: String,
+}
+
+/// One call of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The canonical command name (aliases resolved), without `/`.
+    pub command: String,
+    /// Arguments split shell-style (`/cmd "two words" x` → `["two words", "x"]`).
+    pub args: Vec<String>,
+    /// Everything after the command name, as typed.
+    pub raw_args: String,
+    pub caller: Caller,
+    pub session: SessionRef,
+    pub connection_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Plain,
+    Markdown,
+    Json,
+}
+
+/// A command's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub body: String,
+    pub format: Format,
+    /// Structured data (tables, figures) for clients that render it.
+    pub data: Option<serde_json::Value>,
+    /// Only the invoking connection sees it, and it is not stored.
+    pub ephemeral: bool,
+}
+
+impl Reply {
+    pub fn plain(body: impl Into<String>) -> Reply {
+        Reply {
+            body: body.into(),
+            format: Format::Plain,
+            data: None,
+            ephemeral: false,
+        }
+    }
+
+    pub fn markdown(body: impl Into<String>) -> Reply {
+        Reply {
+            format: Format::Markdown,
+            ..Reply::plain(body)
+        }
+    }
+
+    pub fn with_data(mut self, data: serde_json::Value) -> Reply {
+        self.data = Some(data);
+        self
+    }
+
+    pub fn ephemeral(mut self) -> Reply {
+        self.ephemeral = true;
+        self
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginError {
+    /// The arguments were wrong; the text says how to call it.
+    Usage(String),
+    /// Something went wrong running it.
+    Failed(String),
+}

@@ -1,0 +1,76 @@
+//! `/help [command]`: the commands the caller may run, or one in detail.
+
+use serde_json::json;
+use slashd_plugin_api::host::{commands, CommandInfo};
+use slashd_plugin_api::{export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply};
+
+struct Help;
+
+impl Plugin for Help {
+    fn manifest() -> Manifest {
+        Manifest::new("help", env!("CARGO_PKG_VERSION"))
+            .command(
+                Command::new("help", "List the commands you can run, or explain one")
+                    .usage("/help [command]"),
+            )
+            .capability(Capability::Commands)
+    }
+
+    fn invoke(call: Invocation) -> Result<Reply, PluginError> {
+        // `commands::visible` is filtered by the host with the same rule dispatch uses.
+        let visible = commands::visible();
+        match call.args.as_slice() {
+            [] => Ok(overview(&visible)),
+            [name] => {
+                let name = name.trim_start_matches('/');
+                let found = visible
+                    .iter()
+                    .find(|c| c.name == name || c.aliases.iter().any(|a| a == name));
+                match found {
+                    Some(command) => Ok(detail(command)),
+                    None => Err(PluginError::Usage(format!(
+                        "no command /{name} that you can run; /help lists them"
+                    ))),
+                }
+            }
+            _ => Err(PluginError::Usage("/help [command]".into())),
+        }
+    }
+}
+
+fn overview(visible: &[CommandInfo]) -> Reply {
+    let mut body = String::from("| command | what it does |\n|---|---|\n");
+    for c in visible {
+        body.push_str(&format!("| `{}` | {} |\n", escape(&c.usage), escape(&c.summary)));
+    }
+    body.push_str("\n`/help COMMAND` explains one.");
+    let rows: Vec<_> = visible.iter().map(info_json).collect();
+    Reply::markdown(body).with_data(json!({ "commands": rows }))
+}
+
+fn detail(c: &CommandInfo) -> Reply {
+    let mut body = format!("**/{}** — {}\n\nUsage: `{}`\n\nRole: {}", c.name, escape(&c.summary), escape(&c.usage), c.min_role.as_str());
+    if !c.aliases.is_empty() {
+        let aliases: Vec<String> = c.aliases.iter().map(|a| format!("`/{a}`")).collect();
+        body.push_str(&format!("\n\nAliases: {}", aliases.join(", ")));
+    }
+    Reply::markdown(body).with_data(json!({ "command": info_json(c) }))
+}
+
+fn info_json(c: &CommandInfo) -> serde_json::Value {
+    json!({
+        "name": c.name,
+        "aliases": c.aliases,
+        "summary": c.summary,
+        "usage": c.usage,
+        "min_role": c.min_role.as_str(),
+        "plugin": c.plugin,
+    })
+}
+
+/// Keep table cells intact: a `|` in a summary would split the row.
+fn escape(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+export_plugin!(Help);
