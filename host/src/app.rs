@@ -18,8 +18,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{self, Authenticator, Role, TokenKeys};
 use crate::commands::{CommandLimiter, ServerServices};
-use crate::plugins::PluginHost;
 use crate::config::Config;
+use crate::plugins::PluginHost;
 use crate::realtime::hub::Hub;
 use crate::store::Store;
 use crate::{http, realtime, retention};

@@ -366,7 +366,9 @@ impl Config {
             }
             for guest in plugin.dirs.iter().flat_map(|d| d.keys()) {
                 if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {
-                    bail!("plugins.{name}.dirs: guest path {guest:?} must be absolute, without '..'");
+                    bail!(
+                        "plugins.{name}.dirs: guest path {guest:?} must be absolute, without '..'"
+                    );
                 }
             }
         }

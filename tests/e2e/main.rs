@@ -8,3 +8,4 @@ mod cli;
 mod commands;
 mod realtime;
 mod sessions;
+mod testkit;

@@ -63,7 +63,12 @@ impl CommandLimiter {
 
 /// Check a `/command` line for `caller`: it exists, the caller may run it, its arguments
 /// parse, and the caller is within the command rate.
-pub fn approve(state: &AppState, caller: &Principal, session_id: &str, content: &str) -> Result<Approved, AppError> {
+pub fn approve(
+    state: &AppState,
+    caller: &Principal,
+    session_id: &str,
+    content: &str,
+) -> Result<Approved, AppError> {
     let Some((name, raw_args)) = parse::split_command(content) else {
         return Err(AppError::BadRequest("not a command".into()));
     };
@@ -93,8 +98,14 @@ pub fn approve(state: &AppState, caller: &Principal, session_id: &str, content: 
             AppError::Usage(format!("unbalanced quotes; usage: {}", route.command.usage)),
         ));
     };
-    if !state.command_limits.allow(&caller.id, &state.config.commands) {
-        return Err(deny("rate_limited", AppError::RateLimited("too many commands; slow down".into())));
+    if !state
+        .command_limits
+        .allow(&caller.id, &state.config.commands)
+    {
+        return Err(deny(
+            "rate_limited",
+            AppError::RateLimited("too many commands; slow down".into()),
+        ));
     }
     Ok(Approved {
         route: route.clone(),
@@ -113,14 +124,36 @@ pub struct Invoker {
 }
 
 /// Run an approved command in its own task; the reply or error goes out when it finishes.
-pub fn spawn(state: AppState, invoker: Invoker, session_id: String, session_title: String, reply_to: String, approved: Approved) {
+pub fn spawn(
+    state: AppState,
+    invoker: Invoker,
+    session_id: String,
+    session_title: String,
+    reply_to: String,
+    approved: Approved,
+) {
     let tasks = state.tasks.clone();
     tasks.spawn(async move {
-        run(&state, &invoker, &session_id, session_title, &reply_to, approved).await;
+        run(
+            &state,
+            &invoker,
+            &session_id,
+            session_title,
+            &reply_to,
+            approved,
+        )
+        .await;
     });
 }
 
-async fn run(state: &AppState, invoker: &Invoker, session_id: &str, session_title: String, reply_to: &str, approved: Approved) {
+async fn run(
+    state: &AppState,
+    invoker: &Invoker,
+    session_id: &str,
+    session_title: String,
+    reply_to: &str,
+    approved: Approved,
+) {
     let started = Instant::now();
     let ctx = CallContext {
         user_id: invoker.principal.id.clone(),
@@ -142,14 +175,32 @@ async fn run(state: &AppState, invoker: &Invoker, session_id: &str, session_titl
     let command = approved.route.command.name.as_str();
     let outcome = match result {
         Ok(reply) => {
-            deliver(state, invoker, session_id, reply_to, command, plugin, duration_ms, reply).await;
+            deliver(
+                state,
+                invoker,
+                session_id,
+                reply_to,
+                command,
+                plugin,
+                duration_ms,
+                reply,
+            )
+            .await;
             "ok"
         }
         Err(err) => {
             let (outcome, app_err) = match err {
-                CallError::Usage(text) => ("usage", AppError::Usage(usage_text(&text, &approved.route))),
-                CallError::Failed(text) => ("failed", AppError::PluginFailed(format!("/{command} failed: {text}"))),
-                e @ CallError::Timeout(_) => ("timeout", AppError::PluginTimeout(format!("/{command}: {e}"))),
+                CallError::Usage(text) => {
+                    ("usage", AppError::Usage(usage_text(&text, &approved.route)))
+                }
+                CallError::Failed(text) => (
+                    "failed",
+                    AppError::PluginFailed(format!("/{command} failed: {text}")),
+                ),
+                e @ CallError::Timeout(_) => (
+                    "timeout",
+                    AppError::PluginTimeout(format!("/{command}: {e}")),
+                ),
             };
             send_error(&invoker.out, &invoker.frame_id, &app_err);
             outcome
@@ -254,9 +305,21 @@ fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {
     );
 }
 
-fn audit_denied(state: &AppState, caller: &Principal, session_id: &str, command: &str, raw_args: &str, outcome: &'static str) {
+fn audit_denied(
+    state: &AppState,
+    caller: &Principal,
+    session_id: &str,
+    command: &str,
+    raw_args: &str,
+    outcome: &'static str,
+) {
     let store = state.store.clone();
-    let (user, session, command, hash) = (caller.id.clone(), session_id.to_string(), command.to_string(), sha256_hex(raw_args));
+    let (user, session, command, hash) = (
+        caller.id.clone(),
+        session_id.to_string(),
+        command.to_string(),
+        sha256_hex(raw_args),
+    );
     state.tasks.spawn(async move {
         let entry = AuditEntry {
             user_id: &user,

@@ -23,9 +23,15 @@ mod tests {
     #[test]
     fn splits_commands_and_args() {
         assert_eq!(split_command("/help"), Some(("help".into(), "")));
-        assert_eq!(split_command("/Reload  7 days"), Some(("reload".into(), "7 days")));
+        assert_eq!(
+            split_command("/Reload  7 days"),
+            Some(("reload".into(), "7 days"))
+        );
         assert_eq!(split_command("hello"), None);
-        assert_eq!(split_args(r#"a "b c" 'd e' f\ g"#).unwrap(), ["a", "b c", "d e", "f g"]);
+        assert_eq!(
+            split_args(r#"a "b c" 'd e' f\ g"#).unwrap(),
+            ["a", "b c", "d e", "f g"]
+        );
         assert_eq!(split_args(r#"say "unterminated"#), None);
         assert_eq!(split_args("").unwrap(), Vec::<String>::new());
     }

@@ -5,7 +5,9 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::chat;
-use crate::plugins::capabilities::{CallContext, HostServices, ServerStats, SessionDetail, SessionSummary};
+use crate::plugins::capabilities::{
+    CallContext, HostServices, ServerStats, SessionDetail, SessionSummary,
+};
 use crate::realtime::hub::Hub;
 use crate::store::{Access, KvError, Store};
 use crate::time_fmt::rfc3339;
@@ -44,7 +46,11 @@ impl HostServices for ServerServices {
             .await
             .map_err(storage_error)?
             .ok_or("no such session")?;
-        let message_count = self.store.message_count(&session.id).await.map_err(storage_error)?;
+        let message_count = self
+            .store
+            .message_count(&session.id)
+            .await
+            .map_err(storage_error)?;
         Ok(SessionDetail {
             participants: self.hub.participants(&session.id),
             message_count: message_count as u64,
@@ -56,7 +62,11 @@ impl HostServices for ServerServices {
         })
     }
 
-    async fn my_sessions(&self, ctx: &CallContext, limit: u32) -> Result<Vec<SessionSummary>, String> {
+    async fn my_sessions(
+        &self,
+        ctx: &CallContext,
+        limit: u32,
+    ) -> Result<Vec<SessionSummary>, String> {
         let (sessions, _) = self
             .store
             .list_sessions(&ctx.user_id, None, limit as i64, 0)
@@ -75,7 +85,12 @@ impl HostServices for ServerServices {
     }
 
     async fn end_current_session(&self, ctx: &CallContext) -> Result<(), String> {
-        match self.store.session_for(&ctx.session_id, &ctx.user_id).await.map_err(storage_error)? {
+        match self
+            .store
+            .session_for(&ctx.session_id, &ctx.user_id)
+            .await
+            .map_err(storage_error)?
+        {
             Some((_, Access::Owner)) => {}
             Some((_, Access::Member)) => return Err("only the session's owner can end it".into()),
             None => return Err("no such session".into()),
@@ -90,7 +105,13 @@ impl HostServices for ServerServices {
         self.store.kv_get(plugin, key).await.map_err(storage_error)
     }
 
-    async fn kv_set(&self, plugin: &str, key: &str, value: &[u8], max_keys: i64) -> Result<(), String> {
+    async fn kv_set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &[u8],
+        max_keys: i64,
+    ) -> Result<(), String> {
         match self.store.kv_set(plugin, key, value, max_keys).await {
             Ok(()) => Ok(()),
             Err(e @ KvError::Quota(_)) => Err(e.to_string()),
@@ -99,10 +120,16 @@ impl HostServices for ServerServices {
     }
 
     async fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), String> {
-        self.store.kv_delete(plugin, key).await.map_err(storage_error)
+        self.store
+            .kv_delete(plugin, key)
+            .await
+            .map_err(storage_error)
     }
 
     async fn kv_list(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, String> {
-        self.store.kv_keys(plugin, prefix).await.map_err(storage_error)
+        self.store
+            .kv_keys(plugin, prefix)
+            .await
+            .map_err(storage_error)
     }
 }

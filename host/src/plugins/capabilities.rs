@@ -26,7 +26,9 @@ impl Grants {
     pub fn parse(names: &[String]) -> Result<Grants, String> {
         names
             .iter()
-            .map(|n| Capability::parse(n).ok_or_else(|| format!("unknown capability {n:?} in grants")))
+            .map(|n| {
+                Capability::parse(n).ok_or_else(|| format!("unknown capability {n:?} in grants"))
+            })
             .collect::<Result<_, _>>()
             .map(Grants)
     }
@@ -93,11 +95,21 @@ pub struct SessionDetail {
 pub trait HostServices: Send + Sync + 'static {
     async fn stats(&self) -> Result<ServerStats, String>;
     async fn current_session(&self, ctx: &CallContext) -> Result<SessionDetail, String>;
-    async fn my_sessions(&self, ctx: &CallContext, limit: u32) -> Result<Vec<SessionSummary>, String>;
+    async fn my_sessions(
+        &self,
+        ctx: &CallContext,
+        limit: u32,
+    ) -> Result<Vec<SessionSummary>, String>;
     async fn end_current_session(&self, ctx: &CallContext) -> Result<(), String>;
     async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, String>;
     /// Store a value; refuse a new key when the plugin already has `max_keys`.
-    async fn kv_set(&self, plugin: &str, key: &str, value: &[u8], max_keys: i64) -> Result<(), String>;
+    async fn kv_set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &[u8],
+        max_keys: i64,
+    ) -> Result<(), String>;
     async fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), String>;
     async fn kv_list(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, String>;
 }
@@ -180,7 +192,11 @@ impl CallState {
     fn require(&mut self, cap: Capability) -> wasmtime::Result<CallContext> {
         self.charge()?;
         if !self.plugin.grants.has(cap) {
-            wasmtime::bail!("capability `{}` is not granted to plugin {}", cap.as_str(), self.plugin.name);
+            wasmtime::bail!(
+                "capability `{}` is not granted to plugin {}",
+                cap.as_str(),
+                self.plugin.name
+            );
         }
         match &self.call {
             Some(call) => Ok(call.clone()),
@@ -190,7 +206,10 @@ impl CallState {
 
     fn check_key(&self, key: &str) -> Result<(), String> {
         if key.is_empty() || key.len() > self.plugin.kv_max_key_bytes {
-            return Err(format!("kv keys must be 1..={} bytes", self.plugin.kv_max_key_bytes));
+            return Err(format!(
+                "kv keys must be 1..={} bytes",
+                self.plugin.kv_max_key_bytes
+            ));
         }
         Ok(())
     }
@@ -267,7 +286,11 @@ impl stats::Host for CallState {
             .counters
             .snapshot()
             .into_iter()
-            .map(|(name, calls, failures)| stats::PluginStats { name, calls, failures })
+            .map(|(name, calls, failures)| stats::PluginStats {
+                name,
+                calls,
+                failures,
+            })
             .collect();
         Ok(Ok(stats::ServerStats {
             uptime_secs: s.uptime_secs,
@@ -285,31 +308,44 @@ impl stats::Host for CallState {
 impl sessions::Host for CallState {
     async fn current(&mut self) -> wasmtime::Result<Result<sessions::SessionDetail, String>> {
         let call = self.require(Capability::Sessions)?;
-        Ok(self.env.services.current_session(&call).await.map(|d| sessions::SessionDetail {
-            id: d.id,
-            title: d.title,
-            status: d.status,
-            created_at: d.created_at,
-            owner_id: d.owner_id,
-            message_count: d.message_count,
-            participants: d.participants,
-        }))
+        Ok(self
+            .env
+            .services
+            .current_session(&call)
+            .await
+            .map(|d| sessions::SessionDetail {
+                id: d.id,
+                title: d.title,
+                status: d.status,
+                created_at: d.created_at,
+                owner_id: d.owner_id,
+                message_count: d.message_count,
+                participants: d.participants,
+            }))
     }
 
-    async fn list_mine(&mut self, limit: u32) -> wasmtime::Result<Result<Vec<sessions::SessionSummary>, String>> {
+    async fn list_mine(
+        &mut self,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Vec<sessions::SessionSummary>, String>> {
         let call = self.require(Capability::Sessions)?;
         let limit = limit.clamp(1, 100);
-        Ok(self.env.services.my_sessions(&call, limit).await.map(|list| {
-            list.into_iter()
-                .map(|s| sessions::SessionSummary {
-                    id: s.id,
-                    title: s.title,
-                    status: s.status,
-                    last_activity_at: s.last_activity_at,
-                    created_at: s.created_at,
-                })
-                .collect()
-        }))
+        Ok(self
+            .env
+            .services
+            .my_sessions(&call, limit)
+            .await
+            .map(|list| {
+                list.into_iter()
+                    .map(|s| sessions::SessionSummary {
+                        id: s.id,
+                        title: s.title,
+                        status: s.status,
+                        last_activity_at: s.last_activity_at,
+                        created_at: s.created_at,
+                    })
+                    .collect()
+            }))
     }
 
     async fn end_current(&mut self) -> wasmtime::Result<Result<(), String>> {
@@ -347,7 +383,11 @@ impl kv::Host for CallState {
             )));
         }
         let max_keys = self.plugin.kv_max_keys;
-        Ok(self.env.services.kv_set(&self.plugin.name, &key, &value, max_keys).await)
+        Ok(self
+            .env
+            .services
+            .kv_set(&self.plugin.name, &key, &value, max_keys)
+            .await)
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {

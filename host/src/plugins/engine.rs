@@ -11,7 +11,10 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap,
+    UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -133,8 +136,10 @@ impl Runtime {
         let (reaper, graveyard) = std::sync::mpsc::channel::<Store<CallState>>();
         std::thread::Builder::new()
             .name("slashd-store-reaper".into())
-            .spawn(move || for store in graveyard {
-                drop(store)
+            .spawn(move || {
+                for store in graveyard {
+                    drop(store)
+                }
             })
             .context("cannot start the store reaper")?;
 
@@ -159,10 +164,15 @@ impl Runtime {
             // `serialize` below, renamed into place atomically.
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring a bad cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring a bad cache entry")
+                }
             }
         }
-        tracing::info!(bytes = wasm.len(), "compiling plugin (cached for next start)");
+        tracing::info!(
+            bytes = wasm.len(),
+            "compiling plugin (cached for next start)"
+        );
         let component = Component::new(&self.engine, wasm).map_err(anyhow::Error::from)?;
         if let Err(e) = write_cache(dir, &path, &component) {
             tracing::warn!(error = format!("{e:#}"), "cannot cache a compiled plugin");
@@ -172,7 +182,9 @@ impl Runtime {
 
     fn cache_key(&self, wasm: &[u8]) -> String {
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let mut digest = Sha256::new();
         digest.update(wasm);
         digest.update(engine_hash.finish().to_le_bytes());
@@ -197,7 +209,10 @@ impl Runtime {
         mounts: Vec<Mount>,
     ) -> anyhow::Result<Prepared> {
         let imports = self.imported_capabilities(component);
-        let pre = self.linker.instantiate_pre(component).map_err(anyhow::Error::from)?;
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)?;
         let pre = PluginPre::new(pre).map_err(anyhow::Error::from)?;
         Ok(Prepared {
             pre,
@@ -211,7 +226,9 @@ impl Runtime {
     /// Ask a plugin for its manifest (no capability is usable here).
     pub async fn manifest(&self, plugin: &Prepared, env: Arc<CallEnv>) -> anyhow::Result<Manifest> {
         let outcome = self
-            .run(plugin, env, None, |instance, store| Box::pin(async move { instance.call_manifest(store).await }))
+            .run(plugin, env, None, |instance, store| {
+                Box::pin(async move { instance.call_manifest(store).await })
+            })
             .await;
         match outcome {
             Ok(m) => Ok(manifest_from_wit(m)),
@@ -262,8 +279,9 @@ impl Runtime {
         call: impl for<'a> FnOnce(
                 Plugin,
                 &'a mut Store<CallState>,
-            ) -> std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>>
-            + Send,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
+            > + Send,
     ) -> Result<R, CallError> {
         let timeout = plugin.limits.timeout;
         let started = Instant::now();
@@ -274,7 +292,9 @@ impl Runtime {
             .map_err(|_| CallError::Failed("the plugin runtime is shutting down".into()))?;
         let deadline = started + timeout;
 
-        let mut store = self.new_store(plugin, env, ctx, deadline).map_err(|e| CallError::Failed(format!("{e:#}")))?;
+        let mut store = self
+            .new_store(plugin, env, ctx, deadline)
+            .map_err(|e| CallError::Failed(format!("{e:#}")))?;
         let outcome = {
             let instantiate_and_call = async {
                 let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -310,7 +330,11 @@ impl Runtime {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         for mount in &plugin.mounts {
-            let perms = if mount.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            let perms = if mount.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
             wasi.preopened_dir(&mount.host, &mount.guest, perms)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("cannot open {} for the plugin", mount.host.display()))?;
@@ -319,7 +343,16 @@ impl Runtime {
             .memory_size(plugin.limits.memory_bytes)
             .trap_on_grow_failure(true)
             .build();
-        let state = CallState::new(wasi.build(), limits, deadline, plugin.identity.clone(), ctx, env, stdout, stderr);
+        let state = CallState::new(
+            wasi.build(),
+            limits,
+            deadline,
+            plugin.identity.clone(),
+            ctx,
+            env,
+            stdout,
+            stderr,
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
@@ -358,7 +391,10 @@ fn write_cache(dir: &Path, path: &Path, component: &Component) -> anyhow::Result
 
 /// Send what the plugin printed to the log, line by line.
 fn forward_output(plugin: &str, store: &Store<CallState>) {
-    for (stream, pipe) in [("stdout", &store.data().stdout), ("stderr", &store.data().stderr)] {
+    for (stream, pipe) in [
+        ("stdout", &store.data().stdout),
+        ("stderr", &store.data().stderr),
+    ] {
         let bytes = pipe.contents();
         if bytes.is_empty() {
             continue;

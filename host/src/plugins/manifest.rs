@@ -93,7 +93,10 @@ pub fn check_api_version(wasm: &[u8]) -> Result<String, String> {
             "built against plugin API {v}; this slashd supports {}",
             SUPPORTED_API.join(", ")
         )),
-        None => Err("no plugin API version section: build it with slashd-plugin-api's export_plugin!".into()),
+        None => Err(
+            "no plugin API version section: build it with slashd-plugin-api's export_plugin!"
+                .into(),
+        ),
     }
 }
 
@@ -116,7 +119,9 @@ impl Manifest {
             return Err("manifest declares no commands".into());
         }
         if self.commands.len() > MAX_COMMANDS {
-            return Err(format!("manifest declares more than {MAX_COMMANDS} commands"));
+            return Err(format!(
+                "manifest declares more than {MAX_COMMANDS} commands"
+            ));
         }
         let mut seen = HashSet::new();
         for c in &self.commands {
@@ -142,7 +147,10 @@ mod tests {
 
     #[test]
     fn capabilities_map_from_imports() {
-        assert_eq!(Capability::of_import("slashd:plugin/kv@0.1.0"), Some(Capability::Kv));
+        assert_eq!(
+            Capability::of_import("slashd:plugin/kv@0.1.0"),
+            Some(Capability::Kv)
+        );
         assert_eq!(Capability::of_import("slashd:plugin/log@0.1.0"), None);
         assert_eq!(Capability::of_import("wasi:cli/stdout@0.2.3"), None);
     }

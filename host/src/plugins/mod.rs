@@ -12,6 +12,7 @@ pub mod capabilities;
 pub mod engine;
 pub mod manifest;
 pub mod registry;
+pub mod testkit;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -40,7 +41,10 @@ pub struct PluginHost {
 
 impl PluginHost {
     /// Start the runtime and load every configured plugin.
-    pub async fn start(config: &Config, services: Arc<dyn HostServices>) -> anyhow::Result<PluginHost> {
+    pub async fn start(
+        config: &Config,
+        services: Arc<dyn HostServices>,
+    ) -> anyhow::Result<PluginHost> {
         let cache_dir = config
             .commands
             .cache_dir
@@ -60,7 +64,10 @@ impl PluginHost {
 
     /// The current registry; holding it keeps that version alive.
     pub fn registry(&self) -> Arc<Registry> {
-        self.registry.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn swap(&self, registry: Registry) {
@@ -68,7 +75,12 @@ impl PluginHost {
     }
 
     /// Run one command of an enabled plugin.
-    pub async fn invoke(&self, route: &Route, ctx: CallContext, input: CallInput) -> Result<PluginReply, CallError> {
+    pub async fn invoke(
+        &self,
+        route: &Route,
+        ctx: CallContext,
+        input: CallInput,
+    ) -> Result<PluginReply, CallError> {
         let Some(prepared) = route.plugin.prepared.clone() else {
             return Err(CallError::Failed("the plugin is not loaded".into()));
         };
@@ -95,9 +107,29 @@ impl PluginHost {
     async fn load(&self, config: &Config) -> Registry {
         let mut entries = Vec::new();
         for builtin in builtin::BUILTINS {
-            let table = config.plugins.get(builtin.name).cloned().unwrap_or_default();
-            let grants = table.grants.clone().unwrap_or_else(|| builtin.grants.iter().map(|c| c.as_str().to_string()).collect());
-            entries.push(self.load_one(builtin.name, Source::BuiltIn, Some(builtin.wasm), &table, &grants, &config.commands).await);
+            let table = config
+                .plugins
+                .get(builtin.name)
+                .cloned()
+                .unwrap_or_default();
+            let grants = table.grants.clone().unwrap_or_else(|| {
+                builtin
+                    .grants
+                    .iter()
+                    .map(|c| c.as_str().to_string())
+                    .collect()
+            });
+            entries.push(
+                self.load_one(
+                    builtin.name,
+                    Source::BuiltIn,
+                    Some(builtin.wasm),
+                    &table,
+                    &grants,
+                    &config.commands,
+                )
+                .await,
+            );
         }
         for (name, table) in &config.plugins {
             if builtin::find(name).is_some() {
@@ -124,8 +156,12 @@ impl PluginHost {
         }
         for entry in &entries {
             match &entry.state {
-                PluginState::Refused(reason) => tracing::warn!(plugin = %entry.name, %reason, "plugin not enabled"),
-                PluginState::Disabled => tracing::info!(plugin = %entry.name, "plugin disabled by config"),
+                PluginState::Refused(reason) => {
+                    tracing::warn!(plugin = %entry.name, %reason, "plugin not enabled")
+                }
+                PluginState::Disabled => {
+                    tracing::info!(plugin = %entry.name, "plugin disabled by config")
+                }
                 PluginState::Enabled => tracing::info!(
                     plugin = %entry.name,
                     version = entry.manifest.as_ref().map(|m| m.version.as_str()).unwrap_or(""),
@@ -146,11 +182,18 @@ impl PluginHost {
         grant_names: &[String],
         defaults: &CommandsConfig,
     ) -> PluginEntry {
-        match self.try_load(name, &source, embedded, table, grant_names, defaults).await {
+        match self
+            .try_load(name, &source, embedded, table, grant_names, defaults)
+            .await
+        {
             Ok((manifest, grants, prepared)) => PluginEntry {
                 name: name.to_string(),
                 source,
-                state: if table.enabled.unwrap_or(true) { PluginState::Enabled } else { PluginState::Disabled },
+                state: if table.enabled.unwrap_or(true) {
+                    PluginState::Enabled
+                } else {
+                    PluginState::Disabled
+                },
                 manifest: Some(manifest),
                 grants,
                 min_role: table.min_role,
@@ -176,7 +219,8 @@ impl PluginHost {
         };
         manifest::check_api_version(&wasm)?;
         let grants = Grants::parse(grant_names)?;
-        let component = tokio::task::block_in_place(|| self.runtime.compile(&wasm)).map_err(|e| format!("not a valid component: {e:#}"))?;
+        let component = tokio::task::block_in_place(|| self.runtime.compile(&wasm))
+            .map_err(|e| format!("not a valid component: {e:#}"))?;
         let identity = Arc::new(PluginIdentity {
             name: name.to_string(),
             grants: grants.clone(),
@@ -211,11 +255,18 @@ impl PluginHost {
             counters: self.counters.clone(),
         });
         let started = Instant::now();
-        let manifest = self.runtime.manifest(&prepared, env).await.map_err(|e| format!("{e:#}"))?;
+        let manifest = self
+            .runtime
+            .manifest(&prepared, env)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
         tracing::debug!(plugin = name, elapsed = ?started.elapsed(), "manifest read");
         manifest.validate()?;
         if matches!(source, Source::Path { .. }) && manifest.name != name {
-            return Err(format!("the component calls itself {:?} but is configured as {name:?}", manifest.name));
+            return Err(format!(
+                "the component calls itself {:?} but is configured as {name:?}",
+                manifest.name
+            ));
         }
         let missing = registry::missing_grants(&manifest.capabilities, &prepared.imports, &grants);
         if !missing.is_empty() {
@@ -242,13 +293,21 @@ fn refused(name: &str, source: Source, table: &PluginConfig, reason: String) -> 
 }
 
 fn is_native_library(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("so" | "dylib" | "dll"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("so" | "dylib" | "dll")
+    )
 }
 
 fn read_plugin_file(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.len() > MAX_PLUGIN_BYTES {
-        return Err(format!("{} is larger than {} MiB", path.display(), MAX_PLUGIN_BYTES >> 20));
+        return Err(format!(
+            "{} is larger than {} MiB",
+            path.display(),
+            MAX_PLUGIN_BYTES >> 20
+        ));
     }
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }

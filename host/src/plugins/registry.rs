@@ -23,8 +23,12 @@ use crate::auth::Role;
 pub enum Source {
     #[serde(rename = "built-in")]
     BuiltIn,
-    Path { path: PathBuf },
-    Native { path: PathBuf },
+    Path {
+        path: PathBuf,
+    },
+    Native {
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,13 +87,19 @@ impl Registry {
     /// Build the command table from loaded plugins. A name (or alias) claimed by two
     /// enabled plugins goes to neither.
     pub fn new(entries: Vec<PluginEntry>) -> Registry {
-        let plugins: BTreeMap<String, Arc<PluginEntry>> =
-            entries.into_iter().map(|e| (e.name.clone(), Arc::new(e))).collect();
+        let plugins: BTreeMap<String, Arc<PluginEntry>> = entries
+            .into_iter()
+            .map(|e| (e.name.clone(), Arc::new(e)))
+            .collect();
         let mut claims: HashMap<String, Vec<Route>> = HashMap::new();
         for plugin in plugins.values().filter(|p| p.state == PluginState::Enabled) {
-            let Some(manifest) = &plugin.manifest else { continue };
+            let Some(manifest) = &plugin.manifest else {
+                continue;
+            };
             for command in &manifest.commands {
-                let min_role = command.min_role.max(plugin.min_role.unwrap_or(Role::Viewer));
+                let min_role = command
+                    .min_role
+                    .max(plugin.min_role.unwrap_or(Role::Viewer));
                 let route = Route {
                     plugin: plugin.clone(),
                     command: command.clone(),
@@ -137,7 +147,11 @@ impl Registry {
                     .command
                     .aliases
                     .iter()
-                    .filter(|a| self.routes.get(*a).is_some_and(|r| Arc::ptr_eq(&r.plugin, &route.plugin)))
+                    .filter(|a| {
+                        self.routes
+                            .get(*a)
+                            .is_some_and(|r| Arc::ptr_eq(&r.plugin, &route.plugin))
+                    })
                     .cloned()
                     .collect(),
                 summary: route.command.summary.clone(),
@@ -174,7 +188,10 @@ pub struct PluginCounters {
 
 impl Counters {
     pub fn of(&self, plugin: &str) -> Arc<PluginCounters> {
-        self.by_plugin.entry(plugin.to_string()).or_default().clone()
+        self.by_plugin
+            .entry(plugin.to_string())
+            .or_default()
+            .clone()
     }
 
     /// (plugin, calls, failures), sorted by plugin.
@@ -196,7 +213,11 @@ impl Counters {
 }
 
 /// The capabilities a plugin asks for or imports that config does not grant.
-pub fn missing_grants(asked: &[Capability], imported: &[Capability], grants: &Grants) -> Vec<Capability> {
+pub fn missing_grants(
+    asked: &[Capability],
+    imported: &[Capability],
+    grants: &Grants,
+) -> Vec<Capability> {
     let mut missing: Vec<Capability> = asked
         .iter()
         .chain(imported)

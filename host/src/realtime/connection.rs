@@ -390,7 +390,12 @@ impl Connection {
         self.require_joined(session_id).await?;
         // A command is checked before anything is stored: a refused one is not broadcast.
         let approved = match content.starts_with('/') {
-            true => Some(commands::approve(&self.state, &self.principal, session_id, content)?),
+            true => Some(commands::approve(
+                &self.state,
+                &self.principal,
+                session_id,
+                content,
+            )?),
             false => None,
         };
         let metadata = match &approved {
@@ -428,7 +433,14 @@ impl Connection {
                 out: self.handle.out.clone(),
                 frame_id: id.clone(),
             };
-            commands::spawn(self.state.clone(), invoker, session_id.to_string(), title, message.id, approved);
+            commands::spawn(
+                self.state.clone(),
+                invoker,
+                session_id.to_string(),
+                title,
+                message.id,
+                approved,
+            );
         }
         Ok(())
     }

@@ -28,7 +28,13 @@ impl Store {
     }
 
     /// Insert or replace; a new key is refused once the plugin has `max_keys`.
-    pub async fn kv_set(&self, plugin: &str, key: &str, value: &[u8], max_keys: i64) -> Result<(), KvError> {
+    pub async fn kv_set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &[u8],
+        max_keys: i64,
+    ) -> Result<(), KvError> {
         let exists = self.kv_get(plugin, key).await?.is_some();
         if !exists {
             let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM plugin_kv WHERE plugin = $1")

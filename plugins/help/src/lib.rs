@@ -2,7 +2,9 @@
 
 use serde_json::json;
 use slashd_plugin_api::host::{commands, CommandInfo};
-use slashd_plugin_api::{export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply};
+use slashd_plugin_api::{
+    export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply,
+};
 
 struct Help;
 
@@ -41,7 +43,11 @@ impl Plugin for Help {
 fn overview(visible: &[CommandInfo]) -> Reply {
     let mut body = String::from("| command | what it does |\n|---|---|\n");
     for c in visible {
-        body.push_str(&format!("| `{}` | {} |\n", escape(&c.usage), escape(&c.summary)));
+        body.push_str(&format!(
+            "| `{}` | {} |\n",
+            escape(&c.usage),
+            escape(&c.summary)
+        ));
     }
     body.push_str("\n`/help COMMAND` explains one.");
     let rows: Vec<_> = visible.iter().map(info_json).collect();
@@ -49,7 +55,13 @@ fn overview(visible: &[CommandInfo]) -> Reply {
 }
 
 fn detail(c: &CommandInfo) -> Reply {
-    let mut body = format!("**/{}** — {}\n\nUsage: `{}`\n\nRole: {}", c.name, escape(&c.summary), escape(&c.usage), c.min_role.as_str());
+    let mut body = format!(
+        "**/{}** — {}\n\nUsage: `{}`\n\nRole: {}",
+        c.name,
+        escape(&c.summary),
+        escape(&c.usage),
+        c.min_role.as_str()
+    );
     if !c.aliases.is_empty() {
         let aliases: Vec<String> = c.aliases.iter().map(|a| format!("`/{a}`")).collect();
         body.push_str(&format!("\n\nAliases: {}", aliases.join(", ")));

@@ -1,7 +1,9 @@
 //! Test plugin: asks for capabilities the test config does not grant.
 
 use slashd_plugin_api::host::stats;
-use slashd_plugin_api::{export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply};
+use slashd_plugin_api::{
+    export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply,
+};
 
 struct Greedy;
 

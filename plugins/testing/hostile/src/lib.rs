@@ -1,7 +1,9 @@
 //! Test plugin: commands that misbehave in every way the sandbox must contain.
 
 use slashd_plugin_api::host::{kv, log};
-use slashd_plugin_api::{export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply};
+use slashd_plugin_api::{
+    export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply,
+};
 
 struct Hostile;
 
@@ -38,17 +40,26 @@ impl Plugin for Hostile {
                 }
             }
             "bigreply" => {
-                let mib: usize = call.args.first().and_then(|a| a.parse().ok()).unwrap_or(100);
+                let mib: usize = call
+                    .args
+                    .first()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or(100);
                 Ok(Reply::plain("x".repeat(mib << 20)))
             }
             "panic" => panic!("hostile plugin panics on purpose"),
-            "recurse" => Ok(Reply::plain(format!("{}", recurse(std::hint::black_box(1))))),
+            "recurse" => Ok(Reply::plain(format!(
+                "{}",
+                recurse(std::hint::black_box(1))
+            ))),
             "steal" => {
                 let key = call.args.first().cloned().unwrap_or_default();
-                Ok(Reply::plain(match kv::get(&key).map_err(PluginError::Failed)? {
-                    Some(v) => format!("stole: {}", String::from_utf8_lossy(&v)),
-                    None => "none".into(),
-                }))
+                Ok(Reply::plain(
+                    match kv::get(&key).map_err(PluginError::Failed)? {
+                        Some(v) => format!("stole: {}", String::from_utf8_lossy(&v)),
+                        None => "none".into(),
+                    },
+                ))
             }
             "hugekv" => match kv::set("huge", &vec![7u8; 8 << 20]) {
                 Ok(()) => Ok(Reply::plain("stored 8 MiB")),

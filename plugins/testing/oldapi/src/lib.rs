@@ -24,7 +24,10 @@ impl slashd_plugin_api::wit::Guest for Export {
 
     fn invoke(
         call: slashd_plugin_api::wit::slashd::plugin::types::Invocation,
-    ) -> Result<slashd_plugin_api::wit::slashd::plugin::types::Reply, slashd_plugin_api::wit::slashd::plugin::types::PluginError> {
+    ) -> Result<
+        slashd_plugin_api::wit::slashd::plugin::types::Reply,
+        slashd_plugin_api::wit::slashd::plugin::types::PluginError,
+    > {
         slashd_plugin_api::glue::invoke::<OldApi>(call)
     }
 }

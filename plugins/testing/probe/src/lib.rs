@@ -2,15 +2,23 @@
 
 use serde_json::json;
 use slashd_plugin_api::host::{config, kv};
-use slashd_plugin_api::{export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply, Role};
+use slashd_plugin_api::{
+    export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply, Role,
+};
 
 struct Probe;
 
 impl Plugin for Probe {
     fn manifest() -> Manifest {
         Manifest::new("probe", "1.0.0")
-            .command(Command::new("probe-echo", "Echo the invocation").alias("pe").usage("/probe-echo [args…]"))
-            .command(Command::new("probe-analyst", "An analyst-only command").min_role(Role::Analyst))
+            .command(
+                Command::new("probe-echo", "Echo the invocation")
+                    .alias("pe")
+                    .usage("/probe-echo [args…]"),
+            )
+            .command(
+                Command::new("probe-analyst", "An analyst-only command").min_role(Role::Analyst),
+            )
             .command(Command::new("probe-ephemeral", "Reply to the caller only"))
             .command(Command::new("probe-fs", "Read a file").usage("/probe-fs PATH"))
             .command(Command::new("probe-write", "Write a file").usage("/probe-write PATH"))
@@ -25,7 +33,12 @@ impl Plugin for Probe {
     }
 
     fn invoke(call: Invocation) -> Result<Reply, PluginError> {
-        let arg = |i: usize| call.args.get(i).cloned().ok_or_else(|| PluginError::Usage("missing argument".into()));
+        let arg = |i: usize| {
+            call.args
+                .get(i)
+                .cloned()
+                .ok_or_else(|| PluginError::Usage("missing argument".into()))
+        };
         match call.command.as_str() {
             "probe-echo" => Ok(Reply::plain(call.raw_args.clone()).with_data(json!({
                 "command": call.command,

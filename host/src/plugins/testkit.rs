@@ -1,0 +1,340 @@
+//! A test harness for plugin authors: run a built `.wasm` in-process, with a fake caller,
+//! session, grants, settings and kv, through the same engine and limits the server uses.
+//!
+//! ```no_run
+//! # async fn t() -> anyhow::Result<()> {
+//! use slashd::plugins::testkit::PluginTester;
+//! let tester = PluginTester::builder("target/wasm32-wasip2/release/hello.wasm").build().await?;
+//! let reply = tester.run("/hello world").await?;
+//! assert_eq!(reply.body, "Hello, **world**!");
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+
+use super::capabilities::{
+    CallContext, CallEnv, Grants, HostServices, PluginIdentity, ServerStats, SessionDetail,
+    SessionSummary,
+};
+use super::engine::{CallError, CallInput, CallLimits, Mount, PluginReply, Prepared, Runtime};
+use super::manifest::{self, Capability, Manifest};
+use super::registry::{Counters, PluginEntry, PluginState, Registry, Source};
+use crate::auth::Role;
+use crate::commands::parse;
+use crate::config::CommandsConfig;
+
+pub struct TesterBuilder {
+    path: PathBuf,
+    grants: Option<Vec<Capability>>,
+    settings: serde_json::Map<String, serde_json::Value>,
+    mounts: Vec<Mount>,
+    timeout: Duration,
+    memory_mb: u64,
+}
+
+impl TesterBuilder {
+    /// Grant exactly these capabilities (default: whatever the manifest asks for).
+    pub fn grants(mut self, grants: &[Capability]) -> Self {
+        self.grants = Some(grants.to_vec());
+        self
+    }
+
+    /// One entry of the plugin's `settings` (the `config` capability).
+    pub fn setting(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.settings.insert(key.to_string(), value);
+        self
+    }
+
+    /// Preopen a host directory at `guest` (read-only unless `writable`).
+    pub fn dir(mut self, guest: &str, host: impl AsRef<Path>, writable: bool) -> Self {
+        self.mounts.push(Mount {
+            guest: guest.to_string(),
+            host: host.as_ref().to_path_buf(),
+            writable,
+        });
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn memory_mb(mut self, mb: u64) -> Self {
+        self.memory_mb = mb;
+        self
+    }
+
+    /// Compile and load the plugin; fails as the server would refuse it.
+    pub async fn build(self) -> anyhow::Result<PluginTester> {
+        let wasm = std::fs::read(&self.path)
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        manifest::check_api_version(&wasm).map_err(anyhow::Error::msg)?;
+        let defaults = CommandsConfig::default();
+        let runtime = Runtime::new(&defaults, None)?;
+        let component = runtime.compile(&wasm)?;
+        let services = Arc::new(FakeServices::default());
+        let counters = Arc::new(Counters::default());
+        let probe_identity = |grants: Grants| {
+            Arc::new(PluginIdentity {
+                name: "plugin-under-test".into(),
+                grants,
+                settings: self.settings.clone(),
+                host_call_quota: defaults.host_call_quota,
+                kv_max_key_bytes: defaults.kv_max_key_bytes,
+                kv_max_value_bytes: defaults.kv_max_value_bytes,
+                kv_max_keys: defaults.kv_max_keys,
+            })
+        };
+        let limits = CallLimits {
+            timeout: self.timeout,
+            memory_bytes: (self.memory_mb as usize) << 20,
+            max_reply_bytes: defaults.max_reply_bytes,
+        };
+        let env_with = |registry: Arc<Registry>| {
+            Arc::new(CallEnv {
+                services: services.clone(),
+                registry,
+                counters: counters.clone(),
+            })
+        };
+        // Read the manifest first, then prepare again with the grants it asked for.
+        let first = runtime.prepare(
+            &component,
+            probe_identity(Grants::default()),
+            limits.clone(),
+            self.mounts.clone(),
+        )?;
+        let manifest = runtime
+            .manifest(&first, env_with(Arc::new(Registry::default())))
+            .await?;
+        manifest.validate().map_err(anyhow::Error::msg)?;
+        let grants = Grants::of(self.grants.as_deref().unwrap_or(&manifest.capabilities));
+        let missing =
+            super::registry::missing_grants(&manifest.capabilities, &first.imports, &grants);
+        if !missing.is_empty() {
+            anyhow::bail!("the plugin needs capabilities that are not granted: {missing:?}");
+        }
+        let prepared = Arc::new(runtime.prepare(
+            &component,
+            probe_identity(grants.clone()),
+            limits,
+            self.mounts,
+        )?);
+        let registry = Arc::new(Registry::new(vec![PluginEntry {
+            name: manifest.name.clone(),
+            source: Source::Path {
+                path: self.path.clone(),
+            },
+            state: PluginState::Enabled,
+            manifest: Some(manifest.clone()),
+            grants,
+            min_role: None,
+            prepared: Some(prepared.clone()),
+        }]));
+        Ok(PluginTester {
+            env: env_with(registry),
+            runtime,
+            prepared,
+            manifest,
+            services,
+            caller: (String::from("tester"), Role::Admin),
+        })
+    }
+}
+
+pub struct PluginTester {
+    runtime: Runtime,
+    prepared: Arc<Prepared>,
+    env: Arc<CallEnv>,
+    manifest: Manifest,
+    services: Arc<FakeServices>,
+    caller: (String, Role),
+}
+
+impl PluginTester {
+    pub fn builder(wasm: impl AsRef<Path>) -> TesterBuilder {
+        TesterBuilder {
+            path: wasm.as_ref().to_path_buf(),
+            grants: None,
+            settings: Default::default(),
+            mounts: Vec::new(),
+            timeout: Duration::from_secs(2),
+            memory_mb: 64,
+        }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Run further commands as this user (default: `tester`, admin).
+    pub fn as_user(&mut self, name: &str, role: Role) -> &mut Self {
+        self.caller = (name.to_string(), role);
+        self
+    }
+
+    /// Run a command line such as `/hello "big world"`, as the server would: the command
+    /// (or alias) must be the plugin's, the caller's role must suffice, and the arguments
+    /// are split shell-style. Unknown and forbidden commands come back as `Failed`.
+    pub async fn run(&self, line: &str) -> Result<PluginReply, CallError> {
+        let (name, raw) = parse::split_command(line)
+            .ok_or_else(|| CallError::Failed("a command starts with '/'".into()))?;
+        let command = self
+            .manifest
+            .commands
+            .iter()
+            .find(|c| c.name == name || c.aliases.contains(&name))
+            .ok_or_else(|| CallError::Failed(format!("unknown command /{name}")))?;
+        let (user, role) = &self.caller;
+        if !role.allows(command.min_role) {
+            return Err(CallError::Failed(format!(
+                "forbidden: /{name} needs the {} role",
+                command.min_role
+            )));
+        }
+        let args = parse::split_args(raw).ok_or_else(|| {
+            CallError::Usage(format!("unbalanced quotes; usage: {}", command.usage))
+        })?;
+        let ctx = CallContext {
+            user_id: format!("user-{user}"),
+            user_name: user.clone(),
+            role: *role,
+            session_id: FakeServices::SESSION_ID.into(),
+            session_title: "test session".into(),
+            connection_id: "test-connection".into(),
+            connected_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let input = CallInput {
+            command: command.name.clone(),
+            args,
+            raw_args: raw.to_string(),
+        };
+        self.runtime
+            .invoke(&self.prepared, self.env.clone(), ctx, input)
+            .await
+    }
+
+    /// Inspect or seed the plugin's kv.
+    pub fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.services.kv().get(key).cloned()
+    }
+
+    pub fn kv_set(&self, key: &str, value: &[u8]) {
+        self.services.kv().insert(key.to_string(), value.to_vec());
+    }
+
+    /// Whether the plugin ended the (fake) current session.
+    pub fn session_ended(&self) -> bool {
+        *self
+            .services
+            .ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// In-memory stand-ins for the server's services.
+#[derive(Default)]
+struct FakeServices {
+    kv: Mutex<HashMap<String, Vec<u8>>>,
+    ended: Mutex<bool>,
+}
+
+impl FakeServices {
+    const SESSION_ID: &'static str = "00000000-0000-7000-8000-000000000001";
+
+    fn kv(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
+        self.kv.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl HostServices for FakeServices {
+    async fn stats(&self) -> Result<ServerStats, String> {
+        Ok(ServerStats {
+            uptime_secs: 60,
+            connections: 1,
+            users_online: 1,
+            sessions_active: 1,
+            sessions_total: 1,
+            messages_total: 1,
+            messages_last_24h: 1,
+        })
+    }
+
+    async fn current_session(&self, ctx: &CallContext) -> Result<SessionDetail, String> {
+        let ended = *self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(SessionDetail {
+            id: ctx.session_id.clone(),
+            title: ctx.session_title.clone(),
+            status: if ended { "ended" } else { "active" }.into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            owner_id: ctx.user_id.clone(),
+            message_count: 1,
+            participants: vec![ctx.user_id.clone()],
+        })
+    }
+
+    async fn my_sessions(
+        &self,
+        ctx: &CallContext,
+        _limit: u32,
+    ) -> Result<Vec<SessionSummary>, String> {
+        Ok(vec![SessionSummary {
+            id: ctx.session_id.clone(),
+            title: ctx.session_title.clone(),
+            status: "active".into(),
+            last_activity_at: "2026-01-01T00:00:00Z".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        }])
+    }
+
+    async fn end_current_session(&self, _ctx: &CallContext) -> Result<(), String> {
+        *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        Ok(())
+    }
+
+    async fn kv_get(&self, _plugin: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.kv().get(key).cloned())
+    }
+
+    async fn kv_set(
+        &self,
+        _plugin: &str,
+        key: &str,
+        value: &[u8],
+        max_keys: i64,
+    ) -> Result<(), String> {
+        let mut kv = self.kv();
+        if !kv.contains_key(key) && kv.len() as i64 >= max_keys {
+            return Err(format!(
+                "kv quota reached: a plugin may keep at most {max_keys} keys"
+            ));
+        }
+        kv.insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    async fn kv_delete(&self, _plugin: &str, key: &str) -> Result<(), String> {
+        self.kv().remove(key);
+        Ok(())
+    }
+
+    async fn kv_list(&self, _plugin: &str, prefix: &str) -> Result<Vec<String>, String> {
+        let mut keys: Vec<String> = self
+            .kv()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+}

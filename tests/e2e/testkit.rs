@@ -1,0 +1,85 @@
+//! The plugin authors' harness, exercised on real built plugins.
+
+use std::time::Duration;
+
+use slashd::auth::Role;
+use slashd::plugins::testkit::PluginTester;
+use slashd::plugins::CallError;
+
+use crate::harness::plugin_wasm;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_the_template_plugin() {
+    let tester = PluginTester::builder(plugin_wasm("hello"))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(tester.manifest().name, "hello");
+    assert_eq!(
+        tester.run("/hello world").await.unwrap().body,
+        "Hello, **world**!"
+    );
+    assert_eq!(
+        tester.run(r#"/hello "big world""#).await.unwrap().body,
+        "Hello, **big world**!"
+    );
+    assert_eq!(
+        tester.run("/hello").await.unwrap().body,
+        "Hello, **tester**!"
+    );
+    assert!(
+        matches!(tester.run("/hello a b").await, Err(CallError::Usage(u)) if u == "/hello [name]")
+    );
+    assert!(matches!(
+        tester.run("/nope").await,
+        Err(CallError::Failed(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_settings_kv_and_roles() {
+    let mut tester = PluginTester::builder(plugin_wasm("probe"))
+        .setting("greeting", serde_json::json!("hi"))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        tester.run("/probe-config greeting").await.unwrap().body,
+        "\"hi\""
+    );
+    tester.kv_set("seeded", b"by the test");
+    assert_eq!(
+        tester.run("/probe-kvget seeded").await.unwrap().body,
+        "value: by the test"
+    );
+    tester.run("/probe-kvset k v").await.unwrap();
+    assert_eq!(tester.kv_get("k").as_deref(), Some(&b"v"[..]));
+    tester.as_user("vic", Role::Viewer);
+    assert!(
+        matches!(tester.run("/probe-analyst").await, Err(CallError::Failed(m)) if m.contains("forbidden"))
+    );
+
+    // Without the grant the plugin would be refused, as the server would refuse it.
+    let refused = PluginTester::builder(plugin_wasm("probe"))
+        .grants(&[])
+        .build()
+        .await;
+    assert!(refused.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_apply_in_the_harness_too() {
+    let tester = PluginTester::builder(plugin_wasm("hostile"))
+        .timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    assert!(matches!(
+        tester.run("/spin").await,
+        Err(CallError::Timeout(_))
+    ));
+    assert!(matches!(
+        tester.run("/panic").await,
+        Err(CallError::Failed(_))
+    ));
+}
