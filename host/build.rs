@@ -9,11 +9,15 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("workspace root").to_path_buf();
     let plugins = root.join("plugins");
     println!("cargo:rerun-if-changed={}", plugins.display());
-    println!("cargo:rerun-if-changed={}", root.join("plugin-api").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("plugin-api").display()
+    );
 
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -31,7 +35,10 @@ fn main() {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
         let outer = (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS")
-            || matches!(key.as_str(), "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "CLIPPY_ARGS" | "RUSTDOCFLAGS");
+            || matches!(
+                key.as_str(),
+                "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "CLIPPY_ARGS" | "RUSTDOCFLAGS"
+            );
         if outer {
             cmd.env_remove(&key);
         }
@@ -39,11 +46,15 @@ fn main() {
     let output = cmd.output().expect("cannot run cargo to build the plugins");
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("may not be installed") || stderr.contains("can't find crate for `core`") {
+        if stderr.contains("may not be installed") || stderr.contains("can't find crate for `core`")
+        {
             panic!("the {TARGET} target is missing: run `rustup target add {TARGET}`\n{stderr}");
         }
         panic!("building the plugins failed:\n{stderr}");
     }
     let wasm_dir = target_dir.join(TARGET).join("release");
-    println!("cargo:rustc-env=BUILT_PLUGIN_WASM_DIR={}", wasm_dir.display());
+    println!(
+        "cargo:rustc-env=BUILT_PLUGIN_WASM_DIR={}",
+        wasm_dir.display()
+    );
 }

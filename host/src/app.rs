@@ -2,6 +2,7 @@
 //! graceful shutdown.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{self, Authenticator, Role, TokenKeys};
 use crate::commands::{CommandLimiter, ServerServices};
 use crate::config::Config;
+use crate::error::AppError;
 use crate::plugins::PluginHost;
 use crate::realtime::hub::Hub;
 use crate::store::Store;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub tasks: TaskTracker,
     pub plugins: Arc<PluginHost>,
     pub command_limits: Arc<CommandLimiter>,
+    /// The file the config came from; a plugin reload reads it again.
+    pub config_path: Option<Arc<PathBuf>>,
 }
 
 impl AppState {
@@ -61,6 +65,7 @@ impl AppState {
             tasks: TaskTracker::new(),
             plugins: Arc::new(plugins),
             command_limits: Arc::new(CommandLimiter::default()),
+            config_path: None,
         })
     }
 }
@@ -100,11 +105,13 @@ pub fn router(state: AppState) -> Router {
 
 /// Serve until SIGTERM or Ctrl-C, then close every socket with 1001 and wait (up to
 /// `server.shutdown_grace`) for queued frames to flush.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    let state = AppState::build(config).await?;
+    let mut state = AppState::build(config).await?;
+    state.config_path = config_path.map(Arc::new);
+    spawn_reload_on_sighup(state.clone());
     bootstrap_admin(&state).await?;
     retention::spawn(state.clone());
 
@@ -132,6 +139,38 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-read the config file and reload the plugins from it. An invalid file is refused whole
+/// and the running plugins stay. Only `[plugins.*]` (and the per-plugin defaults in
+/// `[commands]`) apply without a restart.
+pub async fn reload_plugins(state: &AppState) -> Result<(), AppError> {
+    let path = state.config_path.as_deref().map(PathBuf::as_path);
+    let config = Config::load(path).map_err(|e| {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "plugin reload refused: invalid config; the running plugins stay"
+        );
+        AppError::BadRequest(format!("invalid config, nothing changed: {e:#}"))
+    })?;
+    state.plugins.reload(&config).await;
+    Ok(())
+}
+
+fn spawn_reload_on_sighup(state: AppState) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading plugins");
+            let _ = reload_plugins(&state).await;
+        }
+    });
+    #[cfg(not(unix))]
+    drop(state);
 }
 
 async fn wait_for_signal() {

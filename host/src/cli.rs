@@ -128,9 +128,10 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = load_config(cli.config.as_deref())?;
+    let path = config_path(cli.config.as_deref());
+    let config = Config::load(path.as_deref())?;
     match cli.command {
-        Command::Serve => app::serve(config).await,
+        Command::Serve => app::serve(config, path).await,
         Command::Migrate => {
             app::open_store(&config).await?;
             println!("migrations applied");
@@ -155,10 +156,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+/// `--config`, else `./slashd.toml` when it exists.
+fn config_path(given: Option<&Path>) -> Option<PathBuf> {
     let default = Path::new("slashd.toml");
-    let path = path.or_else(|| default.exists().then_some(default));
-    Config::load(path)
+    given
+        .or_else(|| default.exists().then_some(default))
+        .map(Path::to_path_buf)
 }
 
 async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {

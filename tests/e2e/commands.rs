@@ -45,7 +45,11 @@ async fn plugin_server(backend: Backend) -> Fixture {
 
 async fn plugin_setup(backend: Backend, extra: impl FnOnce(Setup) -> Setup) -> Fixture {
     let logs = tempfile::tempdir().unwrap();
-    std::fs::write(logs.path().join("app.log"), "2026-11-27T00:00:00Z INFO hello from the log\n").unwrap();
+    std::fs::write(
+        logs.path().join("app.log"),
+        "2026-11-27T00:00:00Z INFO hello from the log\n",
+    )
+    .unwrap();
     std::os::unix::fs::symlink("/etc/passwd", logs.path().join("escape")).unwrap();
     let dirs = format!("{{ \"/logs\" = {:?} }}", logs.path().display().to_string());
     let setup = Setup::new(backend)
@@ -57,7 +61,10 @@ async fn plugin_setup(backend: Backend, extra: impl FnOnce(Setup) -> Setup) -> F
                 ("dirs", &dirs),
             ],
         )
-        .plugin("hostile", &[("grants", r#"["kv"]"#), ("timeout_ms", "1000")])
+        .plugin(
+            "hostile",
+            &[("grants", r#"["kv"]"#), ("timeout_ms", "1000")],
+        )
         .plugin("greedy", &[("grants", r#"["kv"]"#)])
         .plugin("oldapi", &[])
         .set("commands", "rate_per_sec", "1000.0")
@@ -65,23 +72,6 @@ async fn plugin_setup(backend: Backend, extra: impl FnOnce(Setup) -> Setup) -> F
     Fixture {
         server: extra(setup).start().await,
         _logs: logs,
-    }
-}
-
-/// Run a command in a joined session. Returns the reply (`message` from the command) or
-/// the `error` that answered it.
-async fn command(ws: &mut Ws, session: &str, line: &str) -> Value {
-    ws.send(json!({"type": "message", "session_id": session, "content": line, "id": line})).await;
-    let first = ws.recv().await;
-    if first["type"] == "error" {
-        return first;
-    }
-    assert_eq!(first["type"], "ack", "{first}");
-    loop {
-        let frame = ws.recv().await;
-        if frame["type"] == "error" || (frame["type"] == "message" && frame["message"]["role"] == "command") {
-            return frame;
-        }
     }
 }
 
@@ -103,7 +93,12 @@ async fn joined(server: &Server, user: &User) -> (Ws, String) {
 }
 
 fn names(commands: &Value) -> Vec<String> {
-    commands.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
+    commands
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 async fn help_and_get_commands_agree_per_role(backend: Backend) {
@@ -113,22 +108,35 @@ async fn help_and_get_commands_agree_per_role(backend: Backend) {
         let (_, listed) = server.get("/commands", &user.token).await;
         let listed = names(&listed["commands"]);
         let (mut ws, session) = joined(&server, &user).await;
-        let reply = command(&mut ws, &session, "/help").await;
+        let reply = ws.command(&session, "/help").await;
         let shown = names(&reply["message"]["metadata"]["data"]["commands"]);
-        assert_eq!(listed, shown, "/help and GET /commands must agree for {role}");
+        assert_eq!(
+            listed, shown,
+            "/help and GET /commands must agree for {role}"
+        );
         assert!(shown.contains(&"help".to_string()) && shown.contains(&"probe-echo".to_string()));
-        assert_eq!(shown.contains(&"probe-analyst".to_string()), role == "analyst", "{role}: {shown:?}");
+        assert_eq!(
+            shown.contains(&"probe-analyst".to_string()),
+            role == "analyst",
+            "{role}: {shown:?}"
+        );
         let body = reply_text(&reply);
-        assert!(body.contains("/probe-echo [args…]"), "usage lines in the body: {body}");
+        assert!(
+            body.contains("/probe-echo [args…]"),
+            "usage lines in the body: {body}"
+        );
         assert_eq!(body.contains("probe-analyst"), role == "analyst");
         // Refused plugins contribute nothing.
         assert!(!shown.iter().any(|n| n == "greedy" || n == "oldapi"));
 
-        let detail = command(&mut ws, &session, "/help probe-echo").await;
+        let detail = ws.command(&session, "/help probe-echo").await;
         assert!(reply_text(&detail).contains("Usage: `/probe-echo [args…]`"));
-        assert_eq!(detail["message"]["metadata"]["data"]["command"]["aliases"], json!(["pe"]));
+        assert_eq!(
+            detail["message"]["metadata"]["data"]["command"]["aliases"],
+            json!(["pe"])
+        );
         // A command the caller may not run is not explained to them.
-        let hidden = command(&mut ws, &session, "/help probe-analyst").await;
+        let hidden = ws.command(&session, "/help probe-analyst").await;
         if role == "viewer" {
             assert_eq!(error_code(&hidden), "usage");
         } else {
@@ -171,25 +179,43 @@ async fn replies_are_stored_and_broadcast(backend: Backend) {
     assert_eq!(meta["reply_to"], ack["message_id"]);
     assert!(meta["duration_ms"].as_i64().unwrap() >= 0);
     assert_eq!(meta["data"]["caller"]["id"], owner.id.as_str());
-    assert_eq!(meta["data"]["session"], json!({"id": session, "title": "shared"}));
+    assert_eq!(
+        meta["data"]["session"],
+        json!({"id": session, "title": "shared"})
+    );
 
     // The member sees the invocation and the reply, in order.
     let seen_invocation = b.recv_type("message").await;
-    assert_eq!(seen_invocation["message"]["content"], "/probe-echo hi there");
+    assert_eq!(
+        seen_invocation["message"]["content"],
+        "/probe-echo hi there"
+    );
     let seen_reply = b.recv_type("message").await;
     assert_eq!(seen_reply["message"], *message);
 
-    let (_, history) = server.get(&format!("/chat/sessions/{session}/messages"), &owner.token).await;
-    let roles: Vec<&str> = history["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    let (_, history) = server
+        .get(&format!("/chat/sessions/{session}/messages"), &owner.token)
+        .await;
+    let roles: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, ["user", "command"]);
     assert_eq!(history["messages"][1], *message);
 
     // A failing plugin answers only the invoker, with the frame id.
-    let failed = command(&mut a, &session, "/probe-fail").await;
+    let failed = a.command(&session, "/probe-fail").await;
     assert_eq!(error_code(&failed), "plugin_failed");
     assert_eq!(failed["id"], "/probe-fail");
-    assert!(failed["message"].as_str().unwrap().contains("failed on purpose"));
-    let audit = server.count("SELECT COUNT(*) FROM command_audit WHERE decision = 'allowed'").await;
+    assert!(failed["message"]
+        .as_str()
+        .unwrap()
+        .contains("failed on purpose"));
+    let audit = server
+        .count("SELECT COUNT(*) FROM command_audit WHERE decision = 'allowed'")
+        .await;
     assert_eq!(audit, 2);
 }
 
@@ -205,16 +231,29 @@ async fn ephemeral_replies_reach_only_the_invoker(backend: Backend) {
     b.join(&session).await;
     a.recv_type("presence").await;
 
-    let reply = command(&mut a, &session, "/probe-ephemeral").await;
+    let reply = a.command(&session, "/probe-ephemeral").await;
     assert_eq!(reply_text(&reply), "only you can see this");
     assert_eq!(reply["message"]["seq"], Value::Null);
     assert_eq!(reply["message"]["metadata"]["ephemeral"], true);
     // The member sees the invocation, then nothing more.
-    assert_eq!(b.recv_type("message").await["message"]["content"], "/probe-ephemeral");
+    assert_eq!(
+        b.recv_type("message").await["message"]["content"],
+        "/probe-ephemeral"
+    );
     b.send(json!({"type": "ping"})).await;
-    assert_eq!(b.recv().await["type"], "pong", "no reply reached the member before the pong");
-    let (_, history) = server.get(&format!("/chat/sessions/{session}/messages"), &owner.token).await;
-    assert_eq!(history["messages"].as_array().unwrap().len(), 1, "the ephemeral reply is not stored");
+    assert_eq!(
+        b.recv().await["type"],
+        "pong",
+        "no reply reached the member before the pong"
+    );
+    let (_, history) = server
+        .get(&format!("/chat/sessions/{session}/messages"), &owner.token)
+        .await;
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        1,
+        "the ephemeral reply is not stored"
+    );
 }
 
 async fn arguments_aliases_and_typos(backend: Backend) {
@@ -222,29 +261,58 @@ async fn arguments_aliases_and_typos(backend: Backend) {
     let user = server.user("vera", "viewer").await;
     let (mut ws, session) = joined(&server, &user).await;
 
-    let reply = command(&mut ws, &session, r#"/probe-echo one "two words" 'three' four\ five"#).await;
+    let reply = ws
+        .command(
+            &session,
+            r#"/probe-echo one "two words" 'three' four\ five"#,
+        )
+        .await;
     let data = &reply["message"]["metadata"]["data"];
-    assert_eq!(data["args"], json!(["one", "two words", "three", "four five"]));
+    assert_eq!(
+        data["args"],
+        json!(["one", "two words", "three", "four five"])
+    );
     assert_eq!(data["raw_args"], r#"one "two words" 'three' four\ five"#);
     // An alias runs the canonical command.
-    let reply = command(&mut ws, &session, "/pe x").await;
-    assert_eq!(reply["message"]["metadata"]["data"]["command"], "probe-echo");
+    let reply = ws.command(&session, "/pe x").await;
+    assert_eq!(
+        reply["message"]["metadata"]["data"]["command"],
+        "probe-echo"
+    );
     assert_eq!(reply["message"]["metadata"]["command"], "probe-echo");
 
     let before = server.count("SELECT COUNT(*) FROM messages").await;
-    let bad = command(&mut ws, &session, r#"/probe-echo "unbalanced"#).await;
+    let bad = ws.command(&session, r#"/probe-echo "unbalanced"#).await;
     assert_eq!(error_code(&bad), "usage");
-    assert!(bad["message"].as_str().unwrap().contains("/probe-echo [args…]"), "{bad}");
-    let typo = command(&mut ws, &session, "/hepl").await;
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .contains("/probe-echo [args…]"),
+        "{bad}"
+    );
+    let typo = ws.command(&session, "/hepl").await;
     assert_eq!(error_code(&typo), "unknown_command");
-    assert!(typo["message"].as_str().unwrap().contains("did you mean /help?"), "{typo}");
-    let far = command(&mut ws, &session, "/deploy-everything").await;
+    assert!(
+        typo["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean /help?"),
+        "{typo}"
+    );
+    let far = ws.command(&session, "/deploy-everything").await;
     assert_eq!(error_code(&far), "unknown_command");
     assert!(!far["message"].as_str().unwrap().contains("did you mean"));
     // Hidden commands are not suggested to those who may not run them.
-    let hidden = command(&mut ws, &session, "/probe-analyts").await;
-    assert!(!hidden["message"].as_str().unwrap().contains("probe-analyst"), "{hidden}");
-    let forbidden = command(&mut ws, &session, "/probe-analyst").await;
+    let hidden = ws.command(&session, "/probe-analyts").await;
+    assert!(
+        !hidden["message"]
+            .as_str()
+            .unwrap()
+            .contains("probe-analyst"),
+        "{hidden}"
+    );
+    let forbidden = ws.command(&session, "/probe-analyst").await;
     assert_eq!(error_code(&forbidden), "forbidden");
     assert_eq!(forbidden["id"], "/probe-analyst");
     // Refused commands are not stored or broadcast.
@@ -265,15 +333,27 @@ async fn config_can_raise_a_role(backend: Backend) {
     let listed = names(&listed["commands"]);
     assert!(!listed.iter().any(|n| n.starts_with("probe")), "{listed:?}");
     let (mut ws, session) = joined(&server, &anna).await;
-    assert_eq!(error_code(&command(&mut ws, &session, "/probe-echo x").await), "forbidden");
-    let help = command(&mut ws, &session, "/help").await;
+    assert_eq!(
+        error_code(&ws.command(&session, "/probe-echo x").await),
+        "forbidden"
+    );
+    let help = ws.command(&session, "/help").await;
     assert!(!reply_text(&help).contains("probe"));
 
     let (_, listed) = server.get("/commands", &admin.token).await;
-    let echo = listed["commands"].as_array().unwrap().iter().find(|c| c["name"] == "probe-echo").unwrap().clone();
+    let echo = listed["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "probe-echo")
+        .unwrap()
+        .clone();
     assert_eq!(echo["min_role"], "admin");
     let (mut ws, session) = joined(&server, &admin).await;
-    assert_eq!(reply_text(&command(&mut ws, &session, "/probe-echo ok").await), "ok");
+    assert_eq!(
+        reply_text(&ws.command(&session, "/probe-echo ok").await),
+        "ok"
+    );
 }
 
 async fn hostile_plugins_are_contained(backend: Backend) {
@@ -288,17 +368,29 @@ async fn hostile_plugins_are_contained(backend: Backend) {
         ("/recurse", "plugin_failed"),
         ("/spin-host", "plugin_failed"),
     ] {
-        let answer = command(&mut ws, &session, line).await;
+        let answer = ws.command(&session, line).await;
         assert_eq!(error_code(&answer), expect, "{line}: {answer}");
     }
-    let reply_limit = command(&mut ws, &session, "/bigreply 2").await;
-    assert!(reply_limit["message"].as_str().unwrap().contains("limit"), "{reply_limit}");
-    let quota = command(&mut ws, &session, "/spin-host").await;
-    assert!(quota["message"].as_str().unwrap().contains("quota"), "{quota}");
-    let huge = command(&mut ws, &session, "/hugekv").await;
-    assert!(reply_text(&huge).starts_with("refused: kv values must be at most"), "{huge}");
+    let reply_limit = ws.command(&session, "/bigreply 2").await;
+    assert!(
+        reply_limit["message"].as_str().unwrap().contains("limit"),
+        "{reply_limit}"
+    );
+    let quota = ws.command(&session, "/spin-host").await;
+    assert!(
+        quota["message"].as_str().unwrap().contains("quota"),
+        "{quota}"
+    );
+    let huge = ws.command(&session, "/hugekv").await;
+    assert!(
+        reply_text(&huge).starts_with("refused: kv values must be at most"),
+        "{huge}"
+    );
     // Still serving, sandbox and server alike.
-    assert_eq!(reply_text(&command(&mut ws, &session, "/probe-echo alive").await), "alive");
+    assert_eq!(
+        reply_text(&ws.command(&session, "/probe-echo alive").await),
+        "alive"
+    );
     let (status, _) = server.get("/healthz", &user.token).await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -311,37 +403,60 @@ async fn an_infinite_loop_times_out_while_others_are_served(backend: Backend) {
     let (mut other, s2) = joined(&server, &bob).await;
 
     let started = Instant::now();
-    spinner.send(json!({"type": "message", "session_id": s1, "content": "/spin", "id": "spin"})).await;
+    spinner
+        .send(json!({"type": "message", "session_id": s1, "content": "/spin", "id": "spin"}))
+        .await;
     assert_eq!(spinner.recv().await["type"], "ack");
     // While it spins, another user's commands keep answering.
     for i in 0..3 {
-        let reply = command(&mut other, &s2, &format!("/probe-echo during {i}")).await;
+        let reply = other.command(&s2, &format!("/probe-echo during {i}")).await;
         assert_eq!(reply_text(&reply), format!("during {i}"));
     }
-    assert!(started.elapsed() < Duration::from_millis(1000), "answers came while /spin was still running");
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "answers came while /spin was still running"
+    );
     let answer = spinner.recv_type("error").await;
     let elapsed = started.elapsed();
     assert_eq!(answer["code"], "plugin_timeout", "{answer}");
     assert_eq!(answer["id"], "spin");
     // Deadline 1000 ms; the issue allows 250 ms on top.
-    assert!(elapsed < Duration::from_millis(1250), "timed out after {elapsed:?}");
-    assert_eq!(reply_text(&command(&mut spinner, &s1, "/probe-echo after").await), "after");
+    assert!(
+        elapsed < Duration::from_millis(1250),
+        "timed out after {elapsed:?}"
+    );
+    assert_eq!(
+        reply_text(&spinner.command(&s1, "/probe-echo after").await),
+        "after"
+    );
 }
 
 async fn filesystem_is_only_what_config_preopens(backend: Backend) {
     let server = plugin_server(backend).await;
     let user = server.user("fred", "viewer").await;
     let (mut ws, session) = joined(&server, &user).await;
-    let read = command(&mut ws, &session, "/probe-fs /logs/app.log").await;
-    assert_eq!(reply_text(&read), "read: 2026-11-27T00:00:00Z INFO hello from the log\n");
-    for path in ["/etc/passwd", "/logs/../../etc/passwd", "/logs/../etc/passwd", "/logs/escape", "../etc/passwd"] {
-        let answer = command(&mut ws, &session, &format!("/probe-fs {path}")).await;
+    let read = ws.command(&session, "/probe-fs /logs/app.log").await;
+    assert_eq!(
+        reply_text(&read),
+        "read: 2026-11-27T00:00:00Z INFO hello from the log\n"
+    );
+    for path in [
+        "/etc/passwd",
+        "/logs/../../etc/passwd",
+        "/logs/../etc/passwd",
+        "/logs/escape",
+        "../etc/passwd",
+    ] {
+        let answer = ws.command(&session, &format!("/probe-fs {path}")).await;
         let text = reply_text(&answer);
         assert!(text.starts_with("denied:"), "{path}: {text}");
         assert!(!text.contains("root:"), "{path} leaked: {text}");
     }
-    let write = command(&mut ws, &session, "/probe-write /logs/new.txt").await;
-    assert!(reply_text(&write).starts_with("denied:"), "read-only mount: {write}");
+    let write = ws.command(&session, "/probe-write /logs/new.txt").await;
+    assert!(
+        reply_text(&write).starts_with("denied:"),
+        "read-only mount: {write}"
+    );
 }
 
 async fn kv_is_private_and_persistent(backend: Backend) {
@@ -349,17 +464,34 @@ async fn kv_is_private_and_persistent(backend: Backend) {
     let user = fixture.user("kim", "viewer").await;
     {
         let (mut ws, session) = joined(&fixture, &user).await;
-        assert_eq!(reply_text(&command(&mut ws, &session, "/probe-kvset secret s3cr3t").await), "stored");
-        assert_eq!(reply_text(&command(&mut ws, &session, "/probe-kvget secret").await), "value: s3cr3t");
+        assert_eq!(
+            reply_text(&ws.command(&session, "/probe-kvset secret s3cr3t").await),
+            "stored"
+        );
+        assert_eq!(
+            reply_text(&ws.command(&session, "/probe-kvget secret").await),
+            "value: s3cr3t"
+        );
         // Another plugin asking for the same key sees its own (empty) namespace.
-        assert_eq!(reply_text(&command(&mut ws, &session, "/steal secret").await), "none");
+        assert_eq!(
+            reply_text(&ws.command(&session, "/steal secret").await),
+            "none"
+        );
     }
-    assert_eq!(fixture.count("SELECT COUNT(*) FROM plugin_kv WHERE plugin = 'probe'").await, 1);
+    assert_eq!(
+        fixture
+            .count("SELECT COUNT(*) FROM plugin_kv WHERE plugin = 'probe'")
+            .await,
+        1
+    );
     fixture.server.kill();
     fixture.server.spawn().await;
     let user = fixture.login("kim", crate::harness::PASSWORD).await;
     let (mut ws, session) = joined(&fixture, &user).await;
-    assert_eq!(reply_text(&command(&mut ws, &session, "/probe-kvget secret").await), "value: s3cr3t");
+    assert_eq!(
+        reply_text(&ws.command(&session, "/probe-kvget secret").await),
+        "value: s3cr3t"
+    );
 }
 
 async fn plugins_are_refused_with_reasons(backend: Backend) {
@@ -369,21 +501,36 @@ async fn plugins_are_refused_with_reasons(backend: Backend) {
     let so_path = format!("{:?}", so.display().to_string());
     let server = plugin_setup(backend, |s| {
         s.set("plugins.fast", "path", &so_path)
-            .set("plugins.typo", "path", &format!("{:?}", crate::harness::plugin_wasm("hello")))
+            .set(
+                "plugins.typo",
+                "path",
+                &format!("{:?}", crate::harness::plugin_wasm("hello")),
+            )
             .set("plugins.typo", "grants", r#"["telepathy"]"#)
             .set("plugins.missing", "path", "\"/nonexistent/plugin.wasm\"")
     })
     .await;
     let user = server.user("vera", "viewer").await;
     let (mut ws, session) = joined(&server, &user).await;
-    assert_eq!(error_code(&command(&mut ws, &session, "/greedy").await), "unknown_command");
-    assert_eq!(error_code(&command(&mut ws, &session, "/oldapi").await), "unknown_command");
+    assert_eq!(
+        error_code(&ws.command(&session, "/greedy").await),
+        "unknown_command"
+    );
+    assert_eq!(
+        error_code(&ws.command(&session, "/oldapi").await),
+        "unknown_command"
+    );
 
     let reasons: Vec<(String, String)> = server
         .log_lines()
         .iter()
         .filter(|l| l["fields"]["message"] == "plugin not enabled")
-        .map(|l| (l["fields"]["plugin"].as_str().unwrap().to_string(), l["fields"]["reason"].as_str().unwrap().to_string()))
+        .map(|l| {
+            (
+                l["fields"]["plugin"].as_str().unwrap().to_string(),
+                l["fields"]["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let reason = |name: &str| {
         reasons
@@ -392,21 +539,48 @@ async fn plugins_are_refused_with_reasons(backend: Backend) {
             .map(|(_, r)| r.clone())
             .unwrap_or_else(|| panic!("no refusal logged for {name}: {reasons:?}"))
     };
-    assert!(reason("greedy").contains("needs capability stats which config does not grant"), "{}", reason("greedy"));
-    assert!(reason("oldapi").contains("plugin API 9.9.9"), "{}", reason("oldapi"));
-    assert!(reason("fast").contains("native = true"), "{}", reason("fast"));
-    assert!(reason("typo").contains("unknown capability \"telepathy\""), "{}", reason("typo"));
-    assert!(reason("missing").contains("cannot read /nonexistent/plugin.wasm"), "{}", reason("missing"));
+    assert!(
+        reason("greedy").contains("needs capability stats which config does not grant"),
+        "{}",
+        reason("greedy")
+    );
+    assert!(
+        reason("oldapi").contains("plugin API 9.9.9"),
+        "{}",
+        reason("oldapi")
+    );
+    assert!(
+        reason("fast").contains("native = true"),
+        "{}",
+        reason("fast")
+    );
+    assert!(
+        reason("typo").contains("unknown capability \"telepathy\""),
+        "{}",
+        reason("typo")
+    );
+    assert!(
+        reason("missing").contains("cannot read /nonexistent/plugin.wasm"),
+        "{}",
+        reason("missing")
+    );
 }
 
 async fn two_plugins_claiming_a_name_get_neither(backend: Backend) {
     let server = plugin_setup(backend, |s| s.plugin("hello", &[]).plugin("clash", &[])).await;
     let user = server.user("vera", "viewer").await;
     let (mut ws, session) = joined(&server, &user).await;
-    assert_eq!(error_code(&command(&mut ws, &session, "/hello").await), "unknown_command");
-    assert_eq!(reply_text(&command(&mut ws, &session, "/clash-only").await), "clash ran /clash-only");
+    assert_eq!(
+        error_code(&ws.command(&session, "/hello").await),
+        "unknown_command"
+    );
+    assert_eq!(
+        reply_text(&ws.command(&session, "/clash-only").await),
+        "clash ran /clash-only"
+    );
     let logged = server.log_lines().iter().any(|l| {
-        l["fields"]["message"] == "command claimed by several plugins; none of them gets it" && l["fields"]["command"] == "/hello"
+        l["fields"]["message"] == "command claimed by several plugins; none of them gets it"
+            && l["fields"]["command"] == "/hello"
     });
     assert!(logged, "{}", server.logs_text());
 }
@@ -415,28 +589,57 @@ async fn plugin_output_and_settings(backend: Backend) {
     let server = plugin_server(backend).await;
     let user = server.user("vera", "viewer").await;
     let (mut ws, session) = joined(&server, &user).await;
-    assert_eq!(reply_text(&command(&mut ws, &session, "/probe-config greeting").await), "\"hi\"");
-    assert_eq!(reply_text(&command(&mut ws, &session, "/probe-config answer").await), "42");
-    assert_eq!(reply_text(&command(&mut ws, &session, "/probe-config nothing").await), "unset");
-    assert_eq!(reply_text(&command(&mut ws, &session, "/probe-stdout").await), "printed");
+    assert_eq!(
+        reply_text(&ws.command(&session, "/probe-config greeting").await),
+        "\"hi\""
+    );
+    assert_eq!(
+        reply_text(&ws.command(&session, "/probe-config answer").await),
+        "42"
+    );
+    assert_eq!(
+        reply_text(&ws.command(&session, "/probe-config nothing").await),
+        "unset"
+    );
+    assert_eq!(
+        reply_text(&ws.command(&session, "/probe-stdout").await),
+        "printed"
+    );
     let lines = server.log_lines();
-    for (stream, text) in [("stdout", "probe says hello on stdout"), ("stderr", "probe says hello on stderr")] {
+    for (stream, text) in [
+        ("stdout", "probe says hello on stdout"),
+        ("stderr", "probe says hello on stderr"),
+    ] {
         let found = lines.iter().any(|l| {
-            l["target"] == "slashd::plugin" && l["fields"]["plugin"] == "probe" && l["fields"]["stream"] == stream && l["fields"]["message"] == text
+            l["target"] == "slashd::plugin"
+                && l["fields"]["plugin"] == "probe"
+                && l["fields"]["stream"] == stream
+                && l["fields"]["message"] == text
         });
         assert!(found, "{stream} line missing");
     }
     let command_line = lines.iter().any(|l| {
-        l["target"] == "slashd::command" && l["fields"]["command"] == "probe-stdout" && l["fields"]["outcome"] == "ok"
+        l["target"] == "slashd::command"
+            && l["fields"]["command"] == "probe-stdout"
+            && l["fields"]["outcome"] == "ok"
     });
     assert!(command_line, "one structured line per invocation");
 }
 
 async fn compiled_plugins_are_cached_across_restarts(backend: Backend) {
     let mut fixture = plugin_server(backend).await;
-    let compiled_first = fixture.log_lines().iter().filter(|l| l["fields"]["message"] == "compiling plugin (cached for next start)").count();
-    assert!(compiled_first >= 4, "first start compiles every plugin ({compiled_first})");
-    let cached = std::fs::read_dir(fixture.dir.path().join("data/plugin-cache")).unwrap().count();
+    let compiled_first = fixture
+        .log_lines()
+        .iter()
+        .filter(|l| l["fields"]["message"] == "compiling plugin (cached for next start)")
+        .count();
+    assert!(
+        compiled_first >= 4,
+        "first start compiles every plugin ({compiled_first})"
+    );
+    let cached = std::fs::read_dir(fixture.dir.path().join("data/plugin-cache"))
+        .unwrap()
+        .count();
     assert!(cached >= 4, "{cached} cache entries");
     fixture.server.kill();
     let before = fixture.log_lines().len();
@@ -445,8 +648,14 @@ async fn compiled_plugins_are_cached_across_restarts(backend: Backend) {
         .iter()
         .filter(|l| l["fields"]["message"] == "compiling plugin (cached for next start)")
         .count();
-    assert_eq!(recompiled, 0, "a restart loads compiled plugins from the cache");
+    assert_eq!(
+        recompiled, 0,
+        "a restart loads compiled plugins from the cache"
+    );
     let user = fixture.user("vera", "viewer").await;
     let (mut ws, session) = joined(&fixture, &user).await;
-    assert_eq!(reply_text(&command(&mut ws, &session, "/probe-echo cached").await), "cached");
+    assert_eq!(
+        reply_text(&ws.command(&session, "/probe-echo cached").await),
+        "cached"
+    );
 }

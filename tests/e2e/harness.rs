@@ -232,7 +232,9 @@ impl Server {
     /// Run one SQL query returning a single integer (for checking what was stored).
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&self.database_url()).await.expect("connect to the test database");
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url())
+            .await
+            .expect("connect to the test database");
         let row = sqlx::query(sql).fetch_one(&mut conn).await.expect(sql);
         sqlx::Row::try_get::<i64, _>(&row, 0).expect("integer result")
     }
@@ -253,6 +255,20 @@ impl Server {
             .iter()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+
+    /// Rewrite the config file the server was started with.
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(&self.config_path).expect("read config");
+        std::fs::write(&self.config_path, edit(text)).expect("write config");
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
     }
 
     /// SIGTERM, then wait for the process to exit; returns whether it exited in time.
@@ -571,6 +587,32 @@ impl Ws {
             let v = self.recv().await;
             if v["type"] == ty {
                 return v;
+            }
+        }
+    }
+
+    /// Run a command line in a joined session. Returns the command's reply (a `message`
+    /// whose `metadata.reply_to` is the invocation) or the `error` that answered it; other
+    /// traffic in the session is skipped.
+    pub async fn command(&mut self, session: &str, line: &str) -> Value {
+        self.send(json!({"type": "message", "session_id": session, "content": line, "id": line}))
+            .await;
+        let ack = loop {
+            let frame = self.recv().await;
+            if frame["id"] == line && (frame["type"] == "ack" || frame["type"] == "error") {
+                break frame;
+            }
+        };
+        if ack["type"] == "error" {
+            return ack;
+        }
+        loop {
+            let frame = self.recv().await;
+            let answers_error = frame["type"] == "error" && frame["id"] == line;
+            let answers_reply = frame["type"] == "message"
+                && frame["message"]["metadata"]["reply_to"] == ack["message_id"];
+            if answers_error || answers_reply {
+                return frame;
             }
         }
     }

@@ -4,6 +4,7 @@
 mod harness;
 
 mod auth;
+mod builtins;
 mod cli;
 mod commands;
 mod realtime;

@@ -313,7 +313,11 @@ fn valid_metadata(metadata: Option<Value>, limits: &SessionsConfig) -> AppResult
 }
 
 /// `limit` in 0..=500 (0 answers an empty page, useful for `total`), `offset` ≥ 0.
-fn page(limit: Option<i64>, offset: Option<i64>, default_limit: i64) -> AppResult<(i64, i64)> {
+pub(super) fn page(
+    limit: Option<i64>,
+    offset: Option<i64>,
+    default_limit: i64,
+) -> AppResult<(i64, i64)> {
     let limit = limit.unwrap_or(default_limit);
     if !(0..=MAX_PAGE).contains(&limit) {
         return Err(AppError::BadRequest(format!(

@@ -15,11 +15,28 @@ macro_rules! wasm {
     };
 }
 
-pub const BUILTINS: &[BuiltIn] = &[BuiltIn {
-    name: "help",
-    wasm: wasm!("help"),
-    grants: &[Capability::Commands],
-}];
+pub const BUILTINS: &[BuiltIn] = &[
+    BuiltIn {
+        name: "help",
+        wasm: wasm!("help"),
+        grants: &[Capability::Commands],
+    },
+    BuiltIn {
+        name: "status",
+        wasm: wasm!("status"),
+        grants: &[Capability::Sessions],
+    },
+    BuiltIn {
+        name: "sessions",
+        wasm: wasm!("sessions"),
+        grants: &[Capability::Sessions],
+    },
+    BuiltIn {
+        name: "logs",
+        wasm: wasm!("logs"),
+        grants: &[Capability::Stats, Capability::Kv],
+    },
+];
 
 pub fn find(name: &str) -> Option<&'static BuiltIn> {
     BUILTINS.iter().find(|b| b.name == name)

@@ -329,15 +329,22 @@ impl Runtime {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        for mount in &plugin.mounts {
+        // `manifest()` needs no files. A directory that cannot be opened is left out (the
+        // plugin sees it missing) rather than failing every command of the plugin.
+        let mounts = if ctx.is_some() {
+            plugin.mounts.as_slice()
+        } else {
+            &[]
+        };
+        for mount in mounts {
             let perms = if mount.writable {
                 FsPerms::ReadWrite
             } else {
                 FsPerms::ReadOnly
             };
-            wasi.preopened_dir(&mount.host, &mount.guest, perms)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("cannot open {} for the plugin", mount.host.display()))?;
+            if let Err(e) = wasi.preopened_dir(&mount.host, &mount.guest, perms) {
+                tracing::warn!(plugin = %plugin.identity.name, dir = %mount.host.display(), error = %e, "cannot open a directory for the plugin");
+            }
         }
         let limits = StoreLimitsBuilder::new()
             .memory_size(plugin.limits.memory_bytes)

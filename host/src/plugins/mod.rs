@@ -32,7 +32,48 @@ use crate::config::{CommandsConfig, Config, PluginConfig};
 /// Largest plugin file read from disk.
 const MAX_PLUGIN_BYTES: u64 = 64 << 20;
 
+/// A plugin as `GET /admin/plugins` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginView {
+    pub name: String,
+    pub version: Option<String>,
+    pub source: Source,
+    pub state: &'static str,
+    /// Why a refused plugin was not enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub commands: Vec<CommandView>,
+    pub grants_asked: Vec<&'static str>,
+    pub grants_given: Vec<&'static str>,
+    pub calls: u64,
+    pub failures: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CommandView {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub summary: String,
+    pub usage: String,
+    /// The effective role: the manifest's, raised by config.
+    pub min_role: crate::auth::Role,
+    /// False when another plugin claims the same name (neither gets it) or the plugin is off.
+    pub routed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no such plugin")]
+    NoSuchPlugin,
+    #[error("the plugin was refused: {0}")]
+    Refused(String),
+}
+
 pub struct PluginHost {
+    /// Reloads and enable/disable run one at a time.
+    admin: tokio::sync::Mutex<()>,
     runtime: Runtime,
     registry: RwLock<Arc<Registry>>,
     services: Arc<dyn HostServices>,
@@ -52,6 +93,7 @@ impl PluginHost {
             .unwrap_or_else(|| config.server.data_dir.join("plugin-cache"));
         let runtime = Runtime::new(&config.commands, Some(cache_dir))?;
         let host = PluginHost {
+            admin: tokio::sync::Mutex::new(()),
             runtime,
             registry: RwLock::new(Arc::new(Registry::default())),
             services,
@@ -91,7 +133,9 @@ impl PluginHost {
             registry: self.registry(),
             counters: self.counters.clone(),
         });
+        let started = Instant::now();
         let result = self.runtime.invoke(&prepared, env, ctx, input).await;
+        counters.record(started.elapsed());
         if matches!(result, Err(CallError::Failed(_) | CallError::Timeout(_))) {
             counters.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -101,6 +145,97 @@ impl PluginHost {
     /// Calls and failures per plugin since start.
     pub fn counters(&self) -> Vec<(String, u64, u64)> {
         self.counters.snapshot()
+    }
+
+    /// Load the plugins of a new config and swap them in. Calls in flight finish on the
+    /// version they started with.
+    pub async fn reload(&self, config: &Config) {
+        let _one_at_a_time = self.admin.lock().await;
+        let registry = self.load(config).await;
+        self.swap(registry);
+        tracing::info!("plugins reloaded");
+    }
+
+    /// Enable or disable a loaded plugin at once (until the next reload or restart).
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), AdminError> {
+        let _one_at_a_time = self.admin.lock().await;
+        let current = self.registry();
+        let target = current.plugin(name).ok_or(AdminError::NoSuchPlugin)?;
+        if let PluginState::Refused(reason) = &target.state {
+            return Err(AdminError::Refused(reason.clone()));
+        }
+        let entries = current
+            .plugins()
+            .map(|p| {
+                let mut entry = PluginEntry::clone(p);
+                if entry.name == name {
+                    entry.state = if enabled {
+                        PluginState::Enabled
+                    } else {
+                        PluginState::Disabled
+                    };
+                }
+                entry
+            })
+            .collect();
+        self.swap(Registry::new(entries));
+        tracing::info!(plugin = name, enabled, "plugin state changed by an admin");
+        Ok(())
+    }
+
+    /// Every plugin as the admin API shows it.
+    pub fn describe(&self) -> Vec<PluginView> {
+        let registry = self.registry();
+        registry
+            .plugins()
+            .map(|p| {
+                let counters = self.counters.of(&p.name);
+                let (p50_ms, p99_ms) = counters
+                    .percentiles_ms()
+                    .map_or((None, None), |(a, b)| (Some(a), Some(b)));
+                let commands = p
+                    .manifest
+                    .iter()
+                    .flat_map(|m| &m.commands)
+                    .map(|c| CommandView {
+                        name: c.name.clone(),
+                        aliases: c.aliases.clone(),
+                        summary: c.summary.clone(),
+                        usage: c.usage.clone(),
+                        min_role: c
+                            .min_role
+                            .max(p.min_role.unwrap_or(crate::auth::Role::Viewer)),
+                        routed: registry
+                            .route(&c.name)
+                            .is_some_and(|r| Arc::ptr_eq(&r.plugin, p)),
+                    })
+                    .collect();
+                let (state, reason) = match &p.state {
+                    PluginState::Enabled => ("enabled", None),
+                    PluginState::Disabled => ("disabled", None),
+                    PluginState::Refused(why) => ("refused", Some(why.clone())),
+                };
+                PluginView {
+                    name: p.name.clone(),
+                    version: p.manifest.as_ref().map(|m| m.version.clone()),
+                    source: p.source.clone(),
+                    state,
+                    reason,
+                    commands,
+                    grants_asked: p
+                        .manifest
+                        .iter()
+                        .flat_map(|m| &m.capabilities)
+                        .map(|c| c.as_str())
+                        .collect(),
+                    grants_given: p.grants.names(),
+                    calls: counters.calls.load(Ordering::Relaxed),
+                    failures: counters.failures.load(Ordering::Relaxed),
+                    p50_ms,
+                    p99_ms,
+                }
+            })
+            .collect()
     }
 
     /// Load every plugin the config names, plus the built-ins.
@@ -235,7 +370,7 @@ impl PluginHost {
             memory_bytes: (table.memory_mb.unwrap_or(defaults.memory_mb) as usize) << 20,
             max_reply_bytes: defaults.max_reply_bytes,
         };
-        let mounts = table
+        let mounts: Vec<Mount> = table
             .dirs
             .iter()
             .flatten()
@@ -245,6 +380,11 @@ impl PluginHost {
                 writable: mount.writable(),
             })
             .collect();
+        for mount in &mounts {
+            if !mount.host.is_dir() {
+                tracing::warn!(plugin = name, dir = %mount.host.display(), "a configured directory does not exist; the plugin will not see it");
+            }
+        }
         let prepared = self
             .runtime
             .prepare(&component, identity, limits, mounts)

@@ -41,6 +41,7 @@ pub enum PluginState {
 }
 
 /// One configured plugin as loaded.
+#[derive(Clone)]
 pub struct PluginEntry {
     pub name: String,
     pub source: Source,
@@ -180,10 +181,42 @@ pub struct Counters {
     by_plugin: DashMap<String, Arc<PluginCounters>>,
 }
 
+/// How many recent call durations are kept per plugin for percentiles.
+const RECENT_CALLS: usize = 1024;
+
 #[derive(Default)]
 pub struct PluginCounters {
     pub calls: AtomicU64,
     pub failures: AtomicU64,
+    /// Recent durations in microseconds, a ring of `RECENT_CALLS`.
+    recent: std::sync::Mutex<std::collections::VecDeque<u64>>,
+}
+
+impl PluginCounters {
+    pub fn record(&self, duration: std::time::Duration) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT_CALLS {
+            recent.pop_front();
+        }
+        recent.push_back(duration.as_micros() as u64);
+    }
+
+    /// p50 and p99 of recent calls, in milliseconds.
+    pub fn percentiles_ms(&self) -> Option<(f64, f64)> {
+        let mut sorted: Vec<u64> = self
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_unstable();
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+        Some((at(0.50), at(0.99)))
+    }
 }
 
 impl Counters {

@@ -38,3 +38,65 @@ impl Store {
         Ok(())
     }
 }
+
+/// One audit row as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditRow {
+    pub id: String,
+    #[serde(serialize_with = "crate::time_fmt::serialize")]
+    pub at: i64,
+    pub user_id: String,
+    pub session_id: Option<String>,
+    pub command: String,
+    pub plugin: Option<String>,
+    pub args_sha256: String,
+    pub decision: String,
+    pub outcome: String,
+    pub duration_ms: i64,
+}
+
+impl Store {
+    /// Newest first, optionally for one user and/or one command; fetches one extra row to
+    /// tell whether more follow.
+    pub async fn list_audit(
+        &self,
+        user_id: Option<&str>,
+        command: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<AuditRow>, bool), sqlx::Error> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT id, at, user_id, session_id, command, plugin, args_sha256, decision, outcome, \
+             duration_ms FROM command_audit \
+             WHERE ($1 = '' OR user_id = $1) AND ($2 = '' OR command = $2) \
+             ORDER BY at DESC, id DESC LIMIT $3 OFFSET $4",
+        )
+        .bind(user_id.unwrap_or(""))
+        .bind(command.unwrap_or(""))
+        .bind(limit + 1)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    user_id: r.try_get("user_id")?,
+                    session_id: r.try_get("session_id")?,
+                    command: r.try_get("command")?,
+                    plugin: r.try_get("plugin")?,
+                    args_sha256: r.try_get("args_sha256")?,
+                    decision: r.try_get("decision")?,
+                    outcome: r.try_get("outcome")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let has_more = out.len() as i64 > limit;
+        out.truncate(limit as usize);
+        Ok((out, has_more))
+    }
+}

@@ -12,7 +12,7 @@ mod sessions;
 mod stats;
 mod users;
 
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, AuditRow};
 pub use kv::KvError;
 pub use messages::{Message, MessageRole, NewMessage};
 pub use stats::Counts;
