@@ -2,6 +2,8 @@
 //! can be embedded in the binary and the test plugins are ready for the end-to-end suite.
 //! They are built once per build into `target/plugins`, in release mode (small and fast),
 //! by a nested cargo with its own target directory (no lock shared with this build).
+//! The plugins that also build as native libraries (`export_native_plugin!`) are built a
+//! second time for the host, for the native-plugin tests.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,13 +25,50 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
         .join("plugins");
+    let wasm = [
+        "build",
+        "--release",
+        "--workspace",
+        "--exclude",
+        "badabi",
+        "--target",
+        TARGET,
+    ];
+    run_cargo(&plugins, &target_dir, &wasm);
+    let native = [
+        "build",
+        "--release",
+        "-p",
+        "tally",
+        "-p",
+        "hostile",
+        "-p",
+        "liar",
+        "-p",
+        "badabi",
+    ];
+    run_cargo(&plugins, &target_dir, &native);
+
+    let wasm_dir = target_dir.join(TARGET).join("release");
+    println!(
+        "cargo:rustc-env=BUILT_PLUGIN_WASM_DIR={}",
+        wasm_dir.display()
+    );
+    let native_dir = target_dir.join("release");
+    println!(
+        "cargo:rustc-env=BUILT_PLUGIN_NATIVE_DIR={}",
+        native_dir.display()
+    );
+}
+
+fn run_cargo(plugins: &std::path::Path, target_dir: &std::path::Path, args: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--workspace", "--target", TARGET])
+    cmd.args(args)
         .arg("--manifest-path")
         .arg(plugins.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target_dir);
+        .arg(target_dir);
     // The outer build's settings (profile, flags, clippy as the compiler) are not the
     // plugins' business.
     for (key, _) in std::env::vars_os() {
@@ -52,9 +91,4 @@ fn main() {
         }
         panic!("building the plugins failed:\n{stderr}");
     }
-    let wasm_dir = target_dir.join(TARGET).join("release");
-    println!(
-        "cargo:rustc-env=BUILT_PLUGIN_WASM_DIR={}",
-        wasm_dir.display()
-    );
 }

@@ -17,7 +17,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::assistant::Assistant;
 use crate::auth::{self, Authenticator, Role, TokenKeys};
+use crate::cluster::{Cluster, PluginCommand};
 use crate::commands::{CommandLimiter, ServerServices};
 use crate::config::Config;
 use crate::error::AppError;
@@ -39,8 +41,12 @@ pub struct AppState {
     pub tasks: TaskTracker,
     pub plugins: Arc<PluginHost>,
     pub command_limits: Arc<CommandLimiter>,
+    /// Answers ordinary messages; `None` when `[assistant]` is not configured.
+    pub assistant: Option<Arc<Assistant>>,
     /// The file the config came from; a plugin reload reads it again.
     pub config_path: Option<Arc<PathBuf>>,
+    /// Redis fan-out to other nodes; `None` on a single node.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl AppState {
@@ -50,12 +56,26 @@ impl AppState {
         let keys = token_keys(&config)?;
         let auth = Authenticator::new(keys, store.clone(), config.auth.auto_provision);
         let hub = Hub::default();
+        let cluster = match &config.cluster.redis_url {
+            Some(url) => Some(
+                Cluster::start(url, &config.cluster.namespace, hub.clone())
+                    .await
+                    .with_context(|| {
+                        format!("cannot reach Redis at {}", crate::store::redact(url))
+                    })?,
+            ),
+            None => None,
+        };
         let services = ServerServices {
             store: store.clone(),
             hub: hub.clone(),
             started: Instant::now(),
         };
         let plugins = PluginHost::start(&config, Arc::new(services)).await?;
+        let assistant = match &config.assistant {
+            Some(c) => Some(Arc::new(Assistant::new(c)?)),
+            None => None,
+        };
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -65,7 +85,9 @@ impl AppState {
             tasks: TaskTracker::new(),
             plugins: Arc::new(plugins),
             command_limits: Arc::new(CommandLimiter::default()),
+            assistant,
             config_path: None,
+            cluster,
         })
     }
 }
@@ -112,6 +134,7 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     let mut state = AppState::build(config).await?;
     state.config_path = config_path.map(Arc::new);
     spawn_reload_on_sighup(state.clone());
+    spawn_cluster_plugin_sync(&state);
     bootstrap_admin(&state).await?;
     retention::spawn(state.clone());
 
@@ -155,6 +178,33 @@ pub async fn reload_plugins(state: &AppState) -> Result<(), AppError> {
     })?;
     state.plugins.reload(&config).await;
     Ok(())
+}
+
+/// Apply plugin changes that an admin made on another node.
+fn spawn_cluster_plugin_sync(state: &AppState) {
+    let Some(mut commands) = state
+        .cluster
+        .as_ref()
+        .and_then(|c| c.take_plugin_commands())
+    else {
+        return;
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        while let Some(command) = commands.recv().await {
+            match command {
+                PluginCommand::Reload => {
+                    tracing::info!("another node reloaded its plugins: reloading");
+                    let _ = reload_plugins(&state).await;
+                }
+                PluginCommand::SetEnabled { name, enabled } => {
+                    if let Err(e) = state.plugins.set_enabled(&name, enabled).await {
+                        tracing::warn!(plugin = %name, error = %e, "cannot apply another node's plugin change");
+                    }
+                }
+            }
+        }
+    });
 }
 
 fn spawn_reload_on_sighup(state: AppState) {

@@ -54,7 +54,7 @@ pub async fn post(
     };
     state
         .hub
-        .broadcast(&message.session_id, frame.to_text(), None);
+        .broadcast_message(&message.session_id, message.seq, frame.to_text());
     Ok(message)
 }
 

@@ -29,6 +29,11 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub realtime: RealtimeConfig,
     pub commands: CommandsConfig,
+    /// The assistant that answers ordinary messages. Absent: plain chat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<AssistantConfig>,
+    /// Several nodes: Redis fan-out. Absent: one node, in-process fan-out.
+    pub cluster: ClusterConfig,
     /// One table per plugin, by name. For a built-in, only the keys set here override its
     /// defaults.
     pub plugins: BTreeMap<String, PluginConfig>,
@@ -189,6 +194,25 @@ impl Default for RealtimeConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://host:6379`. Every node of a cluster must use the same PostgreSQL database,
+    /// the same Redis, and the same `auth.jwt_secret`.
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis channel and keys, so several deployments can share one Redis.
+    pub namespace: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: None,
+            namespace: "slashd".into(),
+        }
+    }
+}
+
 /// Limits of command dispatch and of the plugin sandbox, shared by all plugins.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -228,6 +252,87 @@ impl Default for CommandsConfig {
             kv_max_keys: 1000,
             cache_dir: None,
         }
+    }
+}
+
+/// `[assistant]`: an OpenAI-compatible chat-completions endpoint that answers ordinary
+/// (non-command) messages, streamed. Only `base_url` and `model` must be set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssistantConfig {
+    /// The API root, e.g. `http://127.0.0.1:11434/v1`; `/chat/completions` is appended.
+    pub base_url: String,
+    pub model: String,
+    /// The environment variable holding the API key (sent as a bearer token). Absent: no
+    /// `Authorization` header, as local servers expect.
+    pub api_key_env: Option<String>,
+    /// The system prompt, sent first. Empty: none is sent.
+    pub system_prompt: String,
+    /// The most stored messages sent as context (newest kept).
+    pub max_context_messages: usize,
+    /// The most characters of message content sent as context; the oldest messages are
+    /// dropped first (the system prompt does not count).
+    pub max_context_chars: usize,
+    /// Longest reply, in bytes of text. A longer one fails as `assistant_failed`.
+    pub max_reply_bytes: usize,
+    /// Model calls running at once on this node; more wait for a slot.
+    pub max_concurrent: usize,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest silence from the endpoint: before the response starts, or between chunks.
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// Longest whole reply, from the request to the last chunk.
+    #[serde(with = "humantime_serde")]
+    pub total_timeout: Duration,
+}
+
+impl Default for AssistantConfig {
+    fn default() -> Self {
+        AssistantConfig {
+            base_url: String::new(),
+            model: String::new(),
+            api_key_env: None,
+            system_prompt: "You are a helpful assistant taking part in a group chat.".into(),
+            max_context_messages: 20,
+            max_context_chars: 32_000,
+            max_reply_bytes: 64 * 1024,
+            max_concurrent: 16,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+            total_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl AssistantConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let url = self.base_url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("assistant.base_url must be an http:// or https:// URL");
+        }
+        if self.model.trim().is_empty() {
+            bail!("assistant.model must be set");
+        }
+        if self.api_key_env.as_deref().is_some_and(|v| v.is_empty()) {
+            bail!("assistant.api_key_env must name an environment variable");
+        }
+        if self.max_context_messages == 0 || self.max_context_messages > 500 {
+            bail!("assistant.max_context_messages must be within 1..=500");
+        }
+        if self.max_context_chars < 100 {
+            bail!("assistant.max_context_chars must be at least 100");
+        }
+        if self.max_reply_bytes == 0 || self.max_concurrent == 0 {
+            bail!("assistant.max_reply_bytes and max_concurrent must be positive");
+        }
+        if self.connect_timeout.is_zero()
+            || self.read_timeout.is_zero()
+            || self.total_timeout.is_zero()
+        {
+            bail!("assistant timeouts must be positive");
+        }
+        Ok(())
     }
 }
 
@@ -372,6 +477,17 @@ impl Config {
                 }
             }
         }
+        if let Some(assistant) = &self.assistant {
+            assistant.validate()?;
+        }
+        if let Some(url) = &self.cluster.redis_url {
+            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                bail!("cluster.redis_url must start with redis:// or rediss://");
+            }
+            if self.database_url().starts_with("sqlite:") {
+                bail!("cluster mode needs a shared database: set database.url to PostgreSQL");
+            }
+        }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be positive");
         }
@@ -437,6 +553,28 @@ mod tests {
             )?;
             let err = Config::load(Some(Path::new("slashd.toml"))).unwrap_err();
             assert!(format!("{err:#}").contains("lsiten"), "{err:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn assistant_is_off_unless_configured() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(config.assistant.is_none());
+            jail.create_file(
+                "slashd.toml",
+                "[assistant]\nbase_url = \"http://127.0.0.1:11434/v1\"\nmodel = \"m\"\n",
+            )?;
+            jail.set_env("SLASHD_ASSISTANT_READ_TIMEOUT", "2s");
+            let config = Config::load(Some(Path::new("slashd.toml"))).map_err(|e| e.to_string())?;
+            let assistant = config.assistant.expect("configured");
+            assert_eq!(assistant.model, "m");
+            assert_eq!(assistant.max_context_messages, 20);
+            assert_eq!(assistant.read_timeout, Duration::from_secs(2));
+            jail.create_file("bad.toml", "[assistant]\nmodel = \"m\"\n")?;
+            let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert!(format!("{err:#}").contains("base_url"), "{err:#}");
             Ok(())
         });
     }

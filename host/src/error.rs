@@ -50,6 +50,9 @@ pub enum AppError {
     PluginFailed(String),
     #[error("{0}")]
     PluginTimeout(String),
+    /// The model endpoint failed, stalled, or sent something unusable.
+    #[error("{0}")]
+    AssistantFailed(String),
     #[error("request timed out")]
     Timeout,
     #[error("internal error")]
@@ -70,6 +73,7 @@ impl AppError {
             AppError::Usage(_) => ErrorCode::Usage,
             AppError::PluginFailed(_) => ErrorCode::PluginFailed,
             AppError::PluginTimeout(_) => ErrorCode::PluginTimeout,
+            AppError::AssistantFailed(_) => ErrorCode::AssistantFailed,
             AppError::Timeout | AppError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -88,6 +92,7 @@ impl AppError {
             AppError::Usage(_) => StatusCode::BAD_REQUEST,
             AppError::PluginFailed(_) => StatusCode::BAD_GATEWAY,
             AppError::PluginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            AppError::AssistantFailed(_) => StatusCode::BAD_GATEWAY,
             AppError::Timeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -3,9 +3,11 @@
 //! See ARCHITECTURE.md at the repository root for the map of this crate.
 
 pub mod app;
+pub mod assistant;
 pub mod auth;
 pub mod chat;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod error;

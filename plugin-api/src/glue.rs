@@ -2,7 +2,9 @@
 //! [`export_plugin!`](crate::export_plugin); not part of the public API.
 
 use crate::wit::slashd::plugin::types as w;
-use crate::{Capability, Caller, Format, Invocation, Manifest, Plugin, PluginError, Reply, Role, SessionRef};
+use crate::{
+    Caller, Capability, Format, Invocation, Manifest, Plugin, PluginError, Reply, Role, SessionRef,
+};
 
 pub fn role_to_wit(role: Role) -> w::Role {
     match role {

@@ -25,7 +25,9 @@
 //! export_plugin!(Hello);
 //! ```
 
+mod backend;
 pub mod host;
+pub mod native;
 mod types;
 
 pub use types::*;
@@ -66,29 +68,30 @@ pub mod glue;
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
-        #[doc(hidden)]
-        pub struct __SlashdPluginExport;
-
-        impl $crate::wit::Guest for __SlashdPluginExport {
-            fn manifest() -> $crate::wit::slashd::plugin::types::Manifest {
-                $crate::glue::manifest::<$plugin>()
-            }
-
-            fn invoke(
-                call: $crate::wit::slashd::plugin::types::Invocation,
-            ) -> ::core::result::Result<
-                $crate::wit::slashd::plugin::types::Reply,
-                $crate::wit::slashd::plugin::types::PluginError,
-            > {
-                $crate::glue::invoke::<$plugin>(call)
-            }
-        }
-
-        $crate::wit::__export_world!(__SlashdPluginExport with_types_in $crate::wit);
-
         #[cfg(target_family = "wasm")]
-        #[used]
-        #[link_section = "slashd-plugin-api"]
-        static __SLASHD_PLUGIN_API_VERSION: [u8; 5] = *b"0.1.0";
+        const _: () = {
+            struct __SlashdPluginExport;
+
+            impl $crate::wit::Guest for __SlashdPluginExport {
+                fn manifest() -> $crate::wit::slashd::plugin::types::Manifest {
+                    $crate::glue::manifest::<$plugin>()
+                }
+
+                fn invoke(
+                    call: $crate::wit::slashd::plugin::types::Invocation,
+                ) -> ::core::result::Result<
+                    $crate::wit::slashd::plugin::types::Reply,
+                    $crate::wit::slashd::plugin::types::PluginError,
+                > {
+                    $crate::glue::invoke::<$plugin>(call)
+                }
+            }
+
+    $crate::wit::__export_world!(__SlashdPluginExport with_types_in $crate::wit);
+
+            #[used]
+            #[link_section = "slashd-plugin-api"]
+            static __SLASHD_PLUGIN_API_VERSION: [u8; 5] = *b"0.1.0";
+        };
     };
 }

@@ -1,7 +1,11 @@
-//! Plain Rust types of the plugin API, free of any WIT or wasm detail.
+//! Plain Rust types of the plugin API, free of any WIT or wasm detail. (They serialize to
+//! the JSON that crosses the native ABI.)
+
+use serde::{Deserialize, Serialize};
 
 /// viewer < analyst < admin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
     Analyst,
@@ -19,7 +23,8 @@ impl Role {
 }
 
 /// A host capability a plugin asks for. `log` needs no grant and is not listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Capability {
     /// List the commands the caller may run.
     Commands,
@@ -46,7 +51,7 @@ impl Capability {
 }
 
 /// One command a plugin offers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// Without the leading `/`.
     pub name: String,
@@ -85,7 +90,7 @@ impl Command {
 }
 
 /// What a plugin is and needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub name: String,
     pub version: String,
@@ -114,21 +119,21 @@ impl Manifest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caller {
     pub id: String,
     pub name: String,
     pub role: Role,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRef {
     pub id: String,
     pub title: String,
 }
 
 /// One call of a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invocation {
     /// The canonical command name (aliases resolved), without `/`.
     pub command: String,
@@ -141,7 +146,8 @@ pub struct Invocation {
     pub connection_id: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     Plain,
     Markdown,
@@ -149,7 +155,7 @@ pub enum Format {
 }
 
 /// A command's answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     pub body: String,
     pub format: Format,
@@ -188,7 +194,8 @@ impl Reply {
 }
 
 /// Why a command failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PluginError {
     /// The arguments were wrong; the text says how to call it.
     Usage(String),

@@ -508,6 +508,7 @@ async fn plugins_are_refused_with_reasons(backend: Backend) {
             )
             .set("plugins.typo", "grants", r#"["telepathy"]"#)
             .set("plugins.missing", "path", "\"/nonexistent/plugin.wasm\"")
+            .plugin("liar", &[])
     })
     .await;
     let user = server.user("vera", "viewer").await;
@@ -558,6 +559,12 @@ async fn plugins_are_refused_with_reasons(backend: Backend) {
         reason("typo").contains("unknown capability \"telepathy\""),
         "{}",
         reason("typo")
+    );
+    // Its manifest declares nothing, but the component imports kv: refused all the same.
+    assert!(
+        reason("liar").contains("needs capability kv"),
+        "{}",
+        reason("liar")
     );
     assert!(
         reason("missing").contains("cannot read /nonexistent/plugin.wasm"),

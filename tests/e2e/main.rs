@@ -3,10 +3,13 @@
 
 mod harness;
 
+mod assistant;
 mod auth;
 mod builtins;
 mod cli;
+mod cluster;
 mod commands;
+mod native;
 mod realtime;
 mod sessions;
 mod testkit;

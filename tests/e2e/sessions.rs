@@ -241,8 +241,9 @@ async fn messages_paging_and_context(backend: Backend) {
     ws.join(&id).await;
     let texts: Vec<String> = (1..=12).map(|i| format!("message {i}")).collect();
     post_messages(&mut ws, &id, &texts).await;
-    // A command invocation is stored but is not part of the assistant's context.
-    post_messages(&mut ws, &id, &["/help".to_string()]).await;
+    // A command's invocation and reply are stored but are not part of the assistant's context.
+    let reply = ws.command(&id, "/help").await;
+    assert_eq!(reply["message"]["role"], "command");
 
     let path = |q: &str| format!("/chat/sessions/{id}/messages{q}");
     let (status, body) = server.get(&path(""), &alice.token).await;
@@ -253,7 +254,7 @@ async fn messages_paging_and_context(backend: Backend) {
         .iter()
         .map(|m| m["seq"].as_i64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=13).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=14).collect::<Vec<_>>());
     assert_eq!(body["has_more"], false);
     let first = &body["messages"][0];
     assert_eq!(first["content"], "message 1");
@@ -272,7 +273,7 @@ async fn messages_paging_and_context(backend: Backend) {
         .iter()
         .map(|m| m["seq"].as_i64().unwrap())
         .collect();
-    assert_eq!(seqs, [11, 12, 13]);
+    assert_eq!(seqs, [11, 12, 13, 14]);
     assert_eq!(body["has_more"], false);
     let (_, body) = server
         .get(&path("?after_seq=10&limit=2"), &alice.token)
@@ -285,7 +286,7 @@ async fn messages_paging_and_context(backend: Backend) {
         .collect();
     assert_eq!(seqs, [11, 12]);
     assert_eq!(body["has_more"], true);
-    let (_, body) = server.get(&path("?after_seq=13"), &alice.token).await;
+    let (_, body) = server.get(&path("?after_seq=14"), &alice.token).await;
     assert_eq!(body["messages"], json!([]));
     for bad in ["?limit=501", "?limit=-1", "?after_seq=-1", "?offset=-3"] {
         let (status, _) = server.get(&path(bad), &alice.token).await;

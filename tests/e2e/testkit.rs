@@ -83,3 +83,17 @@ async fn limits_apply_in_the_harness_too() {
         Err(CallError::Failed(_))
     ));
 }
+
+/// Calls back to back must wait for a pool slot, never fail for want of one (each call's
+/// permit is held until its store is dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_calls_never_exhaust_the_pool() {
+    let tester = PluginTester::builder(plugin_wasm("hello"))
+        .build()
+        .await
+        .unwrap();
+    for i in 0..500 {
+        let reply = tester.run("/hello x").await;
+        assert!(reply.is_ok(), "call {i}: {reply:?}");
+    }
+}

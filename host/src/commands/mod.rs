@@ -62,8 +62,9 @@ impl CommandLimiter {
 }
 
 /// Check a `/command` line for `caller`: it exists, the caller may run it, its arguments
-/// parse, and the caller is within the command rate.
-pub fn approve(
+/// parse, and the caller is within the command rate. A refusal is audited (and logged)
+/// before it is answered.
+pub async fn approve(
     state: &AppState,
     caller: &Principal,
     session_id: &str,
@@ -72,28 +73,52 @@ pub fn approve(
     let Some((name, raw_args)) = parse::split_command(content) else {
         return Err(AppError::BadRequest("not a command".into()));
     };
+    match check(state, caller, &name, raw_args) {
+        Ok(approved) => Ok(approved),
+        Err((outcome, err)) => {
+            tracing::info!(target: "slashd::command", user = %caller.name, command = %name, outcome, "command refused");
+            let entry = AuditEntry {
+                user_id: &caller.id,
+                session_id: Some(session_id),
+                command: &name,
+                plugin: None,
+                args_sha256: &sha256_hex(raw_args),
+                decision: "denied",
+                outcome,
+                duration_ms: 0,
+            };
+            if let Err(e) = state.store.audit(entry).await {
+                tracing::error!(error = %e, "cannot write the command audit row");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The decision alone: the approved command, or the audit outcome and the error.
+fn check(
+    state: &AppState,
+    caller: &Principal,
+    name: &str,
+    raw_args: &str,
+) -> Result<Approved, (&'static str, AppError)> {
     let registry = state.plugins.registry();
-    let deny = |outcome: &'static str, err: AppError| {
-        audit_denied(state, caller, session_id, &name, raw_args, outcome);
-        tracing::info!(target: "slashd::command", user = %caller.name, command = %name, outcome, "command refused");
-        err
-    };
-    let Some(route) = registry.route(&name) else {
-        let hint = did_you_mean(&name, &registry.visible_names(caller.role));
+    let Some(route) = registry.route(name) else {
+        let hint = did_you_mean(name, &registry.visible_names(caller.role));
         let message = match hint {
             Some(s) => format!("unknown command /{name}: did you mean /{s}?"),
             None => format!("unknown command /{name}: /help lists the commands you can run"),
         };
-        return Err(deny("unknown", AppError::UnknownCommand(message)));
+        return Err(("unknown", AppError::UnknownCommand(message)));
     };
     if !may_run(caller.role, route) {
-        return Err(deny(
+        return Err((
             "forbidden",
             AppError::Forbidden(format!("/{name} needs the {} role", route.min_role)),
         ));
     }
     let Some(args) = parse::split_args(raw_args) else {
-        return Err(deny(
+        return Err((
             "usage",
             AppError::Usage(format!("unbalanced quotes; usage: {}", route.command.usage)),
         ));
@@ -102,7 +127,7 @@ pub fn approve(
         .command_limits
         .allow(&caller.id, &state.config.commands)
     {
-        return Err(deny(
+        return Err((
             "rate_limited",
             AppError::RateLimited("too many commands; slow down".into()),
         ));
@@ -231,10 +256,13 @@ async fn run(
 }
 
 fn usage_text(plugin_text: &str, route: &Route) -> String {
-    if plugin_text.is_empty() || plugin_text == route.command.usage {
-        format!("usage: {}", route.command.usage)
+    let usage = &route.command.usage;
+    if plugin_text.is_empty() || plugin_text == usage {
+        format!("usage: {usage}")
+    } else if plugin_text.contains(usage.as_str()) {
+        plugin_text.to_string()
     } else {
-        format!("{plugin_text} (usage: {})", route.command.usage)
+        format!("{plugin_text} (usage: {usage})")
     }
 }
 
@@ -262,6 +290,7 @@ async fn deliver(
     }
     if !reply.ephemeral {
         let new = NewMessage {
+            id: None,
             session_id,
             role: MessageRole::Command,
             user_id: None,
@@ -303,38 +332,6 @@ fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {
         }
         .to_text(),
     );
-}
-
-fn audit_denied(
-    state: &AppState,
-    caller: &Principal,
-    session_id: &str,
-    command: &str,
-    raw_args: &str,
-    outcome: &'static str,
-) {
-    let store = state.store.clone();
-    let (user, session, command, hash) = (
-        caller.id.clone(),
-        session_id.to_string(),
-        command.to_string(),
-        sha256_hex(raw_args),
-    );
-    state.tasks.spawn(async move {
-        let entry = AuditEntry {
-            user_id: &user,
-            session_id: Some(&session),
-            command: &command,
-            plugin: None,
-            args_sha256: &hash,
-            decision: "denied",
-            outcome,
-            duration_ms: 0,
-        };
-        if let Err(e) = store.audit(entry).await {
-            tracing::error!(error = %e, "cannot write the command audit row");
-        }
-    });
 }
 
 fn sha256_hex(text: &str) -> String {

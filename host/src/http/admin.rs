@@ -71,6 +71,9 @@ async fn set_enabled(
             AdminError::NoSuchPlugin => AppError::NotFound(format!("no plugin named {name:?}")),
             AdminError::Refused(_) => AppError::Conflict(e.to_string()),
         })?;
+    if let Some(cluster) = &state.cluster {
+        cluster.broadcast_plugin_state(&name, enabled);
+    }
     let plugin = state
         .plugins
         .describe()
@@ -86,6 +89,9 @@ pub async fn reload(
 ) -> AppResult<Json<PluginList>> {
     require_admin(&caller)?;
     app::reload_plugins(&state).await?;
+    if let Some(cluster) = &state.cluster {
+        cluster.broadcast_reload();
+    }
     Ok(Json(PluginList {
         plugins: state.plugins.describe(),
     }))

@@ -12,17 +12,20 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The node can serve: its database answers.
+/// The node can serve: its database answers and, in a cluster, Redis does too.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = state.store.ping().await;
-    let status = if database {
+    let redis = state.cluster.as_ref().map(|c| c.healthy());
+    let ready = database && redis.unwrap_or(true);
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let word = if database { "ready" } else { "not ready" };
-    (
-        status,
-        Json(json!({ "status": word, "database": database })),
-    )
+    let mut body =
+        json!({ "status": if ready { "ready" } else { "not ready" }, "database": database });
+    if let Some(redis) = redis {
+        body["redis"] = json!(redis);
+    }
+    (status, Json(body))
 }

@@ -127,6 +127,18 @@ pub struct PluginIdentity {
     pub kv_max_keys: i64,
 }
 
+impl PluginIdentity {
+    pub fn check_key(&self, key: &str) -> Result<(), String> {
+        if key.is_empty() || key.len() > self.kv_max_key_bytes {
+            return Err(format!(
+                "kv keys must be 1..={} bytes",
+                self.kv_max_key_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What every call of this runtime shares: the server's services and the registry.
 pub struct CallEnv {
     pub services: Arc<dyn HostServices>,
@@ -205,13 +217,7 @@ impl CallState {
     }
 
     fn check_key(&self, key: &str) -> Result<(), String> {
-        if key.is_empty() || key.len() > self.plugin.kv_max_key_bytes {
-            return Err(format!(
-                "kv keys must be 1..={} bytes",
-                self.plugin.kv_max_key_bytes
-            ));
-        }
-        Ok(())
+        self.plugin.check_key(key)
     }
 }
 

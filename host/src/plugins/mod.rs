@@ -11,6 +11,7 @@ mod builtin;
 pub mod capabilities;
 pub mod engine;
 pub mod manifest;
+mod native;
 pub mod registry;
 pub mod testkit;
 
@@ -24,13 +25,25 @@ pub use engine::{CallError, CallInput, PluginReply, ReplyFormat};
 pub use registry::{may_run, CommandInfo, PluginState, Registry, Route, Source};
 
 use capabilities::{CallEnv, PluginIdentity};
-use engine::{CallLimits, Mount, Runtime};
+use engine::{CallLimits, Mount, Prepared, Runtime};
+use native::NativePlugin;
 use registry::{Counters, PluginEntry};
 
 use crate::config::{CommandsConfig, Config, PluginConfig};
 
 /// Largest plugin file read from disk.
 const MAX_PLUGIN_BYTES: u64 = 64 << 20;
+
+/// How a loaded plugin runs: a sandboxed component, or a trusted native library.
+#[derive(Clone)]
+pub enum Runner {
+    Wasm(Arc<Prepared>),
+    Native {
+        plugin: Arc<NativePlugin>,
+        identity: Arc<PluginIdentity>,
+        limits: CallLimits,
+    },
+}
 
 /// A plugin as `GET /admin/plugins` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -123,7 +136,7 @@ impl PluginHost {
         ctx: CallContext,
         input: CallInput,
     ) -> Result<PluginReply, CallError> {
-        let Some(prepared) = route.plugin.prepared.clone() else {
+        let Some(runner) = route.plugin.runner.clone() else {
             return Err(CallError::Failed("the plugin is not loaded".into()));
         };
         let counters = self.counters.of(&route.plugin.name);
@@ -134,7 +147,18 @@ impl PluginHost {
             counters: self.counters.clone(),
         });
         let started = Instant::now();
-        let result = self.runtime.invoke(&prepared, env, ctx, input).await;
+        let result = match &runner {
+            Runner::Wasm(prepared) => self.runtime.invoke(prepared, env, ctx, input).await,
+            Runner::Native {
+                plugin,
+                identity,
+                limits,
+            } => {
+                plugin
+                    .invoke(identity.clone(), env, ctx, input, limits)
+                    .await
+            }
+        };
         counters.record(started.elapsed());
         if matches!(result, Err(CallError::Failed(_) | CallError::Timeout(_))) {
             counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -273,12 +297,10 @@ impl PluginHost {
             let grants = table.grants.clone().unwrap_or_default();
             let entry = match (&table.path, table.native.unwrap_or(false)) {
                 (None, _) => refused(name, Source::BuiltIn, table, format!("[plugins.{name}] has no path and is not a built-in")),
-                (Some(path), true) => refused(
-                    name,
-                    Source::Native { path: path.clone() },
-                    table,
-                    "native plugins are not supported by this build yet".into(),
-                ),
+                (Some(path), true) => {
+                    let source = Source::Native { path: path.clone() };
+                    self.load_one(name, source, None, table, &grants, &config.commands).await
+                }
                 (Some(path), false) if is_native_library(path) => refused(
                     name,
                     Source::Path { path: path.clone() },
@@ -321,7 +343,7 @@ impl PluginHost {
             .try_load(name, &source, embedded, table, grant_names, defaults)
             .await
         {
-            Ok((manifest, grants, prepared)) => PluginEntry {
+            Ok((manifest, grants, runner)) => PluginEntry {
                 name: name.to_string(),
                 source,
                 state: if table.enabled.unwrap_or(true) {
@@ -332,7 +354,7 @@ impl PluginHost {
                 manifest: Some(manifest),
                 grants,
                 min_role: table.min_role,
-                prepared: Some(Arc::new(prepared)),
+                runner: Some(runner),
             },
             Err(reason) => refused(name, source, table, reason),
         }
@@ -346,16 +368,8 @@ impl PluginHost {
         table: &PluginConfig,
         grant_names: &[String],
         defaults: &CommandsConfig,
-    ) -> Result<(manifest::Manifest, Grants, engine::Prepared), String> {
-        let wasm: Vec<u8> = match (embedded, source) {
-            (Some(bytes), _) => bytes.to_vec(),
-            (None, Source::Path { path }) => read_plugin_file(path)?,
-            (None, _) => return Err("nothing to load".into()),
-        };
-        manifest::check_api_version(&wasm)?;
+    ) -> Result<(manifest::Manifest, Grants, Runner), String> {
         let grants = Grants::parse(grant_names)?;
-        let component = tokio::task::block_in_place(|| self.runtime.compile(&wasm))
-            .map_err(|e| format!("not a valid component: {e:#}"))?;
         let identity = Arc::new(PluginIdentity {
             name: name.to_string(),
             grants: grants.clone(),
@@ -370,6 +384,55 @@ impl PluginHost {
             memory_bytes: (table.memory_mb.unwrap_or(defaults.memory_mb) as usize) << 20,
             max_reply_bytes: defaults.max_reply_bytes,
         };
+        let (manifest, imports, runner) = match (embedded, source) {
+            (None, Source::Native { path }) => {
+                let plugin = tokio::task::block_in_place(|| NativePlugin::load(path))?;
+                let manifest = plugin.manifest()?;
+                let runner = Runner::Native {
+                    plugin: Arc::new(plugin),
+                    identity,
+                    limits,
+                };
+                (manifest, Vec::new(), runner)
+            }
+            (Some(bytes), _) => self.load_wasm(name, bytes, identity, limits, table).await?,
+            (None, Source::Path { path }) => {
+                let bytes = read_plugin_file(path)?;
+                self.load_wasm(name, &bytes, identity, limits, table)
+                    .await?
+            }
+            (None, Source::BuiltIn) => return Err("nothing to load".into()),
+        };
+        manifest.validate()?;
+        if !matches!(source, Source::BuiltIn) && manifest.name != name {
+            return Err(format!(
+                "the plugin calls itself {:?} but is configured as {name:?}",
+                manifest.name
+            ));
+        }
+        let missing = registry::missing_grants(&manifest.capabilities, &imports, &grants);
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.iter().map(|c| c.as_str()).collect();
+            return Err(format!(
+                "needs capability {} which config does not grant (add to [plugins.{name}] grants)",
+                names.join(", ")
+            ));
+        }
+        Ok((manifest, grants, runner))
+    }
+
+    /// Check, compile and link a component, and ask it for its manifest.
+    async fn load_wasm(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        identity: Arc<PluginIdentity>,
+        limits: CallLimits,
+        table: &PluginConfig,
+    ) -> Result<(manifest::Manifest, Vec<manifest::Capability>, Runner), String> {
+        manifest::check_api_version(wasm)?;
+        let component = tokio::task::block_in_place(|| self.runtime.compile(wasm))
+            .map_err(|e| format!("not a valid component: {e:#}"))?;
         let mounts: Vec<Mount> = table
             .dirs
             .iter()
@@ -394,29 +457,13 @@ impl PluginHost {
             registry: Arc::new(Registry::default()),
             counters: self.counters.clone(),
         });
-        let started = Instant::now();
         let manifest = self
             .runtime
             .manifest(&prepared, env)
             .await
             .map_err(|e| format!("{e:#}"))?;
-        tracing::debug!(plugin = name, elapsed = ?started.elapsed(), "manifest read");
-        manifest.validate()?;
-        if matches!(source, Source::Path { .. }) && manifest.name != name {
-            return Err(format!(
-                "the component calls itself {:?} but is configured as {name:?}",
-                manifest.name
-            ));
-        }
-        let missing = registry::missing_grants(&manifest.capabilities, &prepared.imports, &grants);
-        if !missing.is_empty() {
-            let names: Vec<&str> = missing.iter().map(|c| c.as_str()).collect();
-            return Err(format!(
-                "needs capability {} which config does not grant (add to [plugins.{name}] grants)",
-                names.join(", ")
-            ));
-        }
-        Ok((manifest, grants, prepared))
+        let imports = prepared.imports.clone();
+        Ok((manifest, imports, Runner::Wasm(Arc::new(prepared))))
     }
 }
 
@@ -428,7 +475,7 @@ fn refused(name: &str, source: Source, table: &PluginConfig, reason: String) -> 
         manifest: None,
         grants: Grants::default(),
         min_role: table.min_role,
-        prepared: None,
+        runner: None,
     }
 }
 

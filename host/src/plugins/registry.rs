@@ -14,8 +14,8 @@ use dashmap::DashMap;
 use serde::Serialize;
 
 use super::capabilities::Grants;
-use super::engine::Prepared;
 use super::manifest::{Capability, CommandSpec, Manifest};
+use super::Runner;
 use crate::auth::Role;
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,7 +50,7 @@ pub struct PluginEntry {
     pub grants: Grants,
     /// Raise every command of the plugin to at least this role.
     pub min_role: Option<Role>,
-    pub prepared: Option<Arc<Prepared>>,
+    pub runner: Option<Runner>,
 }
 
 /// Where a command name leads.

@@ -136,7 +136,7 @@ impl TesterBuilder {
             manifest: Some(manifest.clone()),
             grants,
             min_role: None,
-            prepared: Some(prepared.clone()),
+            runner: Some(super::Runner::Wasm(prepared.clone())),
         }]));
         Ok(PluginTester {
             env: env_with(registry),

@@ -16,6 +16,7 @@ use super::hub::ConnHandle;
 use super::limits::{RateLimiter, Verdict};
 use super::outbound::{close, spawn_writer, Outbound, Outgoing};
 use crate::app::AppState;
+use crate::assistant;
 use crate::auth::Principal;
 use crate::chat;
 use crate::commands;
@@ -30,15 +31,22 @@ pub async fn run(
     let (sink, mut stream) = socket.split();
     let (out, writer) = spawn_writer(sink, state.config.realtime.outbound_queue);
 
-    let principal = match header_auth {
-        Some(result) => result,
+    let outcome = match header_auth {
+        Some(Ok(principal)) => Auth::Ready(principal, None),
+        Some(Err(err)) => Auth::Refused(err, None),
         None => first_frame_auth(&state, &mut stream).await,
     };
-    let principal = match principal {
-        Ok(p) => p,
-        Err(err) => {
-            send_error(&out, &None, &err);
+    let (principal, auth_id) = match outcome {
+        Auth::Ready(principal, id) => (principal, id),
+        Auth::Refused(err, id) => {
+            send_error(&out, &id, &err);
             out.close(close::UNAUTHORIZED, "unauthorized").await;
+            drop(out);
+            let _ = writer.await;
+            return;
+        }
+        Auth::ShuttingDown => {
+            out.close(close::GOING_AWAY, "server shutting down").await;
             drop(out);
             let _ = writer.await;
             return;
@@ -68,6 +76,7 @@ pub async fn run(
     tracing::debug!(conn = %conn_id, user = %principal.name, "connection ready");
     out.push(
         ServerFrame::Ready {
+            id: &auth_id,
             connection_id: &conn_id,
             user: UserInfo::from(&principal),
         }
@@ -93,31 +102,39 @@ pub async fn run(
     let _ = writer.await;
 }
 
+/// How authentication ended.
+enum Auth {
+    /// With the `auth` frame's id, if it had one (the `ready` echoes it).
+    Ready(Principal, FrameId),
+    Refused(AppError, FrameId),
+    ShuttingDown,
+}
+
 /// Wait for `{"type":"auth","token":…}` as the first frame.
-async fn first_frame_auth(
-    state: &AppState,
-    stream: &mut SplitStream<WebSocket>,
-) -> Result<Principal, AppError> {
+async fn first_frame_auth(state: &AppState, stream: &mut SplitStream<WebSocket>) -> Auth {
     let deadline = sleep(state.config.realtime.auth_timeout);
     tokio::pin!(deadline);
+    let refused = |why: &str| Auth::Refused(AppError::Unauthorized(why.into()), None);
     loop {
         let msg = tokio::select! {
-            _ = &mut deadline => {
-                return Err(AppError::Unauthorized("no auth frame in time".into()));
-            }
+            _ = state.shutdown.cancelled() => return Auth::ShuttingDown,
+            _ = &mut deadline => return refused("no auth frame in time"),
             msg = stream.next() => msg,
         };
         match msg {
             Some(Ok(Message::Text(text))) => {
                 return match frames::decode(&text) {
-                    Ok((_, ClientFrame::Auth { token })) => state.auth.authenticate(&token).await,
-                    _ => Err(AppError::Unauthorized(
-                        "authenticate first: send {\"type\":\"auth\",\"token\":…}".into(),
-                    )),
+                    Ok((id, ClientFrame::Auth { token })) => {
+                        match state.auth.authenticate(&token).await {
+                            Ok(principal) => Auth::Ready(principal, id),
+                            Err(err) => Auth::Refused(err, id),
+                        }
+                    }
+                    _ => refused("authenticate first: send {\"type\":\"auth\",\"token\":…}"),
                 };
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            _ => return Err(AppError::Unauthorized("authenticate first".into())),
+            _ => return refused("authenticate first"),
         }
     }
 }
@@ -299,18 +316,35 @@ impl Connection {
                 }
             };
             self.joined.insert(session_id.to_string());
+            state.hub.note_last_seq(session_id, current.last_seq);
+            // In a cluster the user may already be present through another node, and the
+            // participants are everyone's, not just this node's.
+            let (present_elsewhere, participants) = match &state.cluster {
+                Some(cluster) => {
+                    let elsewhere =
+                        joined.first_for_user && cluster.join(session_id, &self.principal.id).await;
+                    let mut everyone = cluster.participants(session_id).await.unwrap_or_default();
+                    for local in state.hub.participants(session_id) {
+                        if !everyone.contains(&local) {
+                            everyone.push(local);
+                        }
+                    }
+                    (elsewhere, everyone)
+                }
+                None => (false, state.hub.participants(session_id)),
+            };
             self.out().push(
                 ServerFrame::Joined {
                     id,
                     session_id,
-                    participants: state.hub.participants(session_id),
+                    participants,
                     last_seq: current.last_seq,
                     missed: &missed,
                     has_more,
                 }
                 .to_text(),
             );
-            if joined.first_for_user {
+            if joined.first_for_user && !present_elsewhere {
                 let frame = ServerFrame::Presence {
                     session_id,
                     user_id: &self.principal.id,
@@ -340,14 +374,17 @@ impl Connection {
             .hub
             .remove_member(session_id, &self.handle.conn_id)
         {
-            let frame = ServerFrame::Presence {
-                session_id,
-                user_id: &user_id,
-                state: PresenceState::Left,
+            let Some(cluster) = self.state.cluster.clone() else {
+                announce_left(&self.state.hub, session_id, &user_id);
+                return;
             };
-            self.state
-                .hub
-                .broadcast(session_id, frame.to_text(), Some(&user_id));
+            // Still present through another node? Then nobody left.
+            let (hub, session_id) = (self.state.hub.clone(), session_id.to_string());
+            self.state.tasks.spawn(async move {
+                if !cluster.leave(&session_id, &user_id).await {
+                    announce_left(&hub, &session_id, &user_id);
+                }
+            });
         }
     }
 
@@ -390,12 +427,9 @@ impl Connection {
         self.require_joined(session_id).await?;
         // A command is checked before anything is stored: a refused one is not broadcast.
         let approved = match content.starts_with('/') {
-            true => Some(commands::approve(
-                &self.state,
-                &self.principal,
-                session_id,
-                content,
-            )?),
+            true => {
+                Some(commands::approve(&self.state, &self.principal, session_id, content).await?)
+            }
             false => None,
         };
         let metadata = match &approved {
@@ -403,6 +437,7 @@ impl Connection {
             None => serde_json::json!({}),
         };
         let new = NewMessage {
+            id: None,
             session_id,
             role: MessageRole::User,
             user_id: Some(&self.principal.id),
@@ -441,6 +476,9 @@ impl Connection {
                 message.id,
                 approved,
             );
+        } else {
+            // An ordinary message: the assistant (when configured) answers it.
+            assistant::on_user_message(&self.state, session_id);
         }
         Ok(())
     }
@@ -457,6 +495,15 @@ impl Connection {
             .broadcast(session_id, frame.to_text(), Some(&self.principal.id));
         Ok(())
     }
+}
+
+fn announce_left(hub: &crate::realtime::hub::Hub, session_id: &str, user_id: &str) {
+    let frame = ServerFrame::Presence {
+        session_id,
+        user_id,
+        state: PresenceState::Left,
+    };
+    hub.broadcast(session_id, frame.to_text(), Some(user_id));
 }
 
 fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {

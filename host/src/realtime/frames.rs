@@ -105,6 +105,8 @@ pub enum PresenceState {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
     Ready {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: &'a FrameId,
         connection_id: &'a str,
         user: UserInfo<'a>,
     },
@@ -149,6 +151,13 @@ pub enum ServerFrame<'a> {
     },
     SessionEnded {
         session_id: &'a str,
+    },
+    /// A piece of an assistant reply being streamed; the stored `message` that follows has
+    /// the same `message_id`.
+    MessageDelta {
+        session_id: &'a str,
+        message_id: &'a str,
+        delta: &'a str,
     },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -29,6 +29,79 @@ pub struct Room {
     /// Serializes "store + ack + broadcast" and "join + backlog" within this session.
     pub post_lock: tokio::sync::Mutex<()>,
     members: Mutex<Vec<Member>>,
+    /// Delivers `message` frames in seq order when they come from several nodes.
+    sequencer: Mutex<Sequencer>,
+}
+
+/// Messages of one room, delivered in seq order. Frames posted on this node arrive in
+/// order already; frames from other nodes may overtake each other, so one that skips ahead
+/// waits (bounded, briefly) for the ones before it. A gap that outlives the wait is given up
+/// on — a lost pub/sub message — and clients recover it with `join.since_seq`.
+#[derive(Default)]
+struct Sequencer {
+    /// The seq expected next; 0 until the room has seen one.
+    next: i64,
+    pending: std::collections::BTreeMap<i64, Utf8Bytes>,
+    /// When the current gap opened (messages started waiting).
+    gap_since: Option<std::time::Instant>,
+    gap_timer: bool,
+}
+
+/// Most out-of-order messages a room holds while waiting for a gap to fill.
+const MAX_PENDING: usize = 1024;
+/// How long a gap may stay open before the waiting messages go out anyway.
+const GAP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Sequencer {
+    /// Accept `seq`; returns what may be delivered now, in order, and whether a gap is open.
+    fn accept(&mut self, seq: i64, text: Utf8Bytes) -> (Vec<Utf8Bytes>, bool) {
+        if self.next == 0 {
+            self.next = seq;
+        }
+        if seq < self.next {
+            return (Vec::new(), false); // already delivered
+        }
+        self.pending.insert(seq, text);
+        let mut ready = Vec::new();
+        while let Some(text) = self.pending.remove(&self.next) {
+            ready.push(text);
+            self.next += 1;
+        }
+        if self.pending.len() > MAX_PENDING {
+            ready.extend(self.skip_gap());
+        }
+        if self.pending.is_empty() {
+            self.gap_since = None;
+        } else if self.gap_since.is_none() {
+            self.gap_since = Some(std::time::Instant::now());
+        }
+        (ready, !self.pending.is_empty())
+    }
+
+    /// Give up on the gap: everything waiting goes out in order.
+    fn skip_gap(&mut self) -> Vec<Utf8Bytes> {
+        self.gap_since = None;
+        let pending = std::mem::take(&mut self.pending);
+        if let Some((&last, _)) = pending.last_key_value() {
+            self.next = last + 1;
+        }
+        pending.into_values().collect()
+    }
+}
+
+/// An event for a session's room, as it crosses between nodes.
+#[derive(Debug, Clone)]
+pub struct RoomEvent {
+    pub session_id: String,
+    pub text: Utf8Bytes,
+    pub skip_user: Option<String>,
+    /// For `message` frames: its seq, so receivers deliver in order.
+    pub seq: Option<i64>,
+}
+
+/// The cross-node transport behind the hub (Redis in a cluster).
+pub trait Fanout: Send + Sync {
+    fn publish(&self, event: RoomEvent);
 }
 
 impl Room {
@@ -39,6 +112,18 @@ impl Room {
 
     fn is_empty(&self) -> bool {
         self.members().is_empty()
+    }
+
+    /// Distinct users in the room, in join order.
+    fn users(&self) -> Vec<String> {
+        let members = self.members();
+        let mut users: Vec<String> = Vec::with_capacity(members.len());
+        for m in members.iter() {
+            if !users.iter().any(|u| **u == *m.user_id) {
+                users.push(m.user_id.to_string());
+            }
+        }
+        users
     }
 }
 
@@ -57,6 +142,8 @@ pub struct Hub {
 
 #[derive(Default)]
 struct HubInner {
+    /// Set once at start in cluster mode.
+    fanout: std::sync::OnceLock<Arc<dyn Fanout>>,
     rooms: DashMap<String, Arc<Room>>,
     /// Every live connection by user: for per-user limits, presence and "send to user".
     users: DashMap<Arc<str>, Vec<ConnHandle>>,
@@ -143,7 +230,8 @@ impl Hub {
         let removed = {
             let mut members = room.members();
             let pos = members.iter().position(|m| &*m.conn_id == conn_id)?;
-            let member = members.swap_remove(pos);
+            // `remove`, not `swap_remove`: participants are listed in join order.
+            let member = members.remove(pos);
             let last = !members.iter().any(|m| m.user_id == member.user_id);
             (member.user_id, last)
         };
@@ -160,23 +248,126 @@ impl Hub {
 
     /// Distinct users present in a session's room, in join order.
     pub fn participants(&self, session_id: &str) -> Vec<String> {
-        let Some(room) = self.existing_room(session_id) else {
-            return Vec::new();
-        };
-        let members = room.members();
-        let mut users: Vec<String> = Vec::with_capacity(members.len());
-        for m in members.iter() {
-            if !users.iter().any(|u| **u == *m.user_id) {
-                users.push(m.user_id.to_string());
-            }
-        }
-        users
+        self.existing_room(session_id)
+            .map(|room| room.users())
+            .unwrap_or_default()
     }
 
-    /// Send a frame to everyone in a session's room (except `skip_user`'s connections).
-    /// This is the fan-out seam: the cluster transport hooks in here.
+    /// Connect the cross-node transport (once, at start).
+    pub fn set_fanout(&self, fanout: Arc<dyn Fanout>) {
+        let _ = self.inner.fanout.set(fanout);
+    }
+
+    /// Send a frame to everyone in a session's room (except `skip_user`'s connections), on
+    /// this node and — through the fan-out seam — on every other.
     pub fn broadcast(&self, session_id: &str, text: Utf8Bytes, skip_user: Option<&str>) {
-        self.deliver_local(session_id, text, skip_user);
+        self.deliver_local(session_id, text.clone(), skip_user);
+        self.publish(session_id, text, skip_user, None);
+    }
+
+    /// Broadcast a stored `message` frame; receivers deliver messages in seq order.
+    pub fn broadcast_message(&self, session_id: &str, seq: i64, text: Utf8Bytes) {
+        self.deliver_message(session_id, seq, text.clone());
+        self.publish(session_id, text, None, Some(seq));
+    }
+
+    fn publish(
+        &self,
+        session_id: &str,
+        text: Utf8Bytes,
+        skip_user: Option<&str>,
+        seq: Option<i64>,
+    ) {
+        if let Some(fanout) = self.inner.fanout.get() {
+            fanout.publish(RoomEvent {
+                session_id: session_id.to_string(),
+                text,
+                skip_user: skip_user.map(str::to_string),
+                seq,
+            });
+        }
+    }
+
+    /// Deliver an event that another node published.
+    pub fn deliver_remote(&self, event: RoomEvent) {
+        match event.seq {
+            Some(seq) => self.deliver_message(&event.session_id, seq, event.text),
+            None => self.deliver_local(&event.session_id, event.text, event.skip_user.as_deref()),
+        }
+    }
+
+    fn deliver_message(&self, session_id: &str, seq: i64, text: Utf8Bytes) {
+        let Some(room) = self.existing_room(session_id) else {
+            return;
+        };
+        let gap = {
+            // Deliver under the sequencer's lock: two threads (a local post, a remote event)
+            // must not take their turns in order and then deliver out of it. Delivery only
+            // queues (`try_send`), so the lock is held briefly.
+            let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
+            let (ready, gap) = sequencer.accept(seq, text);
+            for text in ready {
+                self.deliver_local(session_id, text, None);
+            }
+            let start_timer = gap && !sequencer.gap_timer;
+            if start_timer {
+                sequencer.gap_timer = true;
+            }
+            start_timer
+        };
+        if gap {
+            let (hub, session_id) = (self.clone(), session_id.to_string());
+            tokio::spawn(async move {
+                let mut wait = GAP_WAIT;
+                loop {
+                    tokio::time::sleep(wait).await;
+                    let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
+                    match sequencer.gap_since {
+                        // The gap closed; a newer one gets its full wait.
+                        Some(since) if since.elapsed() < GAP_WAIT => {
+                            wait = GAP_WAIT - since.elapsed();
+                            continue;
+                        }
+                        Some(_) => {
+                            tracing::warn!(session = %session_id, "gave up waiting for a missing message; clients recover it with since_seq");
+                            for text in sequencer.skip_gap() {
+                                hub.deliver_local(&session_id, text, None);
+                            }
+                        }
+                        None => {}
+                    }
+                    sequencer.gap_timer = false;
+                    return;
+                }
+            });
+        }
+    }
+
+    /// Start a new room's sequencer at `last_seq + 1` (read by the first join). A room that
+    /// is already delivering keeps its place: messages still in flight from other nodes must
+    /// reach the members who were there (a joiner may then see one twice; seq tells).
+    pub fn note_last_seq(&self, session_id: &str, last_seq: i64) {
+        if let Some(room) = self.existing_room(session_id) {
+            let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
+            if sequencer.next == 0 {
+                sequencer.next = last_seq + 1;
+            }
+        }
+    }
+
+    /// Every session with a room on this node, and the distinct users in it.
+    pub fn local_presence(&self) -> Vec<(String, Vec<String>)> {
+        // Collect first: looking rooms up while iterating the map could deadlock a shard.
+        let rooms: Vec<(String, Arc<Room>)> = self
+            .inner
+            .rooms
+            .iter()
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect();
+        rooms
+            .into_iter()
+            .map(|(session_id, room)| (session_id, room.users()))
+            .collect()
     }
 
     /// Deliver to this node's connections in the room. Never waits: a full queue closes
@@ -207,5 +398,35 @@ impl Hub {
                 conn.out.push(text.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sequencer;
+    use axum::extract::ws::Utf8Bytes;
+
+    fn t(seq: i64) -> Utf8Bytes {
+        Utf8Bytes::from(seq.to_string())
+    }
+
+    fn seqs(v: Vec<Utf8Bytes>) -> Vec<String> {
+        v.iter().map(|t| t.as_str().to_string()).collect()
+    }
+
+    #[test]
+    fn delivers_in_order_and_drops_duplicates() {
+        let mut s = Sequencer {
+            next: 5,
+            ..Default::default()
+        };
+        assert_eq!(seqs(s.accept(5, t(5)).0), ["5"]);
+        let (ready, gap) = s.accept(7, t(7));
+        assert!(ready.is_empty() && gap, "7 waits for 6");
+        assert_eq!(seqs(s.accept(6, t(6)).0), ["6", "7"]);
+        assert!(s.accept(6, t(6)).0.is_empty(), "a duplicate is dropped");
+        s.accept(10, t(10));
+        assert_eq!(seqs(s.skip_gap()), ["10"]);
+        assert_eq!(seqs(s.accept(11, t(11)).0), ["11"]);
     }
 }

@@ -55,6 +55,9 @@ pub struct Message {
 }
 
 pub struct NewMessage<'a> {
+    /// The id to store it under; `None` generates one. (The assistant picks its reply's id
+    /// before streaming, so the deltas and the stored message share it.)
+    pub id: Option<&'a str>,
     pub session_id: &'a str,
     pub role: MessageRole,
     pub user_id: Option<&'a str>,
@@ -113,7 +116,7 @@ impl Store {
             });
         };
         let seq: i64 = row.try_get("last_seq")?;
-        let id = new_id();
+        let id = new.id.map_or_else(new_id, str::to_string);
         sqlx::query(
             "INSERT INTO messages (id, session_id, seq, role, user_id, content, metadata, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -78,3 +78,4 @@ fn recurse(depth: u64) -> u64 {
 }
 
 export_plugin!(Hostile);
+slashd_plugin_api::export_native_plugin!(Hostile);

@@ -1,0 +1,371 @@
+//! Starting the real `slashd` binary with a generated config, and talking to it over REST
+//! and its CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+pub const ADMIN_PASSWORD: &str = "bench-admin-password";
+const PASSWORD: &str = "bench-password-123";
+/// How many WARN/ERROR lines of the server log are kept for the report.
+const KEEP_LOG_LINES: usize = 20;
+
+/// Where the server runs and which database it uses.
+#[derive(Clone)]
+pub struct ServerOpts {
+    pub bin: PathBuf,
+    pub database_url: Option<String>,
+}
+
+/// The server's WARN and ERROR log lines, counted, the first few kept.
+#[derive(Default, Debug)]
+pub struct LogReport {
+    pub warnings: usize,
+    pub errors: usize,
+    pub lines: Vec<String>,
+}
+
+pub struct Server {
+    pub addr: String,
+    pub ws_url: String,
+    pub http: reqwest::Client,
+    /// Unique per server, so user names never collide in a reused PostgreSQL database.
+    tag: String,
+    config_path: PathBuf,
+    bin: PathBuf,
+    child: Option<Child>,
+    log: Arc<Mutex<LogReport>>,
+    dir: tempfile::TempDir,
+}
+
+#[derive(Clone)]
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+impl Server {
+    /// Write a config into a fresh temp dir, start `slashd serve`, and wait for its
+    /// "listening" log line.
+    pub async fn start(opts: &ServerOpts) -> anyhow::Result<Server> {
+        let bin = std::fs::canonicalize(&opts.bin).with_context(|| {
+            format!(
+                "server binary {} not found (build it with `cargo build --release -p slashd`, \
+                 or pass --server-bin)",
+                opts.bin.display()
+            )
+        })?;
+        let dir = tempfile::Builder::new().prefix("slashd-bench").tempdir()?;
+        let db_url = match &opts.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}/slashd.db?mode=rwc", dir.path().display()),
+        };
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let config = render_config(dir.path(), &db_url, &secret);
+        let config_path = dir.path().join("slashd.toml");
+        std::fs::write(&config_path, config)?;
+
+        let mut child = Command::new(&bin)
+            .args(["--log-format", "json", "--config"])
+            .arg(&config_path)
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("SLASHD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SLASHD_LOG", "info,tower_http=warn,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawn {}", bin.display()))?;
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(LogReport::default()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            // Drain stderr for the server's whole life, so it never blocks on a full pipe.
+            std::thread::spawn(move || drain_log(stderr, tx, log));
+        }
+        let mut server = Server {
+            addr: String::new(),
+            ws_url: String::new(),
+            http: reqwest::Client::new(),
+            tag: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+            config_path,
+            bin,
+            child: Some(child),
+            log,
+            dir,
+        };
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+            .await?
+            .map_err(|_| {
+                let lines = server.log.lock().unwrap().lines.join("\n");
+                anyhow!("slashd did not report a listening address within 60 s\n{lines}")
+            })?;
+        server.addr = addr.clone();
+        server.ws_url = format!("ws://{addr}/ws");
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// The server's resident memory (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .ok_or_else(|| anyhow!("no VmRSS in /proc/{}/status", self.pid()))
+    }
+
+    /// Create `count` viewer users with the CLI and log each in once.
+    pub async fn users(&self, prefix: &str, count: usize) -> anyhow::Result<Vec<User>> {
+        let mut users = Vec::with_capacity(count);
+        for i in 0..count {
+            let name = format!("{prefix}-{}-{i}", self.tag);
+            self.add_user(&name).await?;
+            users.push(self.login(&name, PASSWORD).await?);
+        }
+        Ok(users)
+    }
+
+    async fn add_user(&self, name: &str) -> anyhow::Result<()> {
+        let mut child = tokio::process::Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["user", "add", name, "--role", "viewer", "--password-stdin"])
+            .current_dir(self.dir.path())
+            .env("SLASHD_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(format!("{PASSWORD}\n").as_bytes()).await?;
+        drop(stdin);
+        let out = child.wait_with_output().await?;
+        if !out.status.success() {
+            bail!(
+                "slashd user add {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    async fn login(&self, name: &str, password: &str) -> anyhow::Result<User> {
+        let body = self
+            .post(
+                "/auth/login",
+                None,
+                json!({"username": name, "password": password}),
+                200,
+            )
+            .await?;
+        Ok(User {
+            id: body["user"]["id"].as_str().unwrap_or_default().to_string(),
+            token: body["token"]
+                .as_str()
+                .ok_or_else(|| anyhow!("login {name}: no token in {body}"))?
+                .to_string(),
+        })
+    }
+
+    /// Create a session owned by `owner`; returns its id.
+    pub async fn session(&self, owner: &User, title: &str) -> anyhow::Result<String> {
+        let body = self
+            .post(
+                "/chat/sessions",
+                Some(&owner.token),
+                json!({"title": title}),
+                201,
+            )
+            .await?;
+        Ok(body["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn add_member(
+        &self,
+        owner: &User,
+        session: &str,
+        member: &User,
+    ) -> anyhow::Result<()> {
+        self.post(
+            &format!("/chat/sessions/{session}/members"),
+            Some(&owner.token),
+            json!({"user_id": member.id}),
+            201,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+        expect: u16,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .post(format!("http://{}{path}", self.addr))
+            .json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.with_context(|| format!("POST {path}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        if status != expect {
+            bail!("POST {path}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// SIGTERM, wait for the exit (SIGKILL after 15 s), and hand back the log report.
+    pub fn stop(mut self) -> LogReport {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        if !status.success() {
+                            self.log
+                                .lock()
+                                .unwrap()
+                                .lines
+                                .push(format!("slashd exited with {status}"));
+                        }
+                        break;
+                    }
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        let mut log = self.log.lock().unwrap();
+                        log.errors += 1;
+                        log.lines
+                            .push("slashd did not exit within 15 s of SIGTERM".into());
+                        break;
+                    }
+                }
+            }
+        }
+        // Give the drain thread a moment to read the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// CPU time (user + system) a process has used so far, in seconds; `None` is this process.
+pub fn cpu_secs(pid: Option<u32>) -> f64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the parenthesized command name: state is the first, utime the 12th.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// The server config: real defaults, except the limits a benchmark must not trip over.
+fn render_config(dir: &Path, db_url: &str, secret: &str) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+data_dir = {data_dir:?}
+shutdown_grace = "5s"
+
+[database]
+url = {db_url:?}
+
+[auth]
+jwt_secret = {secret:?}
+
+[realtime]
+# One client drives thousands of round trips per second on one connection.
+rate_per_sec = 1000000.0
+rate_burst = 1000000.0
+flood_strikes = 1000000.0
+# Fan-out and idle connections are many connections of a few users.
+max_connections_per_user = 20000
+"#,
+        data_dir = dir.join("data").display().to_string(),
+    )
+}
+
+fn drain_log(
+    stderr: std::process::ChildStderr,
+    listening: mpsc::Sender<String>,
+    log: Arc<Mutex<LogReport>>,
+) {
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            // Not JSON: a panic message or similar; always worth reporting.
+            let mut log = log.lock().unwrap();
+            log.errors += 1;
+            if log.lines.len() < KEEP_LOG_LINES {
+                log.lines.push(line);
+            }
+            continue;
+        };
+        if v["fields"]["message"] == "listening" {
+            let _ = listening.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+        }
+        let level = v["level"].as_str().unwrap_or_default();
+        if level == "WARN" || level == "ERROR" {
+            let mut log = log.lock().unwrap();
+            if level == "WARN" {
+                log.warnings += 1;
+            } else {
+                log.errors += 1;
+            }
+            if log.lines.len() < KEEP_LOG_LINES {
+                log.lines.push(line);
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The assistant: ordinary (non-command) messages answered by an OpenAI-compatible
+//! chat-completions endpoint, streamed to the session as `message_delta` frames and then
+//! stored and broadcast as one `assistant` message with the same id.
+//!
+//! - On only when `[assistant]` is configured, and not in a session whose
+//!   `metadata.assistant` is `false` (read at each reply, so it can be switched at any time).
+//! - **One reply in flight per session.** Messages that arrive meanwhile are stored as usual
+//!   and coalesced: when the reply ends, the assistant answers once more, with the latest
+//!   context (see `context.rs` for how that context is ordered).
+//! - A failure (endpoint down, status ≠ 200, malformed stream, stall, too long) is an
+//!   `error` frame with `assistant_failed` to the session's participants; the user's message
+//!   stays stored and nothing partial is stored.
+//! - Model calls running at once on this node are capped (`max_concurrent`).
+
+mod client;
+mod context;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use crate::app::AppState;
+use crate::chat;
+use crate::config::AssistantConfig;
+use crate::error::{AppError, AppResult};
+use crate::realtime::frames::ServerFrame;
+use crate::store::{new_id, MessageRole, NewMessage, SessionStatus};
+use client::ModelClient;
+
+pub struct Assistant {
+    config: AssistantConfig,
+    client: ModelClient,
+    /// Sessions with a reply in flight → whether a message arrived meanwhile.
+    in_flight: DashMap<String, bool>,
+    slots: Semaphore,
+}
+
+impl Assistant {
+    pub fn new(config: &AssistantConfig) -> anyhow::Result<Assistant> {
+        let client = ModelClient::new(config)?;
+        tracing::info!(
+            base_url = config.base_url.as_str(),
+            model = config.model.as_str(),
+            "assistant enabled"
+        );
+        Ok(Assistant {
+            config: config.clone(),
+            client,
+            in_flight: DashMap::new(),
+            slots: Semaphore::new(config.max_concurrent),
+        })
+    }
+
+    /// Take the session's reply slot; `false` (and a note to answer again) if a reply is
+    /// already in flight.
+    fn claim(&self, session_id: &str) -> bool {
+        match self.in_flight.entry(session_id.to_string()) {
+            Entry::Occupied(mut e) => {
+                *e.get_mut() = true;
+                false
+            }
+            Entry::Vacant(e) => {
+                e.insert(false);
+                true
+            }
+        }
+    }
+
+    /// After a reply: go again if a message arrived meanwhile, else give the slot up.
+    fn again(&self, session_id: &str) -> bool {
+        match self.in_flight.entry(session_id.to_string()) {
+            Entry::Occupied(mut e) if *e.get() => {
+                *e.get_mut() = false;
+                true
+            }
+            Entry::Occupied(e) => {
+                e.remove();
+                false
+            }
+            Entry::Vacant(_) => false,
+        }
+    }
+}
+
+/// A user's ordinary message was stored and broadcast: have the assistant answer it.
+pub fn on_user_message(state: &AppState, session_id: &str) {
+    let Some(assistant) = state.assistant.clone() else {
+        return;
+    };
+    if !assistant.claim(session_id) {
+        return;
+    }
+    let slot = Slot {
+        assistant,
+        session_id: session_id.to_string(),
+        held: true,
+    };
+    let state = state.clone();
+    state.tasks.clone().spawn(serve(state, slot));
+}
+
+/// A session's reply slot; released on drop if `again` did not release it (shutdown, panic).
+struct Slot {
+    assistant: Arc<Assistant>,
+    session_id: String,
+    held: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.held {
+            self.assistant.in_flight.remove(&self.session_id);
+        }
+    }
+}
+
+async fn serve(state: AppState, mut slot: Slot) {
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            () = reply(&state, &slot.assistant, &slot.session_id) => {}
+        }
+        if !slot.assistant.again(&slot.session_id) {
+            slot.held = false;
+            return;
+        }
+    }
+}
+
+/// One reply; a failure is told to the session's participants.
+async fn reply(state: &AppState, assistant: &Assistant, session_id: &str) {
+    let Err(err) = try_reply(state, assistant, session_id).await else {
+        return;
+    };
+    let err = match err {
+        AppError::AssistantFailed(_) => err,
+        AppError::Internal(cause) => {
+            tracing::error!(
+                error = format!("{cause:#}"),
+                session = session_id,
+                "assistant: internal error"
+            );
+            AppError::AssistantFailed("the assistant could not answer: internal error".into())
+        }
+        other => AppError::AssistantFailed(format!("the assistant could not answer: {other}")),
+    };
+    tracing::warn!(session = session_id, error = %err, "assistant failed");
+    let message = err.public_message();
+    let frame = ServerFrame::Error {
+        id: &None,
+        code: err.code(),
+        message: &message,
+    };
+    state.hub.broadcast(session_id, frame.to_text(), None);
+}
+
+async fn try_reply(state: &AppState, assistant: &Assistant, session_id: &str) -> AppResult<()> {
+    let config = &assistant.config;
+    let _permit = assistant
+        .slots
+        .acquire()
+        .await
+        .map_err(AppError::internal)?;
+    let Some(session) = state.store.session(session_id).await? else {
+        return Ok(());
+    };
+    if session.status != SessionStatus::Active
+        || session.metadata.get("assistant") == Some(&Value::Bool(false))
+    {
+        return Ok(());
+    }
+    let history = state
+        .store
+        .context_messages(session_id, config.max_context_messages as i64)
+        .await?;
+    let Some(prompt) = context::build(&config.system_prompt, history, config.max_context_chars)
+    else {
+        return Ok(());
+    };
+
+    let started = Instant::now();
+    let message_id = new_id();
+    let text = assistant
+        .client
+        .stream_reply(&prompt.messages, |delta| {
+            let frame = ServerFrame::MessageDelta {
+                session_id,
+                message_id: &message_id,
+                delta,
+            };
+            state.hub.broadcast(session_id, frame.to_text(), None);
+        })
+        .await?;
+
+    let new = NewMessage {
+        id: Some(&message_id),
+        session_id,
+        role: MessageRole::Assistant,
+        user_id: None,
+        content: &text,
+        metadata: json!({
+            "model": assistant.client.model(),
+            "reply_to": prompt.reply_to,
+            "duration_ms": started.elapsed().as_millis() as u64,
+        }),
+    };
+    match chat::post(state, new, |_| {}).await {
+        Ok(_) => Ok(()),
+        // The session ended (or was deleted) while the reply was written: nobody to tell.
+        Err(AppError::Conflict(_) | AppError::NotFound(_)) => Ok(()),
+        Err(err) => Err(err),
+    }
+}

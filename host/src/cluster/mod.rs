@@ -1,0 +1,382 @@
+//! Many nodes: Redis pub/sub carries room events between nodes, behind the hub's fan-out
+//! seam; PostgreSQL holds the truth (seqs are assigned there, so they stay gap-free across
+//! nodes). Without `[cluster]`, none of this runs and the hub fans out in-process.
+//!
+//! - Every node publishes its rooms' events on one channel and delivers the others' events
+//!   to its local connections; a node ignores its own events (they carry its node id).
+//! - Presence is cluster-wide: a sorted set per session holds `user@node` entries scored
+//!   by expiry, refreshed by a heartbeat, so a dead node's entries lapse on their own.
+//! - Redis down: nodes keep serving their own connections, `/readyz` says not ready, the
+//!   log says so loudly, and delivery resumes when Redis returns. Pub/sub is at-most-once:
+//!   what crossed nowhere during the outage is in the database, and a client that
+//!   reconnects with `since_seq` gets it.
+//! - Admin plugin changes are broadcast, so every node applies them.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::realtime::hub::{Fanout, Hub, RoomEvent};
+use crate::time_fmt::now_ms;
+
+/// Presence entries live this long unless the heartbeat refreshes them.
+const PRESENCE_TTL_MS: i64 = 30_000;
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Events queued for publishing; past it they are dropped (and counted).
+const PUBLISH_QUEUE: usize = 16_384;
+
+/// What nodes tell each other.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Envelope {
+    Room {
+        node: String,
+        session_id: String,
+        frame: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skip_user: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<i64>,
+    },
+    /// Reload the plugins from config.
+    Reload { node: String },
+    /// An admin enabled or disabled a plugin.
+    PluginState {
+        node: String,
+        name: String,
+        enabled: bool,
+    },
+}
+
+/// What another node asked this one to do about plugins.
+#[derive(Debug)]
+pub enum PluginCommand {
+    Reload,
+    SetEnabled { name: String, enabled: bool },
+}
+
+pub struct Cluster {
+    node_id: String,
+    /// Prefix of the channel and keys (`[cluster] namespace`).
+    namespace: String,
+    publish: mpsc::Sender<Envelope>,
+    presence: redis::aio::ConnectionManager,
+    healthy: Arc<AtomicBool>,
+    dropped: AtomicU64,
+    /// Plugin commands from other nodes, taken once by the server.
+    commands: std::sync::Mutex<Option<mpsc::UnboundedReceiver<PluginCommand>>>,
+}
+
+impl Cluster {
+    /// Connect, start the publisher, subscriber and heartbeat, and hook into the hub.
+    pub async fn start(url: &str, namespace: &str, hub: Hub) -> anyhow::Result<Arc<Cluster>> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2));
+        let presence =
+            redis::aio::ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        let publisher =
+            redis::aio::ConnectionManager::new_with_config(client.clone(), config).await?;
+        let node_id = uuid::Uuid::new_v4().to_string();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let channel = format!("{namespace}:events");
+        let cluster = Arc::new(Cluster {
+            node_id: node_id.clone(),
+            namespace: namespace.to_string(),
+            publish,
+            presence,
+            healthy: healthy.clone(),
+            dropped: AtomicU64::new(0),
+            commands: std::sync::Mutex::new(Some(commands)),
+        });
+        tokio::spawn(publish_loop(
+            publisher,
+            queue,
+            channel.clone(),
+            healthy.clone(),
+        ));
+        tokio::spawn(subscribe_loop(
+            client,
+            channel,
+            node_id.clone(),
+            hub.clone(),
+            healthy,
+            commands_tx,
+        ));
+        tokio::spawn(heartbeat(cluster.clone(), hub.clone()));
+        hub.set_fanout(Arc::new(ClusterFanout(cluster.clone())));
+        tracing::info!(node = %node_id, "cluster mode: fanning out over Redis");
+        Ok(cluster)
+    }
+
+    /// Plugin commands from other nodes (reloads, enable/disable); taken once.
+    pub fn take_plugin_commands(&self) -> Option<mpsc::UnboundedReceiver<PluginCommand>> {
+        self.commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Whether Redis answered lately (for `/readyz`).
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Events dropped because the publish queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn send(&self, envelope: Envelope) {
+        if self.publish.try_send(envelope).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn broadcast_reload(&self) {
+        self.send(Envelope::Reload {
+            node: self.node_id.clone(),
+        });
+    }
+
+    pub fn broadcast_plugin_state(&self, name: &str, enabled: bool) {
+        self.send(Envelope::PluginState {
+            node: self.node_id.clone(),
+            name: name.to_string(),
+            enabled,
+        });
+    }
+
+    /// Mark `user` present in `session` on this node. Returns whether the user was already
+    /// present on another node (then no `presence joined` is due).
+    pub async fn join(&self, session_id: &str, user_id: &str) -> bool {
+        let mut conn = self.presence.clone();
+        let key = self.presence_key(session_id);
+        let expires = now_ms() + PRESENCE_TTL_MS;
+        let added: redis::RedisResult<()> = conn.zadd(&key, self.member(user_id), expires).await;
+        if let Err(e) = added {
+            self.unhealthy(&e);
+            return false;
+        }
+        self.present_elsewhere(session_id, user_id).await
+    }
+
+    /// Unmark `user` on this node. Returns whether the user is still present elsewhere.
+    pub async fn leave(&self, session_id: &str, user_id: &str) -> bool {
+        let mut conn = self.presence.clone();
+        let removed: redis::RedisResult<()> = conn
+            .zrem(self.presence_key(session_id), self.member(user_id))
+            .await;
+        if let Err(e) = removed {
+            self.unhealthy(&e);
+            return false;
+        }
+        self.present_elsewhere(session_id, user_id).await
+    }
+
+    /// Users present in a session on any node (unexpired entries).
+    pub async fn participants(&self, session_id: &str) -> Option<Vec<String>> {
+        let mut conn = self.presence.clone();
+        let members: redis::RedisResult<Vec<String>> = conn
+            .zrangebyscore(self.presence_key(session_id), now_ms(), "+inf")
+            .await;
+        match members {
+            Ok(members) => {
+                let mut seen = HashSet::new();
+                Some(
+                    members
+                        .into_iter()
+                        .filter_map(|m| m.split_once('@').map(|(user, _)| user.to_string()))
+                        .filter(|u| seen.insert(u.clone()))
+                        .collect(),
+                )
+            }
+            Err(e) => {
+                self.unhealthy(&e);
+                None
+            }
+        }
+    }
+
+    async fn present_elsewhere(&self, session_id: &str, user_id: &str) -> bool {
+        let mut conn = self.presence.clone();
+        let members: redis::RedisResult<Vec<String>> = conn
+            .zrangebyscore(self.presence_key(session_id), now_ms(), "+inf")
+            .await;
+        let mine = self.member(user_id);
+        members
+            .map(|m| {
+                m.iter()
+                    .any(|e| e.starts_with(&format!("{user_id}@")) && *e != mine)
+            })
+            .unwrap_or(false)
+    }
+
+    fn member(&self, user_id: &str) -> String {
+        format!("{user_id}@{}", self.node_id)
+    }
+
+    fn unhealthy(&self, err: &redis::RedisError) {
+        if self.healthy.swap(false, Ordering::Relaxed) {
+            tracing::error!(error = %err, "Redis is unreachable: cross-node delivery and presence are degraded");
+        }
+    }
+}
+
+impl Cluster {
+    fn presence_key(&self, session_id: &str) -> String {
+        format!("{}:presence:{session_id}", self.namespace)
+    }
+}
+
+/// The hub's fan-out seam, implemented by publishing to Redis.
+struct ClusterFanout(Arc<Cluster>);
+
+impl Fanout for ClusterFanout {
+    fn publish(&self, event: RoomEvent) {
+        self.0.send(Envelope::Room {
+            node: self.0.node_id.clone(),
+            session_id: event.session_id,
+            frame: event.text.as_str().to_string(),
+            skip_user: event.skip_user,
+            seq: event.seq,
+        });
+    }
+}
+
+async fn publish_loop(
+    mut conn: redis::aio::ConnectionManager,
+    mut queue: mpsc::Receiver<Envelope>,
+    channel: String,
+    healthy: Arc<AtomicBool>,
+) {
+    while let Some(envelope) = queue.recv().await {
+        let Ok(payload) = serde_json::to_string(&envelope) else {
+            continue;
+        };
+        let sent: redis::RedisResult<()> = conn.publish(&channel, payload).await;
+        if let Err(e) = sent {
+            if healthy.swap(false, Ordering::Relaxed) {
+                tracing::error!(error = %e, "Redis is unreachable: events are not reaching other nodes");
+            }
+        }
+    }
+}
+
+async fn subscribe_loop(
+    client: redis::Client,
+    channel: String,
+    node_id: String,
+    hub: Hub,
+    healthy: Arc<AtomicBool>,
+    commands: mpsc::UnboundedSender<PluginCommand>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match subscribe_once(&client, &channel, &node_id, &hub, &healthy, &commands).await {
+            Ok(()) => tracing::error!("Redis subscription ended; reconnecting"),
+            Err(e) => tracing::error!(error = %e, "Redis subscription failed; reconnecting"),
+        }
+        healthy.store(false, Ordering::Relaxed);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        if healthy.load(Ordering::Relaxed) {
+            backoff = Duration::from_millis(200);
+        }
+    }
+}
+
+async fn subscribe_once(
+    client: &redis::Client,
+    channel: &str,
+    node_id: &str,
+    hub: &Hub,
+    healthy: &AtomicBool,
+    commands: &mpsc::UnboundedSender<PluginCommand>,
+) -> redis::RedisResult<()> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    if !healthy.swap(true, Ordering::Relaxed) {
+        tracing::warn!("Redis is back: cross-node delivery resumed");
+    }
+    let mut messages = pubsub.on_message();
+    while let Some(msg) = messages.next().await {
+        let Ok(payload) = msg.get_payload::<String>() else {
+            continue;
+        };
+        match serde_json::from_str::<Envelope>(&payload) {
+            Ok(Envelope::Room {
+                node,
+                session_id,
+                frame,
+                skip_user,
+                seq,
+            }) if node != node_id => {
+                hub.deliver_remote(RoomEvent {
+                    session_id,
+                    text: frame.into(),
+                    skip_user,
+                    seq,
+                });
+            }
+            Ok(Envelope::Reload { node }) if node != node_id => {
+                let _ = commands.send(PluginCommand::Reload);
+            }
+            Ok(Envelope::PluginState {
+                node,
+                name,
+                enabled,
+            }) if node != node_id => {
+                let _ = commands.send(PluginCommand::SetEnabled { name, enabled });
+            }
+            Ok(_) => {} // our own event
+            Err(e) => tracing::warn!(error = %e, "ignoring a malformed cluster event"),
+        }
+    }
+    Ok(())
+}
+
+/// Refresh this node's presence entries before they expire.
+async fn heartbeat(cluster: Arc<Cluster>, hub: Hub) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        let expires = now_ms() + PRESENCE_TTL_MS;
+        let mut pipe = redis::pipe();
+        let mut any = false;
+        for (session_id, users) in hub.local_presence() {
+            for user in users {
+                pipe.zadd(
+                    cluster.presence_key(&session_id),
+                    cluster.member(&user),
+                    expires,
+                )
+                .ignore();
+                any = true;
+            }
+            pipe.zrembyscore(cluster.presence_key(&session_id), "-inf", now_ms())
+                .ignore();
+        }
+        if !any {
+            continue;
+        }
+        let mut conn = cluster.presence.clone();
+        let done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        if let Err(e) = done {
+            cluster.unhealthy(&e);
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! Several nodes on one PostgreSQL, fanning out over Redis.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::harness::{Backend, Server, Setup, User, Ws};
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+fn setup() -> Setup {
+    Setup::new(Backend::Postgres)
+        .set("realtime", "rate_per_sec", "10000.0")
+        .set("realtime", "rate_burst", "10000.0")
+        .set("commands", "rate_burst", "100.0")
+}
+
+/// Wait for frames until one satisfies `pick`.
+async fn until(ws: &mut Ws, pick: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let frame = ws.recv().await;
+        if pick(&frame) {
+            return frame;
+        }
+    }
+}
+
+async fn owner_and_member(a: &Server, b: &Server) -> (User, User, String) {
+    let owner = a.user("olga", "viewer").await;
+    let member = b.user("mike", "viewer").await;
+    let session = a.session(&owner, "across nodes").await;
+    a.add_member(&owner, &session, &member).await;
+    (owner, member, session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_nodes_once_each_in_order() {
+    let nodes = setup().start_cluster(2, REDIS).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (owner, member, session) = owner_and_member(a, b).await;
+    let mut on_a = a.ws(&owner).await;
+    on_a.join(&session).await;
+    let mut on_b = b.ws(&member).await;
+    let joined = on_b.join(&session).await;
+    assert_eq!(
+        joined["participants"],
+        json!([owner.id, member.id]),
+        "cluster-wide participants"
+    );
+    let presence = until(&mut on_a, |f| f["type"] == "presence").await;
+    assert_eq!(
+        presence,
+        json!({"type": "presence", "session_id": session, "user_id": member.id, "state": "joined"})
+    );
+
+    // Messages from both nodes, seen once each, in seq order, everywhere.
+    for i in 0..10 {
+        let (ws, who) = if i % 2 == 0 {
+            (&mut on_a, "a")
+        } else {
+            (&mut on_b, "b")
+        };
+        ws.send(json!({"type": "message", "session_id": session, "content": format!("{who}{i}")}))
+            .await;
+    }
+    for ws in [&mut on_a, &mut on_b] {
+        let mut seqs = Vec::new();
+        while seqs.len() < 10 {
+            let f = ws.recv().await;
+            if f["type"] == "message" {
+                seqs.push(f["message"]["seq"].as_i64().unwrap());
+            }
+        }
+        assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    }
+
+    // Typing crosses (to the others only).
+    on_b.send(json!({"type": "typing", "session_id": session, "state": true}))
+        .await;
+    let typing = until(&mut on_a, |f| f["type"] == "typing").await;
+    assert_eq!(typing["user_id"], member.id.as_str());
+
+    // A command's reply crosses.
+    let reply = on_a.command(&session, "/status").await;
+    assert_eq!(reply["message"]["role"], "command");
+    let seen = until(&mut on_b, |f| {
+        f["type"] == "message" && f["message"]["role"] == "command"
+    })
+    .await;
+    assert_eq!(seen["message"]["id"], reply["message"]["id"]);
+
+    // Leaving crosses; ending crosses.
+    on_b.send(json!({"type": "leave", "session_id": session}))
+        .await;
+    let left = until(&mut on_a, |f| f["type"] == "presence").await;
+    assert_eq!(left["state"], "left");
+    let mut on_b2 = b.ws(&member).await;
+    on_b2.join(&session).await;
+    until(&mut on_a, |f| {
+        f["type"] == "presence" && f["state"] == "joined"
+    })
+    .await;
+    let (status, _) = a
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/chat/sessions/{session}"),
+            Some(&owner.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ended = until(&mut on_b2, |f| f["type"] == "session_ended").await;
+    assert_eq!(ended["session_id"], session.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_on_two_nodes_is_one_participant() {
+    let nodes = setup().start_cluster(2, REDIS).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (owner, member, session) = owner_and_member(a, b).await;
+    let mut watcher = a.ws(&owner).await;
+    watcher.join(&session).await;
+    let mut m1 = a.ws(&member).await;
+    m1.join(&session).await;
+    until(&mut watcher, |f| {
+        f["type"] == "presence" && f["state"] == "joined"
+    })
+    .await;
+    let mut m2 = b.ws(&member).await;
+    let joined = m2.join(&session).await;
+    assert_eq!(joined["participants"], json!([owner.id, member.id]));
+    // Leaving one node while still on the other is not leaving.
+    m1.send(json!({"type": "leave", "session_id": session}))
+        .await;
+    watcher.expect_silence(Duration::from_millis(700)).await;
+    m2.send(json!({"type": "leave", "session_id": session}))
+        .await;
+    let left = until(&mut watcher, |f| f["type"] == "presence").await;
+    assert_eq!(left["state"], "left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_posters_on_both_nodes_get_gapless_seqs() {
+    let nodes = setup().start_cluster(2, REDIS).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (owner, member, session) = owner_and_member(a, b).await;
+    let mut readers = Vec::new();
+    for (node, user) in [(a, &owner), (b, &member)] {
+        let mut ws = node.ws(user).await;
+        ws.join(&session).await;
+        readers.push(ws);
+    }
+    let mut posters = Vec::new();
+    for i in 0..8 {
+        let (node, user) = if i % 2 == 0 {
+            (a, &owner)
+        } else {
+            (b, &member)
+        };
+        let mut ws = node.ws(user).await;
+        let session = session.clone();
+        posters.push(tokio::spawn(async move {
+            // Others may be posting already: `joined` need not be the next frame.
+            ws.send(json!({"type": "join", "session_id": session}))
+                .await;
+            until(&mut ws, |f| f["type"] == "joined").await;
+            for j in 0..25 {
+                let id = format!("{i}-{j}");
+                ws.send(json!({"type": "message", "session_id": session, "content": id, "id": id}))
+                    .await;
+                until(&mut ws, |f| f["type"] == "ack" && f["id"] == id.as_str()).await;
+            }
+        }));
+    }
+    for p in posters {
+        p.await.unwrap();
+    }
+    for ws in readers.iter_mut() {
+        let mut seqs = Vec::new();
+        while seqs.len() < 200 {
+            let f = ws.recv().await;
+            if f["type"] == "message" {
+                seqs.push(f["message"]["seq"].as_i64().unwrap());
+            }
+        }
+        assert_eq!(
+            seqs,
+            (1..=200).collect::<Vec<_>>(),
+            "every client sees seq order"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_clients_recover_on_another() {
+    let mut nodes = setup().start_cluster(2, REDIS).await;
+    let (owner, member, session) = owner_and_member(&nodes[0], &nodes[1]).await;
+    let mut on_a = nodes[0].ws(&owner).await;
+    on_a.join(&session).await;
+    let mut on_b = nodes[1].ws(&member).await;
+    on_b.join(&session).await;
+    for i in 0..5 {
+        on_b.send(
+            json!({"type": "message", "session_id": session, "content": format!("before {i}")}),
+        )
+        .await;
+    }
+    let mut last_seen = 0;
+    while last_seen < 5 {
+        let f = on_a.recv().await;
+        if f["type"] == "message" {
+            last_seen = f["message"]["seq"].as_i64().unwrap();
+        }
+    }
+    nodes[0].kill();
+    for i in 0..5 {
+        let id = format!("during {i}");
+        on_b.send(json!({"type": "message", "session_id": session, "content": id, "id": id}))
+            .await;
+        until(&mut on_b, |f| f["type"] == "ack" && f["id"] == id.as_str()).await;
+    }
+    // The owner reconnects to node B and misses nothing.
+    let mut moved = nodes[1].ws(&owner).await;
+    let joined = moved
+        .request(json!({"type": "join", "session_id": session, "since_seq": last_seen}))
+        .await;
+    let contents: Vec<&str> = joined["missed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents,
+        ["during 0", "during 1", "during 2", "during 3", "during 4"]
+    );
+    assert_eq!(joined["last_seq"], 10);
+}
+
+/// A Redis of this test's own, to stop and start.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = OwnRedis { port, child: None };
+        redis.up();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for this test");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+async fn wait_ready(node: &Server, want: StatusCode) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = node.call(reqwest::Method::GET, "/readyz", None, None).await;
+        if status == want {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "/readyz stayed {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_degrades_then_recovers() {
+    let mut redis = OwnRedis::start();
+    let nodes = setup().start_cluster(2, &redis.url()).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (owner, member, session) = owner_and_member(a, b).await;
+    let mut on_a = a.ws(&owner).await;
+    on_a.join(&session).await;
+    let mut on_b = b.ws(&member).await;
+    on_b.join(&session).await;
+    assert_eq!(wait_ready(a, StatusCode::OK).await["redis"], true);
+
+    redis.down();
+    // Local delivery goes on; the gap is in the database.
+    on_a.send(json!({"type": "message", "session_id": session, "content": "while redis is down"}))
+        .await;
+    until(&mut on_a, |f| f["type"] == "ack").await;
+    until(&mut on_a, |f| f["type"] == "message").await;
+    let body = wait_ready(a, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(body["redis"], false);
+
+    redis.up();
+    wait_ready(a, StatusCode::OK).await;
+    wait_ready(b, StatusCode::OK).await;
+    // Delivery resumes...
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        on_a.send(json!({"type": "message", "session_id": session, "content": "after"}))
+            .await;
+        let crossed = tokio::time::timeout(Duration::from_millis(500), async {
+            until(&mut on_b, |f| {
+                f["type"] == "message" && f["message"]["content"] == "after"
+            })
+            .await
+        })
+        .await;
+        if crossed.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cross-node delivery did not resume"
+        );
+    }
+    // ...and recovery fills the gap.
+    let mut again = b.ws(&member).await;
+    let joined = again
+        .request(json!({"type": "join", "session_id": session, "since_seq": 0}))
+        .await;
+    let contents: Vec<&str> = joined["missed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents[0], "while redis is down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_plugin_changes_apply_on_every_node() {
+    let nodes = setup().start_cluster(2, REDIS).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let admin = a.admin().await;
+    let vera = b.user("vera", "viewer").await;
+    let session = b.session(&vera, "plugins").await;
+    let mut ws = b.ws(&vera).await;
+    ws.join(&session).await;
+    assert_eq!(ws.command(&session, "/status").await["type"], "message");
+    let (status, _) = a
+        .post("/admin/plugins/status/disable", &admin.token, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ws.command(&session, "/status").await["code"] != "unknown_command" {
+        assert!(Instant::now() < deadline, "node B never disabled /status");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = a
+        .post("/admin/plugins/reload", &admin.token, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ws.command(&session, "/status").await["type"] != "message" {
+        assert!(Instant::now() < deadline, "node B never reloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
