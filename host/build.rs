@@ -41,6 +41,8 @@ fn main() {
         "-p",
         "tally",
         "-p",
+        "hello",
+        "-p",
         "hostile",
         "-p",
         "liar",

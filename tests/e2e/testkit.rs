@@ -97,3 +97,25 @@ async fn back_to_back_calls_never_exhaust_the_pool() {
         assert!(reply.is_ok(), "call {i}: {reply:?}");
     }
 }
+
+/// The harness runs native libraries too, with the same answers as their wasm builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_and_wasm_builds_answer_alike() {
+    let wasm = PluginTester::builder(plugin_wasm("tally"))
+        .build()
+        .await
+        .unwrap();
+    let native = PluginTester::builder(crate::harness::plugin_native("tally"))
+        .native()
+        .build()
+        .await
+        .unwrap();
+    for line in ["/tally a", "/tally a", "/tally b"] {
+        let (w, n) = (
+            wasm.run(line).await.unwrap(),
+            native.run(line).await.unwrap(),
+        );
+        assert_eq!((w.body, w.data), (n.body, n.data), "{line}");
+    }
+    assert_eq!(native.kv_get("count:a").as_deref(), Some(&b"2"[..]));
+}

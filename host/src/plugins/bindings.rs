@@ -9,4 +9,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use slashd::plugin::types;
+pub use self::slashd::plugin::types;

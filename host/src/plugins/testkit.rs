@@ -22,7 +22,7 @@ use super::capabilities::{
     CallContext, CallEnv, Grants, HostServices, PluginIdentity, ServerStats, SessionDetail,
     SessionSummary,
 };
-use super::engine::{CallError, CallInput, CallLimits, Mount, PluginReply, Prepared, Runtime};
+use super::engine::{CallError, CallInput, CallLimits, Mount, PluginReply, Runtime};
 use super::manifest::{self, Capability, Manifest};
 use super::registry::{Counters, PluginEntry, PluginState, Registry, Source};
 use crate::auth::Role;
@@ -36,6 +36,7 @@ pub struct TesterBuilder {
     mounts: Vec<Mount>,
     timeout: Duration,
     memory_mb: u64,
+    native: bool,
 }
 
 impl TesterBuilder {
@@ -71,8 +72,17 @@ impl TesterBuilder {
         self
     }
 
+    /// Load a native library (`export_native_plugin!`) instead of a wasm component.
+    pub fn native(mut self) -> Self {
+        self.native = true;
+        self
+    }
+
     /// Compile and load the plugin; fails as the server would refuse it.
     pub async fn build(self) -> anyhow::Result<PluginTester> {
+        if self.native {
+            return self.build_native().await;
+        }
         let wasm = std::fs::read(&self.path)
             .with_context(|| format!("cannot read {}", self.path.display()))?;
         manifest::check_api_version(&wasm).map_err(anyhow::Error::msg)?;
@@ -141,7 +151,50 @@ impl TesterBuilder {
         Ok(PluginTester {
             env: env_with(registry),
             runtime,
-            prepared,
+            runner: super::Runner::Wasm(prepared),
+            manifest,
+            services,
+            caller: (String::from("tester"), Role::Admin),
+        })
+    }
+
+    async fn build_native(self) -> anyhow::Result<PluginTester> {
+        let defaults = CommandsConfig::default();
+        let plugin = super::native::NativePlugin::load(&self.path).map_err(anyhow::Error::msg)?;
+        let manifest = plugin.manifest().map_err(anyhow::Error::msg)?;
+        manifest.validate().map_err(anyhow::Error::msg)?;
+        let grants = Grants::of(self.grants.as_deref().unwrap_or(&manifest.capabilities));
+        let missing = super::registry::missing_grants(&manifest.capabilities, &[], &grants);
+        if !missing.is_empty() {
+            anyhow::bail!("the plugin needs capabilities that are not granted: {missing:?}");
+        }
+        let identity = Arc::new(PluginIdentity {
+            name: "plugin-under-test".into(),
+            grants,
+            settings: self.settings.clone(),
+            host_call_quota: defaults.host_call_quota,
+            kv_max_key_bytes: defaults.kv_max_key_bytes,
+            kv_max_value_bytes: defaults.kv_max_value_bytes,
+            kv_max_keys: defaults.kv_max_keys,
+        });
+        let limits = CallLimits {
+            timeout: self.timeout,
+            memory_bytes: (self.memory_mb as usize) << 20,
+            max_reply_bytes: defaults.max_reply_bytes,
+        };
+        let services = Arc::new(FakeServices::default());
+        Ok(PluginTester {
+            env: Arc::new(CallEnv {
+                services: services.clone(),
+                registry: Arc::new(Registry::default()),
+                counters: Arc::new(Counters::default()),
+            }),
+            runtime: Runtime::new(&defaults, None)?,
+            runner: super::Runner::Native {
+                plugin: Arc::new(plugin),
+                identity,
+                limits,
+            },
             manifest,
             services,
             caller: (String::from("tester"), Role::Admin),
@@ -151,7 +204,7 @@ impl TesterBuilder {
 
 pub struct PluginTester {
     runtime: Runtime,
-    prepared: Arc<Prepared>,
+    runner: super::Runner,
     env: Arc<CallEnv>,
     manifest: Manifest,
     services: Arc<FakeServices>,
@@ -167,6 +220,7 @@ impl PluginTester {
             mounts: Vec::new(),
             timeout: Duration::from_secs(2),
             memory_mb: 64,
+            native: false,
         }
     }
 
@@ -216,9 +270,22 @@ impl PluginTester {
             args,
             raw_args: raw.to_string(),
         };
-        self.runtime
-            .invoke(&self.prepared, self.env.clone(), ctx, input)
-            .await
+        match &self.runner {
+            super::Runner::Wasm(prepared) => {
+                self.runtime
+                    .invoke(prepared, self.env.clone(), ctx, input)
+                    .await
+            }
+            super::Runner::Native {
+                plugin,
+                identity,
+                limits,
+            } => {
+                plugin
+                    .invoke(identity.clone(), self.env.clone(), ctx, input, limits)
+                    .await
+            }
+        }
     }
 
     /// Inspect or seed the plugin's kv.

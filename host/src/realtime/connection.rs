@@ -102,6 +102,9 @@ pub async fn run(
     let _ = writer.await;
 }
 
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+
 /// How authentication ended.
 enum Auth {
     /// With the `auth` frame's id, if it had one (the `ready` echoes it).
@@ -227,6 +230,17 @@ impl Connection {
         };
         if let Exit::Close(code, reason) = exit {
             self.out().close(code, reason).await;
+            // The closing handshake: read (and drop) what the client still sends until its
+            // close arrives. Dropping a socket with unread data makes the kernel send a
+            // reset, which can destroy our close frame before the client reads it.
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                while let Some(Ok(msg)) = stream.next().await {
+                    if matches!(msg, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
     }
 

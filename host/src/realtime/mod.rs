@@ -27,8 +27,12 @@ pub async fn upgrade(
     };
     let limits = &state.config.realtime;
     let tasks = state.tasks.clone();
+    // tungstenite's defaults allocate a 128 KiB read buffer per socket up front; most chat
+    // frames are small, so read in 8 KiB chunks (larger frames still arrive, in several).
     ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| tasks.track_future(connection::run(state, socket, header_auth)))
 }
 

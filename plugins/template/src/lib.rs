@@ -21,3 +21,5 @@ impl Plugin for Hello {
 }
 
 export_plugin!(Hello);
+// The same source as a trusted native library (see docs/plugins.md before you use it).
+slashd_plugin_api::export_native_plugin!(Hello);

@@ -302,6 +302,10 @@ fn main() -> anyhow::Result<()> {
     if args.runs("slashd") {
         rt.block_on(slashd_series(&args, &mut report))?;
     }
+    // (b') the same command from the same source, built as a native library (issue 6).
+    if args.runs("native") {
+        rt.block_on(native_series(&args, &mut report))?;
+    }
 
     // The same path, phase by phase (a rebuild of engine.rs's per-call path), with slashd's
     // engine settings and with the pooling allocator told to keep memory resident.
@@ -317,6 +321,51 @@ fn main() -> anyhow::Result<()> {
 
     println!();
     report.print();
+    Ok(())
+}
+
+/// (b') The template built as a native library (`export_native_plugin!`), through the
+/// same harness: parse, role check, JSON across the C ABI on a blocking thread.
+async fn native_series(args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    let path = args
+        .hello
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.parent())
+        .map(|p| p.join("release/libhello.so"));
+    let Some(path) = path.filter(|p| p.exists()) else {
+        bail!("libhello.so not found next to hello.wasm (build slashd: host/build.rs builds it)");
+    };
+    let tester = slashd::plugins::testkit::PluginTester::builder(&path)
+        .native()
+        .build()
+        .await?;
+    let line = format!("/hello {INPUT}");
+    let reply = tester
+        .run(&line)
+        .await
+        .map_err(|e| anyhow::anyhow!("native call failed: {e}"))?;
+    if reply.body != EXPECTED {
+        bail!("native answered {:?}", reply.body);
+    }
+    for _ in 0..args.warmup {
+        black_box(
+            tester
+                .run(&line)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
+        args.pause.wait();
+    }
+    let mut samples = Vec::with_capacity(args.iters);
+    for _ in 0..args.iters {
+        let t = Instant::now();
+        let reply = tester.run(&line).await;
+        samples.push(t.elapsed());
+        black_box(reply.map_err(|e| anyhow::anyhow!("{e}"))?);
+        args.pause.wait();
+    }
+    report.add("slashd-native", &samples);
     Ok(())
 }
 
