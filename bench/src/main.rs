@@ -220,6 +220,28 @@ async fn run_round_trips(
         }
         report.rows.push(row);
         report.notes.push(sample_note("ping", &s));
+
+        progress("help: /help → command reply round trips");
+        let h = scenarios::help_command(
+            &server,
+            &users[0],
+            opts.warmup.min(opts.message_iterations),
+            opts.message_iterations,
+        )
+        .await?;
+        let mut row = Row::new("help", "/help → reply round trip");
+        row.p50 = fmt_us(h.p50);
+        row.p99 = fmt_us(h.p99);
+        if let Some(f) = floor_p50 {
+            row.ratio = format!("{:.2}", h.p50 / f);
+        }
+        let vs_ping = h.p50 / s.p50;
+        row.target = format!(
+            "p50 ≤ 1.5× ping: {} ({vs_ping:.2}×)",
+            verdict(vs_ping <= 1.5)
+        );
+        report.rows.push(row);
+        report.notes.push(sample_note("help", &h));
     }
     if message {
         progress("message: message → ack round trips");

@@ -187,6 +187,26 @@ pub async fn ping(
     summarize(samples).context("no samples")
 }
 
+/// `/help` → its reply: the invocation is stored and acked, the help plugin runs in a fresh
+/// wasm instance, and its reply is stored and broadcast; timed until the reply arrives.
+pub async fn help_command(
+    server: &Server,
+    user: &User,
+    warmup: usize,
+    n: usize,
+) -> anyhow::Result<Summary> {
+    let session = server.session(user, "bench help").await?;
+    let mut ws = ws::connect_ready(&server.ws_url, &user.token).await?;
+    ws::join(&mut ws, &session).await?;
+    let frame = format!(r#"{{"type":"message","session_id":"{session}","content":"/help"}}"#);
+    let samples = round_trips(&mut ws, warmup, n, &frame, |reply| {
+        frame_type(reply) == Some("message") && reply.contains(r#""role":"command""#)
+    })
+    .await?;
+    let _ = ws.close(None).await;
+    summarize(samples).context("no samples")
+}
+
 /// (3) `message` → `ack` in a joined session (alone in it); the broadcast copy that follows
 /// the ack is drained before the next post.
 pub async fn message(

@@ -332,6 +332,11 @@ rate_burst = 1000000.0
 flood_strikes = 1000000.0
 # Fan-out and idle connections are many connections of a few users.
 max_connections_per_user = 20000
+
+[commands]
+# The /help round trip runs thousands of commands from one user.
+rate_per_sec = 1000000.0
+rate_burst = 1000000.0
 "#,
         data_dir = dir.join("data").display().to_string(),
     )

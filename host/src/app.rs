@@ -10,6 +10,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -150,6 +151,13 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
             wait_for_signal().await;
             tracing::info!("shutting down: closing connections");
             shutdown.cancel();
+        }
+    });
+    // Chat frames are small and latency-bound: without TCP_NODELAY a command's reply,
+    // written right after the ack, waits for the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
     axum::serve(listener, router(state))
