@@ -27,7 +27,8 @@ use crate::chat;
 use crate::config::CommandsConfig;
 use crate::error::AppError;
 use crate::plugins::{may_run, CallContext, CallError, CallInput, PluginReply, Route};
-use crate::realtime::frames::{FrameId, ServerFrame};
+use crate::realtime::connection::send_error;
+use crate::realtime::frames::FrameId;
 use crate::realtime::limits::TokenBucket;
 use crate::realtime::outbound::Outbound;
 use crate::store::{AuditEntry, MessageRole, NewMessage};
@@ -320,18 +321,6 @@ async fn deliver(
     });
     let frame = json!({"type": "message", "session_id": session_id, "message": message});
     invoker.out.push(frame.to_string().into());
-}
-
-fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {
-    let message = err.public_message();
-    out.push(
-        ServerFrame::Error {
-            id,
-            code: err.code(),
-            message: &message,
-        }
-        .to_text(),
-    );
 }
 
 fn sha256_hex(text: &str) -> String {

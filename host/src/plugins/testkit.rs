@@ -91,22 +91,8 @@ impl TesterBuilder {
         let component = runtime.compile(&wasm)?;
         let services = Arc::new(FakeServices::default());
         let counters = Arc::new(Counters::default());
-        let probe_identity = |grants: Grants| {
-            Arc::new(PluginIdentity {
-                name: "plugin-under-test".into(),
-                grants,
-                settings: self.settings.clone(),
-                host_call_quota: defaults.host_call_quota,
-                kv_max_key_bytes: defaults.kv_max_key_bytes,
-                kv_max_value_bytes: defaults.kv_max_value_bytes,
-                kv_max_keys: defaults.kv_max_keys,
-            })
-        };
-        let limits = CallLimits {
-            timeout: self.timeout,
-            memory_bytes: (self.memory_mb as usize) << 20,
-            max_reply_bytes: defaults.max_reply_bytes,
-        };
+        let probe_identity = |grants: Grants| self.identity(grants, &defaults);
+        let limits = self.limits(&defaults);
         let env_with = |registry: Arc<Registry>| {
             Arc::new(CallEnv {
                 services: services.clone(),
@@ -158,6 +144,26 @@ impl TesterBuilder {
         })
     }
 
+    fn identity(&self, grants: Grants, defaults: &CommandsConfig) -> Arc<PluginIdentity> {
+        Arc::new(PluginIdentity {
+            name: "plugin-under-test".into(),
+            grants,
+            settings: self.settings.clone(),
+            host_call_quota: defaults.host_call_quota,
+            kv_max_key_bytes: defaults.kv_max_key_bytes,
+            kv_max_value_bytes: defaults.kv_max_value_bytes,
+            kv_max_keys: defaults.kv_max_keys,
+        })
+    }
+
+    fn limits(&self, defaults: &CommandsConfig) -> CallLimits {
+        CallLimits {
+            timeout: self.timeout,
+            memory_bytes: (self.memory_mb as usize) << 20,
+            max_reply_bytes: defaults.max_reply_bytes,
+        }
+    }
+
     async fn build_native(self) -> anyhow::Result<PluginTester> {
         let defaults = CommandsConfig::default();
         let plugin = super::native::NativePlugin::load(&self.path).map_err(anyhow::Error::msg)?;
@@ -168,20 +174,8 @@ impl TesterBuilder {
         if !missing.is_empty() {
             anyhow::bail!("the plugin needs capabilities that are not granted: {missing:?}");
         }
-        let identity = Arc::new(PluginIdentity {
-            name: "plugin-under-test".into(),
-            grants,
-            settings: self.settings.clone(),
-            host_call_quota: defaults.host_call_quota,
-            kv_max_key_bytes: defaults.kv_max_key_bytes,
-            kv_max_value_bytes: defaults.kv_max_value_bytes,
-            kv_max_keys: defaults.kv_max_keys,
-        });
-        let limits = CallLimits {
-            timeout: self.timeout,
-            memory_bytes: (self.memory_mb as usize) << 20,
-            max_reply_bytes: defaults.max_reply_bytes,
-        };
+        let identity = self.identity(grants, &defaults);
+        let limits = self.limits(&defaults);
         let services = Arc::new(FakeServices::default());
         Ok(PluginTester {
             env: Arc::new(CallEnv {

@@ -520,7 +520,8 @@ fn announce_left(hub: &crate::realtime::hub::Hub, session_id: &str, user_id: &st
     hub.broadcast(session_id, frame.to_text(), Some(user_id));
 }
 
-fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {
+/// Answer a client frame with an `error` (internal causes are logged, never sent).
+pub(crate) fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {
     if let AppError::Internal(cause) = err {
         tracing::error!(
             error = format!("{cause:#}"),
