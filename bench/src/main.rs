@@ -46,6 +46,9 @@ enum Scenario {
     Fanout,
     /// Server RSS per idle authenticated connection.
     Idle,
+    /// Fan-out across nodes: the same session on 1 node, then listeners split over 2 nodes
+    /// (PostgreSQL and Redis needed: --database-url, --redis-url).
+    Cluster,
     /// Run the floor's echo server alone: print its address, serve until stdin closes.
     #[command(hide = true)]
     EchoServer,
@@ -60,6 +63,9 @@ struct Opts {
     /// postgres://… URL (used as is; users get unique names).
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// Redis for the `cluster` scenario.
+    #[arg(long, global = true, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
     /// Run the floor's echo server in a child process (like slashd) instead of on its own
     /// runtime inside the bench process.
     #[arg(long, global = true)]
@@ -156,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let server_opts = ServerOpts {
         bin: opts.server_bin.clone(),
         database_url: opts.database_url.clone(),
+        cluster: None,
     };
     let mut report = Report {
         rows: Vec::new(),
@@ -192,6 +199,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if wants(Scenario::Idle) {
         run_idle(&opts, &server_opts, &mut report).await?;
+    }
+    // Not part of `all`: it needs PostgreSQL and Redis.
+    if cli.scenario == Scenario::Cluster {
+        run_cluster(&opts, &server_opts, &mut report).await?;
     }
     print_report(&report, &opts);
     Ok(())
@@ -265,6 +276,75 @@ async fn run_round_trips(
     Ok(())
 }
 
+/// The same fan-out with every listener on one node, then split over two nodes that share
+/// PostgreSQL and fan out over Redis; the poster is on the first node both times.
+async fn run_cluster(
+    opts: &Opts,
+    server_opts: &ServerOpts,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let Some(db) = server_opts
+        .database_url
+        .clone()
+        .filter(|u| u.starts_with("postgres"))
+    else {
+        anyhow::bail!("the cluster scenario needs --database-url postgres://…");
+    };
+    let cluster = server::ClusterOpts {
+        redis_url: opts.redis_url.clone(),
+        namespace: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+        secret: format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ),
+    };
+    let node_opts = ServerOpts {
+        database_url: Some(db),
+        cluster: Some(cluster),
+        ..server_opts.clone()
+    };
+    let a = Server::start(&node_opts).await?;
+    let b = Server::start(&node_opts).await?;
+    let owner = a.users("cposter", 1).await?.remove(0);
+    let members = a.users("cfan", opts.users.max(1)).await?;
+    for &n in &opts.fanout_sizes {
+        for (label, urls) in [
+            (format!("1 node N={n}"), vec![a.ws_url.clone()]),
+            (
+                format!("2 nodes N={n}"),
+                vec![a.ws_url.clone(), b.ws_url.clone()],
+            ),
+        ] {
+            for rate in [Some((opts.offered / n as f64).min(opts.max_rate)), None] {
+                progress(&format!(
+                    "{label}: {}",
+                    if rate.is_some() {
+                        "steady"
+                    } else {
+                        "saturating"
+                    }
+                ));
+                let params = FanoutParams {
+                    n,
+                    rate,
+                    duration: Duration::from_secs_f64(opts.duration),
+                    window: opts.window,
+                    batch: opts.connect_batch,
+                    listen_urls: urls.clone(),
+                };
+                match scenarios::fanout(&a, &owner, &members, &params).await {
+                    Ok(r) => fanout_rows(report, &label, n, rate, &r),
+                    Err(e) => report.notes.push(format!("{label}: {e:#}")),
+                }
+            }
+        }
+    }
+    report.logs.push(("cluster node A".into(), a.stop()));
+    report.logs.push(("cluster node B".into(), b.stop()));
+    Ok(())
+}
+
 async fn run_fanout(
     opts: &Opts,
     server_opts: &ServerOpts,
@@ -297,6 +377,7 @@ async fn run_fanout(
             duration: Duration::from_secs_f64(opts.duration),
             window: opts.window,
             batch: opts.connect_batch,
+            listen_urls: Vec::new(),
         };
         match scenarios::fanout(&server, &owner, &members, &params).await {
             Ok(r) => fanout_rows(report, &label, n, rate, &r),
@@ -356,8 +437,8 @@ fn fanout_rows(report: &mut Report, label: &str, n: usize, rate: Option<f64>, r:
     };
     report.notes.push(format!(
         "{label} {mode}: posted {} ({} acked) at {:.0} msg/s; delivered {} of {} in {:.2} s \
-         = {} deliveries/s; {latency}; CPU: server {:.0}%, bench client {:.0}% of one core; \
-         {} connections opened and joined in {:.1} s{}",
+         = {} deliveries/s; {latency}; CPU in % of one core: server {:.0}, bench client {:.0}, \
+         whole machine {:.0} of 200; {} connections opened and joined in {:.1} s{}",
         r.posted,
         r.acked,
         r.post_rate,
@@ -367,6 +448,7 @@ fn fanout_rows(report: &mut Report, label: &str, n: usize, rate: Option<f64>, r:
         fmt_count(r.deliveries_per_sec),
         100.0 * r.server_cpu / r.wall.as_secs_f64().max(1e-9),
         100.0 * r.client_cpu / r.wall.as_secs_f64().max(1e-9),
+        100.0 * r.machine_cpu / r.wall.as_secs_f64().max(1e-9),
         n + 1,
         r.setup.as_secs_f64(),
         if r.problems.is_empty() {

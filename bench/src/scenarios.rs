@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::server::{cpu_secs, Server, User};
+use crate::server::{cpu_secs, machine_busy_secs, Server, User};
 use crate::stats::{summarize, Summary};
 use crate::ws::{self, bench_marker, frame_type, next_text, Ws, WAIT};
 
@@ -249,6 +249,8 @@ pub struct FanoutParams {
     pub window: usize,
     /// Connections opened at once.
     pub batch: usize,
+    /// Nodes the listeners connect to, round robin (empty: the poster's server).
+    pub listen_urls: Vec<String>,
 }
 
 pub struct FanoutResult {
@@ -266,6 +268,8 @@ pub struct FanoutResult {
     /// CPU seconds the server and this client used over that time.
     pub server_cpu: f64,
     pub client_cpu: f64,
+    /// CPU seconds the whole machine was busy (both cores), over the same time.
+    pub machine_cpu: f64,
     /// Problems seen (closed listeners, error frames, stalls), summarized.
     pub problems: Vec<String>,
 }
@@ -290,7 +294,12 @@ pub async fn fanout(
     for m in members {
         server.add_member(owner, &session, m).await?;
     }
-    let opened = open_many(server, members, p.n, p.batch, Some(&session)).await;
+    let urls = if p.listen_urls.is_empty() {
+        vec![server.ws_url.clone()]
+    } else {
+        p.listen_urls.clone()
+    };
+    let opened = open_many(&urls, members, p.n, p.batch, Some(&session)).await;
     let mut listeners = Vec::with_capacity(p.n);
     let mut failed = Vec::new();
     for r in opened {
@@ -357,6 +366,7 @@ pub async fn fanout(
     let mut problems = Vec::new();
     let server_cpu_start = cpu_secs(Some(server.pid()));
     let client_cpu_start = cpu_secs(None);
+    let machine_cpu_start = machine_busy_secs();
     let start = Instant::now();
     let first_send_ns = base.elapsed().as_nanos() as u64;
     let mut sent = 0usize;
@@ -442,6 +452,7 @@ pub async fn fanout(
     }
     let server_cpu = cpu_secs(Some(server.pid())) - server_cpu_start;
     let client_cpu = cpu_secs(None) - client_cpu_start;
+    let machine_cpu = machine_busy_secs() - machine_cpu_start;
     let (acked, poster_errors) =
         match tokio::time::timeout(Duration::from_secs(10), poster_reader).await {
             Ok(Ok(r)) => r,
@@ -474,6 +485,7 @@ pub async fn fanout(
         wall,
         server_cpu,
         client_cpu,
+        machine_cpu,
         problems,
     })
 }
@@ -531,17 +543,16 @@ async fn listen(
 /// Open `n` authenticated connections (users taken in turn), `batch` at a time, optionally
 /// joining a session on each.
 async fn open_many(
-    server: &Server,
+    urls: &[String],
     users: &[User],
     n: usize,
     batch: usize,
     session: Option<&str>,
 ) -> Vec<anyhow::Result<Ws>> {
-    let url = server.ws_url.clone();
     futures_util::stream::iter(0..n)
         .map(|i| {
             let token = users[i % users.len()].token.clone();
-            let url = url.clone();
+            let url = urls[i % urls.len()].clone();
             let session = session.map(str::to_string);
             async move {
                 let mut ws = ws::connect_ready(&url, &token).await?;
@@ -587,7 +598,8 @@ pub async fn idle(
     batch: usize,
 ) -> anyhow::Result<IdleResult> {
     // Warm the server's connection path first, so one-time allocations are in the baseline.
-    let warm = open_many(server, users, 64.min(n), batch, None).await;
+    let urls = [server.ws_url.clone()];
+    let warm = open_many(&urls, users, 64.min(n), batch, None).await;
     for ws in warm.into_iter().flatten() {
         let mut ws = ws;
         let _ = ws.close(None).await;
@@ -596,7 +608,7 @@ pub async fn idle(
     let rss_before_kib = server.rss_kib()?;
 
     let start = Instant::now();
-    let opened = open_many(server, users, n, batch, None).await;
+    let opened = open_many(&urls, users, n, batch, None).await;
     let open_time = start.elapsed();
     let mut conns = Vec::with_capacity(n);
     let mut failed = 0;

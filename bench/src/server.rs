@@ -21,6 +21,15 @@ const KEEP_LOG_LINES: usize = 20;
 pub struct ServerOpts {
     pub bin: PathBuf,
     pub database_url: Option<String>,
+    /// Cluster mode: every node gets the same JWT secret and Redis namespace.
+    pub cluster: Option<ClusterOpts>,
+}
+
+#[derive(Clone)]
+pub struct ClusterOpts {
+    pub redis_url: String,
+    pub namespace: String,
+    pub secret: String,
 }
 
 /// The server's WARN and ERROR log lines, counted, the first few kept.
@@ -66,12 +75,21 @@ impl Server {
             Some(url) => url.clone(),
             None => format!("sqlite://{}/slashd.db?mode=rwc", dir.path().display()),
         };
-        let secret = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let config = render_config(dir.path(), &db_url, &secret);
+        let secret = match &opts.cluster {
+            Some(c) => c.secret.clone(),
+            None => format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        };
+        let mut config = render_config(dir.path(), &db_url, &secret);
+        if let Some(c) = &opts.cluster {
+            config.push_str(&format!(
+                "\n[cluster]\nredis_url = {:?}\nnamespace = {:?}\n",
+                c.redis_url, c.namespace
+            ));
+        }
         let config_path = dir.path().join("slashd.toml");
         std::fs::write(&config_path, config)?;
 
@@ -284,6 +302,30 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// CPU time the whole machine has been busy so far (all cores, user + system + interrupts),
+/// in seconds: beside the server's and the client's own time it shows what else ran.
+pub fn machine_busy_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy: f64 = [0, 1, 2, 5, 6]
+        .iter()
+        .map(|&i| ticks.get(i).copied().unwrap_or(0.0))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    busy / hz
 }
 
 /// CPU time (user + system) a process has used so far, in seconds; `None` is this process.
