@@ -422,11 +422,13 @@ async fn external_identity_provider_eddsa_with_auto_provision(backend: Backend) 
 async fn refused_auth_is_logged(backend: Backend) {
     let server = Server::start(backend).await;
     assert_refused(&server, "garbage", "garbage").await;
-    let found = server.log_lines().iter().any(|l| {
-        l["target"] == "slashd::auth"
-            && l["fields"]["message"] == "token refused"
-            && l["fields"]["reason"] == "token is malformed"
-    });
+    let found = server
+        .wait_for_log(|l| {
+            l["target"] == "slashd::auth"
+                && l["fields"]["message"] == "token refused"
+                && l["fields"]["reason"] == "token is malformed"
+        })
+        .await;
     assert!(
         found,
         "no structured refusal line in:\n{}",

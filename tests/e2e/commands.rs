@@ -612,24 +612,28 @@ async fn plugin_output_and_settings(backend: Backend) {
         reply_text(&ws.command(&session, "/probe-stdout").await),
         "printed"
     );
-    let lines = server.log_lines();
     for (stream, text) in [
         ("stdout", "probe says hello on stdout"),
         ("stderr", "probe says hello on stderr"),
     ] {
-        let found = lines.iter().any(|l| {
-            l["target"] == "slashd::plugin"
-                && l["fields"]["plugin"] == "probe"
-                && l["fields"]["stream"] == stream
-                && l["fields"]["message"] == text
-        });
+        let found = server
+            .wait_for_log(|l| {
+                l["target"] == "slashd::plugin"
+                    && l["fields"]["plugin"] == "probe"
+                    && l["fields"]["stream"] == stream
+                    && l["fields"]["message"] == text
+            })
+            .await;
         assert!(found, "{stream} line missing");
     }
-    let command_line = lines.iter().any(|l| {
-        l["target"] == "slashd::command"
-            && l["fields"]["command"] == "probe-stdout"
-            && l["fields"]["outcome"] == "ok"
-    });
+    // The invocation's line is written once the reply is out: wait for it.
+    let command_line = server
+        .wait_for_log(|l| {
+            l["target"] == "slashd::command"
+                && l["fields"]["command"] == "probe-stdout"
+                && l["fields"]["outcome"] == "ok"
+        })
+        .await;
     assert!(command_line, "one structured line per invocation");
 }
 

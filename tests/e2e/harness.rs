@@ -282,6 +282,20 @@ impl Server {
             .collect()
     }
 
+    /// Wait (up to 5 s) for a log line matching `pred`; the log is read by another thread.
+    pub async fn wait_for_log(&self, pred: impl Fn(&Value) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.log_lines().iter().any(&pred) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Rewrite the config file the server was started with.
     pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
         let text = std::fs::read_to_string(&self.config_path).expect("read config");
