@@ -17,7 +17,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use scenarios::{FanoutParams, FanoutResult};
-use server::{LogReport, Server, ServerOpts};
+use server::{CpuMeter, LogReport, Server, ServerOpts};
 use stats::{fmt_count, fmt_us, Summary};
 
 #[derive(Parser)]
@@ -175,6 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     if wants(Scenario::Floor) || wants(Scenario::Ping) || wants(Scenario::Message) {
         progress("floor: echo round trips");
+        let meter = CpuMeter::start(None);
         let floor = scenarios::floor(opts.warmup, opts.iterations, opts.floor_process).await?;
         report.floor = Some(floor);
         let mut row = Row::new("floor", "echo round trip");
@@ -182,7 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         row.p99 = fmt_us(floor.p99);
         row.ratio = "1.00".into();
         report.rows.push(row);
-        report.notes.push(sample_note("floor", &floor));
+        report.notes.push(sample_note("floor", &floor, &meter));
     }
     if wants(Scenario::Ping) || wants(Scenario::Message) {
         run_round_trips(
@@ -220,6 +221,7 @@ async fn run_round_trips(
     let floor_p50 = report.floor.map(|f| f.p50);
     if ping {
         progress("ping: ping → pong round trips");
+        let meter = CpuMeter::start(Some(server.pid()));
         let s = scenarios::ping(&server, &users[0], opts.warmup, opts.iterations).await?;
         let mut row = Row::new("ping", "ping → pong round trip");
         row.p50 = fmt_us(s.p50);
@@ -230,9 +232,10 @@ async fn run_round_trips(
             row.target = format!("p50 ≤ 1.3× floor: {}", verdict(ratio <= 1.3));
         }
         report.rows.push(row);
-        report.notes.push(sample_note("ping", &s));
+        report.notes.push(sample_note("ping", &s, &meter));
 
         progress("help: /help → command reply round trips");
+        let meter = CpuMeter::start(Some(server.pid()));
         let h = scenarios::help_command(
             &server,
             &users[0],
@@ -252,10 +255,11 @@ async fn run_round_trips(
             verdict(vs_ping <= 1.5)
         );
         report.rows.push(row);
-        report.notes.push(sample_note("help", &h));
+        report.notes.push(sample_note("help", &h, &meter));
     }
     if message {
         progress("message: message → ack round trips");
+        let meter = CpuMeter::start(Some(server.pid()));
         let s = scenarios::message(
             &server,
             &users[0],
@@ -270,7 +274,7 @@ async fn run_round_trips(
             row.ratio = format!("{:.2}", s.p50 / f);
         }
         report.rows.push(row);
-        report.notes.push(sample_note("message", &s));
+        report.notes.push(sample_note("message", &s, &meter));
     }
     report.logs.push(("ping/message".into(), server.stop()));
     Ok(())
@@ -438,7 +442,7 @@ fn fanout_rows(report: &mut Report, label: &str, n: usize, rate: Option<f64>, r:
     report.notes.push(format!(
         "{label} {mode}: posted {} ({} acked) at {:.0} msg/s; delivered {} of {} in {:.2} s \
          = {} deliveries/s; {latency}; CPU in % of one core: server {:.0}, bench client {:.0}, \
-         whole machine {:.0} of 200; {} connections opened and joined in {:.1} s{}",
+         everything else {:.0}; {} connections opened and joined in {:.1} s{}",
         r.posted,
         r.acked,
         r.post_rate,
@@ -448,7 +452,8 @@ fn fanout_rows(report: &mut Report, label: &str, n: usize, rate: Option<f64>, r:
         fmt_count(r.deliveries_per_sec),
         100.0 * r.server_cpu / r.wall.as_secs_f64().max(1e-9),
         100.0 * r.client_cpu / r.wall.as_secs_f64().max(1e-9),
-        100.0 * r.machine_cpu / r.wall.as_secs_f64().max(1e-9),
+        (100.0 * (r.machine_cpu - r.server_cpu - r.client_cpu) / r.wall.as_secs_f64().max(1e-9))
+            .max(0.0),
         n + 1,
         r.setup.as_secs_f64(),
         if r.problems.is_empty() {
@@ -507,11 +512,12 @@ fn echo_server_main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sample_note(label: &str, s: &Summary) -> String {
+fn sample_note(label: &str, s: &Summary, meter: &CpuMeter) -> String {
     format!(
-        "{label}: {} round trips measured, slowest {}",
+        "{label}: {} round trips measured, slowest {}; other processes used {:.0}% of one core",
         fmt_count(s.count as f64),
-        fmt_us(s.max)
+        fmt_us(s.max),
+        meter.others_pct()
     )
 }
 

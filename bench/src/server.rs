@@ -304,6 +304,39 @@ impl Drop for Server {
     }
 }
 
+/// CPU used over a stretch of a run by everything but this process and the server: other
+/// processes on a shared machine spoil latency and throughput figures, so the report
+/// says how much of it there was.
+pub struct CpuMeter {
+    start: Instant,
+    machine: f64,
+    client: f64,
+    server: Option<(u32, f64)>,
+}
+
+impl CpuMeter {
+    pub fn start(server_pid: Option<u32>) -> CpuMeter {
+        CpuMeter {
+            start: Instant::now(),
+            machine: machine_busy_secs(),
+            client: cpu_secs(None),
+            server: server_pid.map(|pid| (pid, cpu_secs(Some(pid)))),
+        }
+    }
+
+    /// Percent of one core used by everything else since `start`.
+    pub fn others_pct(&self) -> f64 {
+        let machine = machine_busy_secs() - self.machine;
+        let client = cpu_secs(None) - self.client;
+        let server = self
+            .server
+            .map(|(pid, start)| cpu_secs(Some(pid)) - start)
+            .unwrap_or(0.0);
+        let wall = self.start.elapsed().as_secs_f64().max(1e-9);
+        (100.0 * (machine - client - server) / wall).max(0.0)
+    }
+}
+
 /// CPU time the whole machine has been busy so far (all cores, user + system + interrupts),
 /// in seconds: beside the server's and the client's own time it shows what else ran.
 pub fn machine_busy_secs() -> f64 {

@@ -74,13 +74,13 @@ struct FakeState {
 }
 
 #[derive(Clone)]
-struct Fake {
-    base_url: String,
+pub(crate) struct Fake {
+    pub(crate) base_url: String,
     state: Arc<FakeState>,
 }
 
 impl Fake {
-    async fn start() -> Fake {
+    pub(crate) async fn start() -> Fake {
         let state = Arc::new(FakeState {
             requests: Mutex::new(Vec::new()),
             authorizations: Mutex::new(Vec::new()),
@@ -135,7 +135,7 @@ fn reply_chunks(last: &str) -> Vec<String> {
     ]
 }
 
-fn reply_to(last: &str) -> String {
+pub(crate) fn reply_to(last: &str) -> String {
     reply_chunks(last).concat()
 }
 

@@ -398,3 +398,38 @@ async fn admin_plugin_changes_apply_on_every_node() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assistant_deltas_cross_nodes_in_order() {
+    let fake = crate::assistant::Fake::start().await;
+    let nodes = setup()
+        .set("assistant", "base_url", &format!("{:?}", fake.base_url))
+        .set("assistant", "model", "\"test-model\"")
+        .start_cluster(2, REDIS)
+        .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (owner, member, session) = owner_and_member(a, b).await;
+    let mut on_a = a.ws(&owner).await;
+    on_a.join(&session).await;
+    let mut on_b = b.ws(&member).await;
+    on_b.join(&session).await;
+    on_a.send(json!({"type": "message", "session_id": session, "content": "hello"}))
+        .await;
+    // On the other node: every delta once, in order, then the stored reply with their id.
+    let mut text = String::new();
+    let mut delta_id = Value::Null;
+    let reply = loop {
+        let f = on_b.recv().await;
+        match f["type"].as_str() {
+            Some("message_delta") => {
+                text.push_str(f["delta"].as_str().unwrap());
+                delta_id = f["message_id"].clone();
+            }
+            Some("message") if f["message"]["role"] == "assistant" => break f,
+            _ => {}
+        }
+    };
+    assert_eq!(text, crate::assistant::reply_to("hello"));
+    assert_eq!(reply["message"]["content"], text.as_str());
+    assert_eq!(reply["message"]["id"], delta_id);
+}

@@ -90,7 +90,9 @@ impl Setup {
         setup = setup
             .set("server", "listen", "\"127.0.0.1:0\"")
             .set("server", "shutdown_grace", "\"5s\"")
-            .set("auth", "jwt_secret", &format!("{SECRET:?}"));
+            .set("auth", "jwt_secret", &format!("{SECRET:?}"))
+            // Many servers run at once against one PostgreSQL (100 connections by default).
+            .set("database", "max_connections", "4");
         setup
     }
 
