@@ -213,9 +213,17 @@ async fn replies_are_stored_and_broadcast(backend: Backend) {
         .as_str()
         .unwrap()
         .contains("failed on purpose"));
-    let audit = server
-        .count("SELECT COUNT(*) FROM command_audit WHERE decision = 'allowed'")
-        .await;
+    // The audit row is written once the answer is out: wait for it (bounded).
+    let mut audit = 0;
+    for _ in 0..100 {
+        audit = server
+            .count("SELECT COUNT(*) FROM command_audit WHERE decision = 'allowed'")
+            .await;
+        if audit == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(audit, 2);
 }
 
