@@ -214,17 +214,12 @@ async fn replies_are_stored_and_broadcast(backend: Backend) {
         .unwrap()
         .contains("failed on purpose"));
     // The audit row is written once the answer is out: wait for it (bounded).
-    let mut audit = 0;
-    for _ in 0..100 {
-        audit = server
-            .count("SELECT COUNT(*) FROM command_audit WHERE decision = 'allowed'")
-            .await;
-        if audit == 2 {
-            break;
-        }
+    let sql = "SELECT COUNT(*) FROM command_audit WHERE decision = 'allowed'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while server.count(sql).await < 2 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(audit, 2);
+    assert_eq!(server.count(sql).await, 2);
 }
 
 async fn ephemeral_replies_reach_only_the_invoker(backend: Backend) {
