@@ -72,6 +72,59 @@ pub struct Manifest {
     pub capabilities: Vec<Capability>,
 }
 
+impl From<slashd_plugin_api::Manifest> for Manifest {
+    fn from(m: slashd_plugin_api::Manifest) -> Manifest {
+        Manifest {
+            name: m.name,
+            version: m.version,
+            commands: m
+                .commands
+                .into_iter()
+                .map(|c| CommandSpec {
+                    name: c.name,
+                    aliases: c.aliases,
+                    summary: c.summary,
+                    usage: c.usage,
+                    min_role: role_from_sdk(c.min_role),
+                })
+                .collect(),
+            capabilities: m
+                .capabilities
+                .into_iter()
+                .map(capability_from_sdk)
+                .collect(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Decode the JSON manifest a native plugin returns (the SDK's `Manifest`). Not yet
+    /// validated: [`Manifest::validate`] is the same check for every kind of plugin.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, String> {
+        let m: slashd_plugin_api::Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| format!("the plugin's manifest is malformed: {e}"))?;
+        Ok(m.into())
+    }
+}
+
+fn role_from_sdk(role: slashd_plugin_api::Role) -> Role {
+    match role {
+        slashd_plugin_api::Role::Viewer => Role::Viewer,
+        slashd_plugin_api::Role::Analyst => Role::Analyst,
+        slashd_plugin_api::Role::Admin => Role::Admin,
+    }
+}
+
+fn capability_from_sdk(c: slashd_plugin_api::Capability) -> Capability {
+    match c {
+        slashd_plugin_api::Capability::Commands => Capability::Commands,
+        slashd_plugin_api::Capability::Stats => Capability::Stats,
+        slashd_plugin_api::Capability::Sessions => Capability::Sessions,
+        slashd_plugin_api::Capability::Kv => Capability::Kv,
+        slashd_plugin_api::Capability::Config => Capability::Config,
+    }
+}
+
 /// The API version stamped into a component by the SDK, if any.
 pub fn api_version(wasm: &[u8]) -> Result<Option<String>, String> {
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
@@ -161,6 +214,21 @@ mod tests {
         assert!(!valid_command_name("Help"));
         assert!(!valid_command_name("a b"));
         assert!(!valid_command_name(""));
+    }
+
+    #[test]
+    fn native_json_manifest_decodes() {
+        let m = Manifest::from_json(
+            br#"{"name":"t","version":"1","commands":[{"name":"t","aliases":["u"],
+                "summary":"s","usage":"/t","min_role":"analyst"}],"capabilities":["kv"]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.commands[0].min_role, Role::Analyst);
+        assert_eq!(m.commands[0].aliases, ["u"]);
+        assert_eq!(m.capabilities, [Capability::Kv]);
+        assert!(m.validate().is_ok());
+        assert!(Manifest::from_json(b"{}").is_err());
+        assert!(Manifest::from_json(b"\xff").is_err());
     }
 
     #[test]

@@ -21,8 +21,7 @@ use slashd_plugin_api::native::{Buffer, HostTable, PluginVTable, ABI_VERSION, EN
 
 use super::capabilities::{CallContext, CallEnv, PluginIdentity};
 use super::engine::{check_reply_size, CallError, CallInput, CallLimits, PluginReply, ReplyFormat};
-use super::manifest::{Capability, CommandSpec, Manifest};
-use crate::auth::Role;
+use super::manifest::{Capability, Manifest};
 
 /// Libraries loaded so far, by canonical path: loaded once, never unloaded.
 static LOADED: LazyLock<Mutex<HashMap<PathBuf, &'static PluginVTable>>> =
@@ -87,28 +86,7 @@ impl NativePlugin {
             (self.vtable.free)(buffer);
             bytes
         };
-        let m: slashd_plugin_api::Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("the plugin's manifest is malformed: {e}"))?;
-        Ok(Manifest {
-            name: m.name,
-            version: m.version,
-            commands: m
-                .commands
-                .into_iter()
-                .map(|c| CommandSpec {
-                    name: c.name,
-                    aliases: c.aliases,
-                    summary: c.summary,
-                    usage: c.usage,
-                    min_role: role_from_sdk(c.min_role),
-                })
-                .collect(),
-            capabilities: m
-                .capabilities
-                .into_iter()
-                .map(capability_from_sdk)
-                .collect(),
-        })
+        Manifest::from_json(&bytes)
     }
 
     pub async fn invoke(
@@ -339,23 +317,5 @@ impl NativeCall {
             "sessions.connection" => Ok(json!({"id": ctx.connection_id, "connected_at": ctx.connected_at})),
             _ => Err(format!("unknown host operation {op:?}")),
         }
-    }
-}
-
-fn role_from_sdk(role: slashd_plugin_api::Role) -> Role {
-    match role {
-        slashd_plugin_api::Role::Viewer => Role::Viewer,
-        slashd_plugin_api::Role::Analyst => Role::Analyst,
-        slashd_plugin_api::Role::Admin => Role::Admin,
-    }
-}
-
-fn capability_from_sdk(c: slashd_plugin_api::Capability) -> Capability {
-    match c {
-        slashd_plugin_api::Capability::Commands => Capability::Commands,
-        slashd_plugin_api::Capability::Stats => Capability::Stats,
-        slashd_plugin_api::Capability::Sessions => Capability::Sessions,
-        slashd_plugin_api::Capability::Kv => Capability::Kv,
-        slashd_plugin_api::Capability::Config => Capability::Config,
     }
 }

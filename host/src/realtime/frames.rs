@@ -14,7 +14,9 @@ pub const MAX_ID_CHARS: usize = 128;
 /// A client frame's `id`, echoed on every direct answer.
 pub type FrameId = Option<Value>;
 
-#[derive(Debug, Deserialize)]
+/// A client → server frame. `Serialize` writes it back as a client would send it (the fuzz
+/// target checks that a decoded frame re-encodes to the same frame).
+#[derive(Debug, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     Auth {
@@ -193,5 +195,21 @@ mod tests {
         assert!(err.error.to_string().contains("extra"), "{}", err.error);
         assert!(decode(&format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(129))).is_err());
         assert!(decode(r#"{"type":"message","session_id":"s","content":5}"#).is_err());
+    }
+
+    #[test]
+    fn decoded_frames_reencode() {
+        for text in [
+            r#"{"type":"ping"}"#,
+            r#"{"type":"auth","token":"t"}"#,
+            r#"{"type":"join","session_id":"s","since_seq":3}"#,
+            r#"{"type":"join","session_id":"s"}"#,
+            r#"{"type":"message","session_id":"s","content":"/x \"y\""}"#,
+            r#"{"type":"typing","session_id":"s","state":false}"#,
+        ] {
+            let (_, frame) = decode(text).unwrap();
+            let again = serde_json::to_string(&frame).unwrap();
+            assert_eq!(decode(&again).unwrap().1, frame, "{again}");
+        }
     }
 }

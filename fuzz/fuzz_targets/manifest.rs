@@ -1,0 +1,203 @@
+//! The plugin manifest decoders (`slashd::plugins::manifest`):
+//! - the API-version custom-section reader, on any bytes and on a component that carries
+//!   the section with any contents;
+//! - the JSON manifest a native plugin returns (`Manifest::from_json`), then
+//!   `Manifest::validate`, the check every plugin's manifest passes before it is enabled.
+//!
+//! Properties: nothing panics; the reader finds exactly the section's contents; a manifest
+//! serialized by the SDK decodes to the same manifest; and `validate` accepts exactly the
+//! manifests the rules in docs/plugins.md allow (an independent statement of them below).
+#![no_main]
+
+use std::collections::HashSet;
+
+use arbitrary::{Arbitrary, Unstructured};
+use libfuzzer_sys::fuzz_target;
+use slashd::plugins::manifest::{
+    api_version, check_api_version, valid_command_name, Manifest, API_VERSION_SECTION,
+    SUPPORTED_API,
+};
+use slashd_plugin_api as sdk;
+
+/// The first byte picks what the rest is (so seeds are plain files: `\x00` + a `.wasm`,
+/// `\x02` + JSON).
+#[derive(Debug)]
+enum Input {
+    /// Any bytes as a plugin file.
+    Wasm(Vec<u8>),
+    /// A component or module carrying the version section with these contents.
+    Section { component: bool, data: Vec<u8> },
+    /// Any bytes as a native plugin's JSON manifest.
+    Json(Vec<u8>),
+    /// A manifest as the SDK writes it.
+    Sdk(SdkManifest),
+}
+
+impl Input {
+    fn from_bytes(data: &[u8]) -> Option<Input> {
+        let (&first, rest) = data.split_first()?;
+        Some(match first % 4 {
+            0 => Input::Wasm(rest.to_vec()),
+            1 => Input::Section {
+                component: first & 0x10 == 0,
+                data: rest.to_vec(),
+            },
+            2 => Input::Json(rest.to_vec()),
+            _ => Input::Sdk(Unstructured::new(rest).arbitrary().ok()?),
+        })
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+struct SdkManifest {
+    name: String,
+    version: String,
+    commands: Vec<(String, Vec<String>, String, String, u8)>,
+    capabilities: Vec<u8>,
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(input) = Input::from_bytes(data) {
+        run(input);
+    }
+});
+
+fn run(input: Input) {
+    match input {
+        Input::Wasm(bytes) => {
+            let found = api_version(&bytes);
+            match check_api_version(&bytes) {
+                Ok(v) => {
+                    assert_eq!(found, Ok(Some(v.clone())));
+                    assert!(SUPPORTED_API.contains(&v.as_str()));
+                }
+                Err(_) => {
+                    assert!(!matches!(&found, Ok(Some(v)) if SUPPORTED_API.contains(&v.as_str())))
+                }
+            }
+        }
+        Input::Section { component, data } => {
+            let wasm = with_section(component, &data);
+            let want = String::from_utf8_lossy(&data).into_owned();
+            assert_eq!(api_version(&wasm), Ok(Some(want.clone())));
+            assert_eq!(
+                check_api_version(&wasm).is_ok(),
+                SUPPORTED_API.contains(&want.as_str())
+            );
+        }
+        Input::Json(bytes) => {
+            if let Ok(manifest) = Manifest::from_json(&bytes) {
+                assert_eq!(
+                    manifest.validate().is_ok(),
+                    allowed(&manifest),
+                    "{manifest:?}"
+                );
+            }
+        }
+        Input::Sdk(m) => {
+            let sdk = to_sdk(m);
+            let json = serde_json::to_vec(&sdk).unwrap();
+            let manifest = Manifest::from_json(&json).expect("the SDK's manifest decodes");
+            assert_eq!(manifest.name, sdk.name);
+            assert_eq!(manifest.version, sdk.version);
+            assert_eq!(manifest.commands.len(), sdk.commands.len());
+            for (ours, theirs) in manifest.commands.iter().zip(&sdk.commands) {
+                assert_eq!(ours.name, theirs.name);
+                assert_eq!(ours.aliases, theirs.aliases);
+                assert_eq!(ours.summary, theirs.summary);
+                assert_eq!(ours.usage, theirs.usage);
+                assert_eq!(ours.min_role.as_str(), theirs.min_role.as_str());
+            }
+            let caps: Vec<&str> = manifest.capabilities.iter().map(|c| c.as_str()).collect();
+            let want: Vec<&str> = sdk.capabilities.iter().map(|c| c.as_str()).collect();
+            assert_eq!(caps, want);
+            assert_eq!(
+                manifest.validate().is_ok(),
+                allowed(&manifest),
+                "{manifest:?}"
+            );
+        }
+    }
+}
+
+/// The manifest rules, stated independently of `Manifest::validate`.
+fn allowed(m: &Manifest) -> bool {
+    let mut names = HashSet::new();
+    let names_ok = m.commands.iter().all(|c| {
+        std::iter::once(&c.name)
+            .chain(&c.aliases)
+            .all(|n| valid_command_name(n) && names.insert(n.clone()))
+    });
+    let texts_ok = m
+        .commands
+        .iter()
+        .all(|c| c.summary.chars().count() <= 200 && c.usage.chars().count() <= 200);
+    !m.name.is_empty()
+        && m.name.len() <= 64
+        && m.version.len() <= 64
+        && (1..=64).contains(&m.commands.len())
+        && names_ok
+        && texts_ok
+}
+
+fn to_sdk(m: SdkManifest) -> sdk::Manifest {
+    const ROLES: [sdk::Role; 3] = [sdk::Role::Viewer, sdk::Role::Analyst, sdk::Role::Admin];
+    const CAPS: [sdk::Capability; 5] = [
+        sdk::Capability::Commands,
+        sdk::Capability::Stats,
+        sdk::Capability::Sessions,
+        sdk::Capability::Kv,
+        sdk::Capability::Config,
+    ];
+    sdk::Manifest {
+        name: m.name,
+        version: m.version,
+        commands: m
+            .commands
+            .into_iter()
+            .map(|(name, aliases, summary, usage, role)| sdk::Command {
+                name,
+                aliases,
+                summary,
+                usage,
+                min_role: ROLES[usize::from(role) % ROLES.len()],
+            })
+            .collect(),
+        capabilities: m
+            .capabilities
+            .into_iter()
+            .map(|c| CAPS[usize::from(c) % CAPS.len()])
+            .collect(),
+    }
+}
+
+/// A minimal component (or core module) whose only section is the API-version section.
+fn with_section(component: bool, data: &[u8]) -> Vec<u8> {
+    let mut wasm = b"\0asm".to_vec();
+    wasm.extend_from_slice(if component {
+        &[0x0d, 0x00, 0x01, 0x00]
+    } else {
+        &[0x01, 0x00, 0x00, 0x00]
+    });
+    let name = API_VERSION_SECTION.as_bytes();
+    let mut body = Vec::new();
+    leb128(&mut body, name.len());
+    body.extend_from_slice(name);
+    body.extend_from_slice(data);
+    wasm.push(0); // custom section
+    leb128(&mut wasm, body.len());
+    wasm.extend_from_slice(&body);
+    wasm
+}
+
+fn leb128(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
