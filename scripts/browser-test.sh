@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The browser end-to-end test: the chat page in Debian's chromium, driven by playwright-core
+# (tests/browser), against a real slashd on a free port with a fresh SQLite database and a
+# fake OpenAI-compatible model endpoint (for streamed assistant replies).
+#
+#   scripts/browser-test.sh
+#
+# Environment:
+#   SLASHD_BIN         the slashd binary (default target/debug/slashd; built if missing)
+#   CHROMIUM           the browser (default /usr/bin/chromium; apt-get installs it if missing)
+#   BROWSER_OUT        screenshots (default target/browser)
+#   SKIP_DIST_CHECK=1  don't check that web/dist is what `npm run build` makes of web/
+#
+# Exits non-zero when anything fails; the server is always stopped.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bin="${SLASHD_BIN:-$root/target/debug/slashd}"
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+out="${BROWSER_OUT:-$root/target/browser}"
+
+say() { printf '\n== %s\n' "$*"; }
+
+if [[ ! -x "$chromium" ]]; then
+    say "installing chromium (Debian package)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium >/dev/null
+fi
+"$chromium" --version
+
+say "npm ci (tests/browser)"
+(cd tests/browser && npm ci --no-audit --no-fund)
+
+if [[ "${SKIP_DIST_CHECK:-}" != 1 ]]; then
+    say "checking that web/dist is built from web/"
+    (cd web && npm ci --no-audit --no-fund && npm run check && npm run build)
+    if ! git diff --exit-code --stat -- web/dist || [[ -n "$(git ls-files --others --exclude-standard web/dist)" ]]; then
+        echo "web/dist is out of date with web/: run 'cd web && npm run build' and commit web/dist" >&2
+        exit 1
+    fi
+fi
+
+if [[ ! -x "$bin" ]]; then
+    if [[ -n "${SLASHD_BIN:-}" ]]; then
+        echo "SLASHD_BIN=$SLASHD_BIN is not an executable" >&2
+        exit 1
+    fi
+    say "building slashd"
+    cargo build -p slashd
+fi
+
+work="$(mktemp -d)"
+server_pid=""
+llm_pid=""
+cleanup() {
+    local rc=$?
+    for pid in $server_pid $llm_pid; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in $server_pid $llm_pid; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [[ $rc -ne 0 && -f "$work/slashd.log" ]]; then
+        echo "---- slashd log (last 60 lines) ----" >&2
+        tail -n 60 "$work/slashd.log" >&2
+    fi
+    rm -rf "$work"
+    exit $rc
+}
+trap cleanup EXIT INT TERM
+
+say "starting the fake model endpoint"
+node tests/browser/fake-llm.mjs "$work/llm.port" &
+llm_pid=$!
+for _ in $(seq 100); do [[ -s "$work/llm.port" ]] && break; sleep 0.1; done
+llm_port="$(cat "$work/llm.port")"
+
+cat >"$work/slashd.toml" <<EOF
+[server]
+listen = "127.0.0.1:0"
+data_dir = "$work/data"
+shutdown_grace = "2s"
+[auth]
+jwt_secret = "browser-test-secret-0123456789abcdef0123456789"
+[assistant]
+base_url = "http://127.0.0.1:$llm_port/v1"
+model = "fake"
+EOF
+
+admin_password="admin-password-123"
+user_password="user-password-123"
+say "starting slashd ($bin)"
+SLASHD_ADMIN_PASSWORD="$admin_password" SLASHD_LOG=info \
+    "$bin" --log-format json --config "$work/slashd.toml" serve 2>"$work/slashd.log" &
+server_pid=$!
+addr=""
+for _ in $(seq 600); do
+    addr="$(sed -n 's/.*"message":"listening".*"addr":"\([^"]*\)".*/\1/p; s/.*"addr":"\([^"]*\)".*"message":"listening".*/\1/p' "$work/slashd.log" | head -n1)"
+    [[ -n "$addr" ]] && break
+    kill -0 "$server_pid" 2>/dev/null || { echo "slashd exited" >&2; exit 1; }
+    sleep 0.1
+done
+[[ -n "$addr" ]] || { echo "slashd did not start listening" >&2; exit 1; }
+echo "slashd on http://$addr"
+
+# The first admin was created at start (SLASHD_ADMIN_PASSWORD); the others with the CLI.
+"$bin" --config "$work/slashd.toml" user add bob --role analyst --password-stdin <<<"$user_password"
+"$bin" --config "$work/slashd.toml" user add vera --role viewer --password-stdin <<<"$user_password"
+
+say "browser test"
+mkdir -p "$out"
+(
+    cd tests/browser
+    SLASHD_URL="http://$addr" ADMIN_PASSWORD="$admin_password" USER_PASSWORD="$user_password" \
+        BROWSER_OUT="$out" CHROMIUM="$chromium" npm test
+)
+echo "screenshots: $out"

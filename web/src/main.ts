@@ -1,0 +1,677 @@
+// The slashd chat page: log in, sessions, the live conversation, commands.
+
+import { Api, ApiError, login, Socket, type CommandInfo, type Message, type ServerFrame, type Session, type User } from "./api";
+import { dataTable, el, markdown } from "./render";
+
+const PAGE = 50;
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+interface Auth { token: string; user: User; expires_at: string }
+
+const state = {
+  auth: null as Auth | null,
+  api: null as Api | null,
+  socket: null as Socket | null,
+  sessions: [] as Session[],
+  current: null as Session | null,
+  /** The session whose history is on screen (re-joins after a drop ask for `since_seq`). */
+  loaded: null as string | null,
+  maxSeq: 0,
+  minSeq: 0,
+  participants: new Set<string>(),
+  typing: new Map<string, number>(),
+  commands: [] as CommandInfo[],
+  names: new Map<string, string>(),
+  typingSent: 0,
+  typingTimer: undefined as number | undefined,
+  suggestion: -1,
+};
+
+// ---------- log in / out ----------
+
+function loadAuth(): Auth | null {
+  try {
+    const a = JSON.parse(sessionStorage.getItem("slashd.auth") ?? "null") as Auth | null;
+    if (a && Date.parse(a.expires_at) > Date.now()) return a;
+  } catch { /* ignore */ }
+  return null;
+}
+
+function loadNames() {
+  try {
+    const n = JSON.parse(localStorage.getItem("slashd.names") ?? "{}") as Record<string, string>;
+    for (const [k, v] of Object.entries(n)) if (typeof v === "string") state.names.set(k, v);
+  } catch { /* ignore */ }
+}
+
+function rememberName(u: User) {
+  state.names.set(u.id, u.name);
+  try { localStorage.setItem("slashd.names", JSON.stringify(Object.fromEntries(state.names))); } catch { /* ignore */ }
+}
+
+function showLogin(message = "") {
+  state.socket?.stop();
+  state.socket = null;
+  state.auth = null;
+  state.api = null;
+  state.current = null;
+  state.loaded = null;
+  state.sessions = [];
+  state.commands = [];
+  sessionStorage.removeItem("slashd.auth");
+  history.replaceState(null, "", location.pathname);
+  $("message-list").replaceChildren();
+  $("chat").hidden = true;
+  $("no-session").hidden = false;
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message;
+  $<HTMLInputElement>("login-username").focus();
+}
+
+async function onLogin(ev: SubmitEvent) {
+  ev.preventDefault();
+  const user = $<HTMLInputElement>("login-username").value.trim();
+  const pass = $<HTMLInputElement>("login-password").value;
+  $("login-error").textContent = "";
+  try {
+    const res = await login(user, pass);
+    sessionStorage.setItem("slashd.auth", JSON.stringify(res));
+    $<HTMLInputElement>("login-password").value = "";
+    start(res);
+  } catch (e) {
+    $("login-error").textContent = e instanceof ApiError && e.status === 401
+      ? "Wrong user name or password." : `Cannot log in: ${(e as Error).message}`;
+  }
+}
+
+function start(auth: Auth) {
+  state.auth = auth;
+  rememberName(auth.user);
+  state.api = new Api(auth.token, () => showLogin("Your session expired; log in again."));
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("me").textContent = `${auth.user.name} · ${auth.user.role}`;
+  state.socket = new Socket(
+    () => state.auth?.token ?? "",
+    onFrame,
+    (s) => {
+      const c = $("conn");
+      c.textContent = s === "connected" ? "connected" : s === "connecting" ? "connecting…" : "offline — reconnecting…";
+      c.dataset.state = s;
+      updateComposer();
+    },
+    onReady,
+    () => showLogin("Your session expired; log in again."),
+  );
+  state.socket.start();
+  void refreshSessions();
+  void loadCommands();
+}
+
+async function loadCommands() {
+  try { state.commands = (await state.api!.commands()).commands; } catch { state.commands = []; }
+}
+
+// ---------- sessions ----------
+
+async function refreshSessions() {
+  if (!state.api) return;
+  try {
+    state.sessions = (await state.api.sessions()).sessions;
+  } catch (e) { notice(`Cannot list sessions: ${(e as Error).message}`); return; }
+  if (state.current) {
+    const fresh = state.sessions.find((x) => x.id === state.current!.id);
+    if (fresh) state.current = fresh;
+    renderHeader();
+    updateComposer();
+  }
+  renderSessions();
+  if (!state.current) {
+    const want = location.hash.slice(1);
+    const s = state.sessions.find((x) => x.id === want);
+    if (s) openSession(s);
+  }
+}
+
+function renderSessions() {
+  const ul = $("sessions");
+  ul.replaceChildren(...state.sessions.map((s) => {
+    const li = el("li", "session");
+    li.dataset.id = s.id;
+    li.dataset.status = s.status;
+    if (state.current?.id === s.id) li.classList.add("current");
+    const b = el("button", "session-link");
+    b.type = "button";
+    b.appendChild(el("span", "title", s.title));
+    if (s.status === "ended") b.appendChild(el("span", "badge", "ended"));
+    b.addEventListener("click", () => openSession(s));
+    li.appendChild(b);
+    return li;
+  }));
+  if (state.sessions.length === 0) ul.appendChild(el("li", "empty", "No sessions yet — create one above."));
+}
+
+async function onCreateSession(ev: SubmitEvent) {
+  ev.preventDefault();
+  const input = $<HTMLInputElement>("new-session-title");
+  const title = input.value.trim();
+  if (!title) return;
+  try {
+    const s = await state.api!.createSession(title);
+    input.value = "";
+    state.sessions.unshift(s);
+    renderSessions();
+    openSession(s);
+  } catch (e) { notice(`Cannot create the session: ${(e as Error).message}`); }
+}
+
+function openSession(s: Session) {
+  const socket = state.socket!;
+  if (state.current && state.current.id !== s.id) socket.send({ type: "leave", session_id: state.current.id });
+  state.current = s;
+  state.loaded = null;
+  state.maxSeq = 0;
+  state.minSeq = 0;
+  state.participants.clear();
+  state.typing.clear();
+  history.replaceState(null, "", `#${s.id}`);
+  $("message-list").replaceChildren();
+  $("chat").hidden = false;
+  $("no-session").hidden = true;
+  renderHeader();
+  renderSessions();
+  renderParticipants();
+  renderTyping();
+  if (s.status === "ended") void loadEnded(s.id);
+  else join();
+  updateComposer();
+  $<HTMLTextAreaElement>("input").focus();
+}
+
+/** An ended session cannot be joined: read its history (up to 2000 messages) over REST. */
+async function loadEnded(id: string) {
+  state.loaded = id;
+  try {
+    for (let i = 0; i < 4; i++) {
+      const page = await state.api!.messages(id, state.maxSeq, 500);
+      if (state.current?.id !== id) return;
+      for (const m of page.messages) putMessage(m, false);
+      if (!page.has_more || page.messages.length === 0) break;
+    }
+    scrollDown();
+  } catch (e) { notice(`Cannot load history: ${(e as Error).message}`); }
+}
+
+function join() {
+  const s = state.current;
+  if (!s || s.status === "ended" || !state.socket?.connected) return;
+  const frame: Record<string, unknown> = { type: "join", session_id: s.id };
+  if (state.loaded === s.id) frame.since_seq = state.maxSeq;
+  state.socket.send(frame);
+}
+
+function renderHeader() {
+  const s = state.current;
+  if (!s) return;
+  $("session-title").textContent = s.title;
+  const ended = s.status === "ended";
+  $("session-status").textContent = ended ? "ended" : "";
+  const mine = s.owner_id === state.auth?.user.id;
+  $("rename").hidden = ended || !mine;
+  $("end").hidden = ended || !mine;
+  $("member-form").hidden = ended || !mine;
+}
+
+function onRename() {
+  const s = state.current;
+  if (!s) return;
+  const h = $("session-title");
+  const input = el("input", "rename-input");
+  input.id = "rename-input";
+  input.value = s.title;
+  input.maxLength = 200;
+  h.replaceChildren(input);
+  input.focus();
+  input.select();
+  let done = false;
+  const finish = async (save: boolean) => {
+    if (done) return;
+    done = true;
+    const title = input.value.trim();
+    if (save && title && title !== s.title) {
+      try {
+        const updated = await state.api!.renameSession(s.id, title);
+        Object.assign(s, updated);
+        const i = state.sessions.findIndex((x) => x.id === s.id);
+        if (i >= 0) state.sessions[i] = s;
+      } catch (e) { notice(`Cannot rename: ${(e as Error).message}`); }
+    }
+    renderHeader();
+    renderSessions();
+  };
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") { ev.preventDefault(); void finish(true); }
+    if (ev.key === "Escape") void finish(false);
+  });
+  input.addEventListener("blur", () => void finish(true));
+}
+
+let endArmed: number | undefined;
+async function onEnd() {
+  const s = state.current;
+  const b = $<HTMLButtonElement>("end");
+  if (!s) return;
+  if (endArmed === undefined) {
+    b.textContent = "Really end it?";
+    b.classList.add("armed");
+    endArmed = window.setTimeout(() => { endArmed = undefined; b.textContent = "End session"; b.classList.remove("armed"); }, 4000);
+    return;
+  }
+  window.clearTimeout(endArmed);
+  endArmed = undefined;
+  b.textContent = "End session";
+  b.classList.remove("armed");
+  try {
+    Object.assign(s, await state.api!.endSession(s.id));
+    markEnded();
+  } catch (e) { notice(`Cannot end the session: ${(e as Error).message}`); }
+}
+
+function markEnded() {
+  if (state.current) state.current.status = "ended";
+  renderHeader();
+  renderSessions();
+  updateComposer();
+}
+
+async function onAddMember(ev: SubmitEvent) {
+  ev.preventDefault();
+  const s = state.current;
+  const input = $<HTMLInputElement>("member-name");
+  const name = input.value.trim();
+  if (!s || !name) return;
+  try {
+    const res = await state.api!.addMember(s.id, name);
+    rememberName(res.user);
+    input.value = "";
+    notice(`${res.user.name} can now join this session.`);
+    renderParticipants();
+  } catch (e) { notice(`Cannot add ${name}: ${(e as Error).message}`); }
+}
+
+// ---------- the socket ----------
+
+function onReady() {
+  join();
+}
+
+function onFrame(f: ServerFrame) {
+  const s = state.current;
+  switch (f.type) {
+    case "joined": {
+      if (!s || f.session_id !== s.id) return;
+      state.participants = new Set(f.participants as string[]);
+      renderParticipants();
+      const missed = (f.missed ?? []) as Message[];
+      if (state.loaded === s.id) {
+        for (const m of missed) putMessage(m);
+        if (f.has_more) void catchUp(s.id);
+      } else {
+        state.loaded = s.id;
+        const last = Number(f.last_seq) || 0;
+        void loadPage(s.id, Math.max(0, last - PAGE), PAGE, true);
+      }
+      return;
+    }
+    case "message":
+      if (s && f.session_id === s.id) {
+        const m = f.message as Message;
+        if (m.user_id) stopTyping(m.user_id);
+        putMessage(m);
+      }
+      return;
+    case "message_delta":
+      if (s && f.session_id === s.id) putDelta(String(f.message_id), String(f.delta));
+      return;
+    case "typing":
+      if (s && f.session_id === s.id && f.user_id !== state.auth?.user.id) {
+        if (f.state) startTyping(String(f.user_id)); else stopTyping(String(f.user_id));
+      }
+      return;
+    case "presence":
+      if (s && f.session_id === s.id) {
+        if (f.state === "joined") state.participants.add(String(f.user_id));
+        else { state.participants.delete(String(f.user_id)); stopTyping(String(f.user_id)); }
+        renderParticipants();
+      }
+      return;
+    case "session_ended":
+      if (s && f.session_id === s.id) { markEnded(); notice("This session has ended."); }
+      else { const x = state.sessions.find((y) => y.id === f.session_id); if (x) { x.status = "ended"; renderSessions(); } }
+      return;
+    case "error":
+      showError(String(f.code), String(f.message));
+      return;
+  }
+}
+
+/** After a long drop: page through everything after what we have. */
+async function catchUp(id: string) {
+  for (;;) {
+    const page = await state.api!.messages(id, state.maxSeq, 500);
+    if (state.current?.id !== id) return;
+    for (const m of page.messages) putMessage(m);
+    if (!page.has_more || page.messages.length === 0) return;
+  }
+}
+
+async function loadPage(id: string, afterSeq: number, limit: number, scroll: boolean) {
+  try {
+    const page = await state.api!.messages(id, afterSeq, limit);
+    if (state.current?.id !== id) return;
+    const list = $("messages");
+    const before = list.scrollHeight - list.scrollTop;
+    for (const m of page.messages) putMessage(m, false);
+    if (afterSeq === 0 && page.messages.length === 0) state.minSeq = 1;
+    if (scroll) list.scrollTop = list.scrollHeight;
+    else list.scrollTop = list.scrollHeight - before;
+    updateOlder();
+  } catch (e) { notice(`Cannot load history: ${(e as Error).message}`); }
+}
+
+function onLoadOlder() {
+  const s = state.current;
+  if (!s || state.minSeq <= 1) return;
+  const after = Math.max(0, state.minSeq - 1 - PAGE);
+  void loadPage(s.id, after, state.minSeq - 1 - after, false);
+}
+
+function updateOlder() {
+  $("load-older").hidden = !(state.minSeq > 1);
+}
+
+// ---------- messages ----------
+
+function nameOf(userId: string | null) {
+  if (!userId) return "";
+  if (userId === state.auth?.user.id) return `${state.auth.user.name} (you)`;
+  return state.names.get(userId) ?? `user …${userId.slice(-6)}`;
+}
+
+function putMessage(m: Message, follow = true) {
+  const list = $("message-list");
+  const atBottom = isAtBottom();
+  const node = renderMessage(m);
+  const existing = list.querySelector<HTMLElement>(`li[data-id="${CSS.escape(m.id)}"]`);
+  if (existing) existing.replaceWith(node);
+  else if (m.seq === null) list.appendChild(node);
+  else {
+    let after: Element | null = null;
+    for (const li of Array.from(list.children) as HTMLElement[]) {
+      const seq = Number(li.dataset.seq);
+      if (li.dataset.seq && seq > m.seq) { after = li; break; }
+    }
+    list.insertBefore(node, after);
+  }
+  if (m.seq !== null) {
+    state.maxSeq = Math.max(state.maxSeq, m.seq);
+    state.minSeq = state.minSeq === 0 ? m.seq : Math.min(state.minSeq, m.seq);
+  }
+  updateOlder();
+  if (follow && atBottom) scrollDown();
+}
+
+function isAtBottom() {
+  const l = $("messages");
+  return l.scrollHeight - l.scrollTop - l.clientHeight < 80;
+}
+function scrollDown() {
+  const l = $("messages");
+  l.scrollTop = l.scrollHeight;
+}
+
+function renderMessage(m: Message): HTMLElement {
+  const li = el("li", `message role-${m.role}`);
+  li.dataset.id = m.id;
+  if (m.seq !== null) li.dataset.seq = String(m.seq);
+  const meta = (m.metadata ?? {}) as Record<string, unknown>;
+  const head = el("div", "meta");
+  const who = m.role === "user" ? nameOf(m.user_id)
+    : m.role === "command" ? `/${String(meta.command ?? "command")}`
+    : m.role === "assistant" ? "assistant" : "system";
+  head.appendChild(el("span", "author", who));
+  if (m.role === "command") {
+    const bits = [String(meta.plugin ?? ""), meta.duration_ms !== undefined ? `${meta.duration_ms} ms` : ""];
+    if (meta.ephemeral) bits.push("only you see this");
+    head.appendChild(el("span", "cmd-meta", bits.filter(Boolean).join(" · ")));
+  }
+  const t = new Date(m.created_at);
+  if (!Number.isNaN(t.getTime())) {
+    const time = el("time", "time", t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+    time.dateTime = m.created_at;
+    time.title = t.toLocaleString();
+    head.appendChild(time);
+  }
+  li.appendChild(head);
+
+  const body = el("div", "body");
+  const format = m.role === "command" ? String(meta.format ?? "plain") : "markdown";
+  if (format === "markdown") {
+    body.classList.add("markdown");
+    body.appendChild(markdown(m.content));
+  } else if (format === "json") {
+    let text = m.content;
+    try { text = JSON.stringify(JSON.parse(m.content), null, 2); } catch { /* as sent */ }
+    body.appendChild(el("pre", undefined, text));
+  } else {
+    body.appendChild(el("pre", "plain", m.content));
+  }
+  li.appendChild(body);
+
+  if (m.role === "command" && meta.data !== undefined && meta.data !== null) {
+    const details = el("details", "data");
+    details.appendChild(el("summary", undefined, "data"));
+    details.appendChild(dataTable(meta.data));
+    li.appendChild(details);
+  }
+  return li;
+}
+
+function putDelta(id: string, delta: string) {
+  const list = $("message-list");
+  let li = list.querySelector<HTMLElement>(`li[data-id="${CSS.escape(id)}"]`);
+  if (li && !li.classList.contains("streaming")) return; // the stored message is already here
+  const atBottom = isAtBottom();
+  if (!li) {
+    li = el("li", "message role-assistant streaming");
+    li.dataset.id = id;
+    const head = el("div", "meta");
+    head.appendChild(el("span", "author", "assistant"));
+    head.appendChild(el("span", "cmd-meta", "typing…"));
+    li.append(head, el("div", "body streaming-text"));
+    list.appendChild(li);
+  }
+  const body = li.querySelector(".body")!;
+  body.textContent = (body.textContent ?? "") + delta;
+  if (atBottom) scrollDown();
+}
+
+function showError(code: string, message: string) {
+  if (!state.current) { notice(message); return; }
+  const li = el("li", "message role-error");
+  li.appendChild(el("div", "meta")).appendChild(el("span", "author", code.replace(/_/g, " ")));
+  li.appendChild(el("div", "body")).appendChild(el("pre", "plain", message));
+  $("message-list").appendChild(li);
+  scrollDown();
+}
+
+function notice(text: string) {
+  const n = $("notice");
+  n.textContent = text;
+  n.hidden = false;
+  window.clearTimeout(Number(n.dataset.timer));
+  n.dataset.timer = String(window.setTimeout(() => { n.hidden = true; }, 5000));
+}
+
+// ---------- presence and typing ----------
+
+function renderParticipants() {
+  const ul = $("participants");
+  const ids = [...state.participants].sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+  ul.replaceChildren(...ids.map((id) => {
+    const li = el("li", "participant", nameOf(id));
+    li.dataset.userId = id;
+    return li;
+  }));
+}
+
+function startTyping(userId: string) {
+  window.clearTimeout(state.typing.get(userId));
+  state.typing.set(userId, window.setTimeout(() => stopTyping(userId), 6000));
+  renderTyping();
+}
+function stopTyping(userId: string) {
+  if (!state.typing.has(userId)) return;
+  window.clearTimeout(state.typing.get(userId));
+  state.typing.delete(userId);
+  renderTyping();
+}
+function renderTyping() {
+  const names = [...state.typing.keys()].map(nameOf);
+  $("typing").textContent = names.length === 0 ? ""
+    : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
+}
+
+function sendTyping(on: boolean) {
+  const s = state.current;
+  if (!s || s.status === "ended") return;
+  if (on) {
+    if (Date.now() - state.typingSent > 3000) {
+      state.socket?.send({ type: "typing", session_id: s.id, state: true });
+      state.typingSent = Date.now();
+    }
+    window.clearTimeout(state.typingTimer);
+    state.typingTimer = window.setTimeout(() => sendTyping(false), 4000);
+  } else if (state.typingSent) {
+    window.clearTimeout(state.typingTimer);
+    state.typingSent = 0;
+    state.socket?.send({ type: "typing", session_id: s.id, state: false });
+  }
+}
+
+// ---------- the composer and command autocomplete ----------
+
+function updateComposer() {
+  const s = state.current;
+  const input = $<HTMLTextAreaElement>("input");
+  const ended = s?.status === "ended";
+  input.disabled = !s || ended;
+  input.placeholder = ended ? "This session has ended."
+    : state.socket?.connected ? "Message, or / for commands" : "Offline — reconnecting…";
+  $<HTMLButtonElement>("send").disabled = !s || ended;
+}
+
+function matches(prefix: string): CommandInfo[] {
+  return state.commands.filter((c) =>
+    c.name.startsWith(prefix) || c.aliases.some((a) => a.startsWith(prefix)));
+}
+
+function renderSuggestions() {
+  const input = $<HTMLTextAreaElement>("input");
+  const box = $("suggestions");
+  const m = /^\/(\S*)$/.exec(input.value);
+  const found = m ? matches(m[1]).slice(0, 8) : [];
+  if (found.length === 0) { box.hidden = true; box.replaceChildren(); state.suggestion = -1; return; }
+  if (state.suggestion >= found.length) state.suggestion = found.length - 1;
+  box.replaceChildren(...found.map((c, i) => {
+    const li = el("li", "suggestion");
+    li.dataset.command = c.name;
+    li.setAttribute("role", "option");
+    if (i === state.suggestion) { li.classList.add("selected"); li.setAttribute("aria-selected", "true"); }
+    li.appendChild(el("span", "usage", c.usage || `/${c.name}`));
+    li.appendChild(el("span", "summary", c.summary));
+    if (c.min_role !== "viewer") li.appendChild(el("span", "badge", c.min_role));
+    li.addEventListener("mousedown", (ev) => { ev.preventDefault(); complete(c); });
+    return li;
+  }));
+  box.hidden = false;
+}
+
+function complete(c: CommandInfo) {
+  const input = $<HTMLTextAreaElement>("input");
+  input.value = `/${c.name} `;
+  state.suggestion = -1;
+  renderSuggestions();
+  input.focus();
+}
+
+function onInputKey(ev: KeyboardEvent) {
+  const box = $("suggestions");
+  const open = !box.hidden;
+  const items = box.children.length;
+  if (open && (ev.key === "ArrowDown" || ev.key === "ArrowUp")) {
+    ev.preventDefault();
+    const d = ev.key === "ArrowDown" ? 1 : -1;
+    state.suggestion = (state.suggestion + d + items) % items;
+    renderSuggestions();
+    return;
+  }
+  if (open && (ev.key === "Tab" || (ev.key === "Enter" && state.suggestion >= 0))) {
+    ev.preventDefault();
+    const pick = (box.children[Math.max(0, state.suggestion)] as HTMLElement).dataset.command;
+    const c = state.commands.find((x) => x.name === pick);
+    if (c) complete(c);
+    return;
+  }
+  if (open && ev.key === "Escape") { box.hidden = true; return; }
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    send();
+  }
+}
+
+function send() {
+  const s = state.current;
+  const input = $<HTMLTextAreaElement>("input");
+  const content = input.value.trim();
+  if (!s || !content) return;
+  if (state.socket?.send({ type: "message", session_id: s.id, content }) == null) {
+    notice("Offline — the message was not sent; it is still in the box.");
+    return;
+  }
+  sendTyping(false);
+  input.value = "";
+  renderSuggestions();
+  scrollDown();
+}
+
+// ---------- wiring ----------
+
+function init() {
+  loadNames();
+  $("login-form").addEventListener("submit", (ev) => void onLogin(ev as SubmitEvent));
+  $("logout").addEventListener("click", () => showLogin());
+  $("new-session").addEventListener("submit", (ev) => void onCreateSession(ev as SubmitEvent));
+  $("refresh").addEventListener("click", () => void refreshSessions());
+  $("rename").addEventListener("click", onRename);
+  $("end").addEventListener("click", () => void onEnd());
+  $("member-form").addEventListener("submit", (ev) => void onAddMember(ev as SubmitEvent));
+  $("load-older").addEventListener("click", onLoadOlder);
+  $("composer").addEventListener("submit", (ev) => { ev.preventDefault(); send(); });
+  const input = $<HTMLTextAreaElement>("input");
+  input.addEventListener("keydown", onInputKey);
+  input.addEventListener("input", () => {
+    // Nothing is picked until the arrows pick it: Tab completes the first, Enter sends.
+    state.suggestion = -1;
+    renderSuggestions();
+    if (input.value) sendTyping(true);
+  });
+  input.addEventListener("blur", () => { $("suggestions").hidden = true; });
+  window.addEventListener("online", () => state.socket?.reconnectNow());
+  window.addEventListener("focus", () => { if (state.auth) void refreshSessions(); });
+  const auth = loadAuth();
+  if (auth) start(auth); else showLogin();
+}
+
+init();
