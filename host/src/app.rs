@@ -24,6 +24,7 @@ use crate::cluster::{Cluster, PluginCommand};
 use crate::commands::{CommandLimiter, ServerServices};
 use crate::config::Config;
 use crate::error::AppError;
+use crate::metrics::Metrics;
 use crate::plugins::PluginHost;
 use crate::realtime::hub::Hub;
 use crate::store::Store;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub config_path: Option<Arc<PathBuf>>,
     /// Redis fan-out to other nodes; `None` on a single node.
     pub cluster: Option<Arc<Cluster>>,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -88,6 +91,7 @@ impl AppState {
             command_limits: Arc::new(CommandLimiter::default()),
             assistant,
             config_path: None,
+            metrics: Arc::new(Metrics::new(cluster.is_some())),
             cluster,
         })
     }
@@ -121,6 +125,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(realtime::upgrade))
         .merge(rest)
+        .merge(http::web::routes())
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -47,6 +47,7 @@ pub async fn post(
         AppendError::Ended => AppError::session_ended(),
         AppendError::Db(e) => e.into(),
     })?;
+    state.metrics.message_stored(message.role.as_str());
     on_stored(&message);
     let frame = ServerFrame::Message {
         session_id: &message.session_id,

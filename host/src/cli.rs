@@ -1,4 +1,5 @@
-//! The `slashd` command line: serve, migrate, and user and token administration.
+//! The `slashd` command line: serve, migrate, user and token administration, and checks of
+//! the config and of plugin files.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -49,6 +50,27 @@ enum Command {
     /// Issue tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Inspect plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// List the configured plugins (built-ins and [plugins.*] tables); nothing is loaded.
+    List,
+    /// Validate a plugin component file and print its manifest, the capabilities it asks
+    /// for and what it imports.
+    Check { path: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the config file and the SLASHD_* environment; print a summary.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -131,6 +153,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let path = config_path(cli.config.as_deref());
     let config = Config::load(path.as_deref())?;
     match cli.command {
+        Command::Config(ConfigCommand::Check) => {
+            config_summary(&config, path.as_deref());
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::List) => {
+            plugin_list(&config);
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::Check { path }) => plugin_check(&config, &path).await,
         Command::Serve => app::serve(config, path).await,
         Command::Migrate => {
             app::open_store(&config).await?;
@@ -154,6 +185,122 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn config_summary(config: &Config, file: Option<&Path>) {
+    let file = file.map_or("none (defaults)".to_string(), |p| p.display().to_string());
+    let auth = &config.auth;
+    let keys = match (&auth.jwt_secret, &auth.public_key_pem) {
+        (Some(_), _) => "HS256 secret (auth.jwt_secret)".to_string(),
+        (None, Some(_)) => {
+            "external identity provider (auth.public_key_pem); local login off".to_string()
+        }
+        (None, None) => format!(
+            "HS256 secret generated in {}",
+            config.server.data_dir.join("jwt_secret").display()
+        ),
+    };
+    let cluster = match &config.cluster.redis_url {
+        Some(url) => format!(
+            "Redis {} (namespace {:?})",
+            crate::store::redact(url),
+            config.cluster.namespace
+        ),
+        None => "off (one node)".into(),
+    };
+    let assistant = match &config.assistant {
+        Some(a) => format!("{} at {}", a.model, a.base_url),
+        None => "off".into(),
+    };
+    let plugins = crate::plugins::configured(config);
+    let enabled = plugins.iter().filter(|p| p.enabled).count();
+    println!("config OK");
+    println!("  file       {file} (+ SLASHD_* environment)");
+    println!("  listen     {}", config.server.listen);
+    println!(
+        "  database   {}",
+        crate::store::redact(&config.database_url())
+    );
+    println!("  data dir   {}", config.server.data_dir.display());
+    println!(
+        "  tokens     {keys}, ttl {}",
+        humantime::format_duration(auth.token_ttl)
+    );
+    println!("  cluster    {cluster}");
+    println!("  assistant  {assistant}");
+    println!(
+        "  plugins    {} configured, {enabled} enabled (`slashd plugin list`)",
+        plugins.len()
+    );
+}
+
+fn plugin_list(config: &Config) {
+    use crate::plugins::Source;
+    println!(
+        "{:<20} {:<7} {:<8} {:<24} SOURCE",
+        "NAME", "KIND", "ENABLED", "GRANTS"
+    );
+    for p in crate::plugins::configured(config) {
+        let (kind, source) = match &p.source {
+            Some(Source::BuiltIn) => ("wasm", "built-in".to_string()),
+            Some(Source::Path { path }) => ("wasm", path.display().to_string()),
+            Some(Source::Native { path }) => ("native", path.display().to_string()),
+            None => ("-", "no path and not a built-in: refused".to_string()),
+        };
+        let grants = if p.grants.is_empty() {
+            "-".to_string()
+        } else {
+            p.grants.join(",")
+        };
+        let enabled = if p.enabled { "yes" } else { "no" };
+        println!(
+            "{:<20} {kind:<7} {enabled:<8} {grants:<24} {source}",
+            p.name
+        );
+    }
+}
+
+async fn plugin_check(config: &Config, path: &Path) -> anyhow::Result<()> {
+    let wasm = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let report = crate::plugins::inspect::inspect(&wasm, &config.commands)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let m = &report.manifest;
+    println!(
+        "ok: {} {} (plugin API {})",
+        m.name, m.version, report.api_version
+    );
+    println!("commands:");
+    for c in &m.commands {
+        let aliases = if c.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (aliases: {})", c.aliases.join(", "))
+        };
+        println!("  /{}{aliases}  [{}]  {}", c.name, c.min_role, c.summary);
+        println!("      usage: {}", c.usage);
+    }
+    let asked: Vec<&str> = m.capabilities.iter().map(|c| c.as_str()).collect();
+    println!(
+        "capabilities asked: {}",
+        if asked.is_empty() {
+            "none".to_string()
+        } else {
+            asked.join(", ")
+        }
+    );
+    if !report.unasked_imports.is_empty() {
+        let names: Vec<&str> = report.unasked_imports.iter().map(|c| c.as_str()).collect();
+        println!(
+            "warning: imports {} without asking for it in its manifest; the server requires the grant all the same",
+            names.join(", ")
+        );
+    }
+    println!("imports:");
+    for import in &report.imports {
+        println!("  {import}");
+    }
+    Ok(())
 }
 
 /// `--config`, else `./slashd.toml` when it exists.

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// Protocol error codes (DESIGN §3). Shared by REST bodies and WebSocket `error` frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     Unauthorized,
@@ -122,15 +122,17 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// Every REST error: `{"error":{"code","message"}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
     code: ErrorCode,
-    message: &'a str,
+    /// For people; clients should act on `code`.
+    message: String,
 }
 
 impl IntoResponse for AppError {
@@ -138,11 +140,10 @@ impl IntoResponse for AppError {
         if let AppError::Internal(err) = &self {
             tracing::error!(error = format!("{err:#}"), "internal error");
         }
-        let message = self.public_message();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
-                message: &message,
+                message: self.public_message(),
             },
         };
         (self.status(), axum::Json(body)).into_response()

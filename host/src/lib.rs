@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod plugins;
 pub mod realtime;
 pub mod retention;

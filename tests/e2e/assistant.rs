@@ -516,6 +516,18 @@ async fn http_500_is_assistant_failed(backend: Backend) {
     let server = start(backend, &fake.base_url, |s| s).await;
     let (session, mut ws, _) = expect_failure(&server, "hello", None, "HTTP 500").await;
     recovers(&fake, &session, &mut ws).await;
+    use crate::metrics::wait_for_value;
+    let text = wait_for_value(
+        &server,
+        r#"slashd_assistant_replies_total{outcome="ok"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        crate::metrics::value(&text, r#"slashd_assistant_replies_total{outcome="failed"}"#),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 async fn malformed_sse_is_assistant_failed(backend: Backend) {

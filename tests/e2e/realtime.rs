@@ -1483,6 +1483,11 @@ async fn slow_consumer_is_closed_and_others_get_everything(backend: Backend) {
         matches!(closed, Closed::Code(1008) | Closed::Abrupt),
         "the non-reading client must be closed, got {closed:?}"
     );
+    // …and the operator can see it.
+    let text =
+        crate::metrics::wait_for_value(&server, "slashd_slow_reader_closes_total", 1.0).await;
+    let dropped = crate::metrics::value(&text, "slashd_outbound_dropped_frames_total");
+    assert!(dropped.is_some_and(|d| d >= 1.0), "{text}");
     stop.store(true, Ordering::Relaxed);
     let max_kib = sampler.await.expect("sampler");
     assert!(max_kib > 0, "could not read the server's RSS");

@@ -133,7 +133,15 @@ async fn serve(state: AppState, mut slot: Slot) {
 
 /// One reply; a failure is told to the session's participants.
 async fn reply(state: &AppState, assistant: &Assistant, session_id: &str) {
-    let Err(err) = try_reply(state, assistant, session_id).await else {
+    let result = try_reply(state, assistant, session_id).await;
+    let outcome = match &result {
+        Ok(Replied::Stored) => "ok",
+        Ok(Replied::Discarded) => "discarded",
+        Ok(Replied::NotAsked) => return,
+        Err(_) => "failed",
+    };
+    state.metrics.assistant_reply(outcome);
+    let Err(err) = result else {
         return;
     };
     let err = match err {
@@ -158,7 +166,20 @@ async fn reply(state: &AppState, assistant: &Assistant, session_id: &str) {
     state.hub.broadcast(session_id, frame.to_text(), None);
 }
 
-async fn try_reply(state: &AppState, assistant: &Assistant, session_id: &str) -> AppResult<()> {
+/// How a reply attempt ended, short of failing.
+enum Replied {
+    Stored,
+    /// Written, but the session ended (or was deleted) meanwhile: nobody to tell.
+    Discarded,
+    /// Nothing to answer: the session ended, turned the assistant off, or has no context.
+    NotAsked,
+}
+
+async fn try_reply(
+    state: &AppState,
+    assistant: &Assistant,
+    session_id: &str,
+) -> AppResult<Replied> {
     let config = &assistant.config;
     let _permit = assistant
         .slots
@@ -166,12 +187,12 @@ async fn try_reply(state: &AppState, assistant: &Assistant, session_id: &str) ->
         .await
         .map_err(AppError::internal)?;
     let Some(session) = state.store.session(session_id).await? else {
-        return Ok(());
+        return Ok(Replied::NotAsked);
     };
     if session.status != SessionStatus::Active
         || session.metadata.get("assistant") == Some(&Value::Bool(false))
     {
-        return Ok(());
+        return Ok(Replied::NotAsked);
     }
     let history = state
         .store
@@ -179,7 +200,7 @@ async fn try_reply(state: &AppState, assistant: &Assistant, session_id: &str) ->
         .await?;
     let Some(prompt) = context::build(&config.system_prompt, history, config.max_context_chars)
     else {
-        return Ok(());
+        return Ok(Replied::NotAsked);
     };
 
     let started = Instant::now();
@@ -209,9 +230,9 @@ async fn try_reply(state: &AppState, assistant: &Assistant, session_id: &str) ->
         }),
     };
     match chat::post(state, new, |_| {}).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Replied::Stored),
         // The session ended (or was deleted) while the reply was written: nobody to tell.
-        Err(AppError::Conflict(_) | AppError::NotFound(_)) => Ok(()),
+        Err(AppError::Conflict(_) | AppError::NotFound(_)) => Ok(Replied::Discarded),
         Err(err) => Err(err),
     }
 }

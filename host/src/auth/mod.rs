@@ -47,14 +47,18 @@ impl Authenticator {
         &self.keys
     }
 
-    /// Check a bearer token. Every refusal is logged with its reason and answered with a
-    /// generic `unauthorized` message that says what is wrong with the token, never whether
-    /// a user exists.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+    /// Check a bearer token that arrived over `transport` (`rest` or `ws`). Every refusal
+    /// is logged with its reason and answered with a generic `unauthorized` message that
+    /// says what is wrong with the token, never whether a user exists.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        transport: &'static str,
+    ) -> Result<Principal, AppError> {
         match self.check(token).await {
             Ok(principal) => Ok(principal),
             Err(Refusal::Client(reason)) => {
-                tracing::warn!(target: "slashd::auth", reason = %reason, "token refused");
+                log_refusal(Refused::Token, transport, None, &reason);
                 Err(AppError::Unauthorized(reason))
             }
             Err(Refusal::Internal(err)) => Err(err),
@@ -118,6 +122,33 @@ impl Authenticator {
             .map_err(Refusal::db)?
             .ok_or_else(|| Refusal::Client("user could not be provisioned".into()))
     }
+}
+
+/// What was refused, as the log line's message.
+#[derive(Debug, Clone, Copy)]
+pub enum Refused {
+    /// A password login.
+    Login,
+    /// A missing, invalid or expired token (REST or WebSocket).
+    Token,
+    /// An authenticated caller without the role something needs.
+    Role,
+}
+
+/// The one structured line (target `slashd::auth`) of every refused login, token or role.
+pub fn log_refusal(what: Refused, transport: &'static str, user: Option<&str>, reason: &str) {
+    let message = match what {
+        Refused::Login => "login refused",
+        Refused::Token => "token refused",
+        Refused::Role => "role refused",
+    };
+    tracing::warn!(
+        target: "slashd::auth",
+        transport,
+        user = user.unwrap_or_default(),
+        reason,
+        "{message}"
+    );
 }
 
 enum Refusal {

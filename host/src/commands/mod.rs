@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{log_refusal, Principal, Refused};
 use crate::chat;
 use crate::config::CommandsConfig;
 use crate::error::AppError;
@@ -77,7 +77,25 @@ pub async fn approve(
     match check(state, caller, &name, raw_args) {
         Ok(approved) => Ok(approved),
         Err((outcome, err)) => {
-            tracing::info!(target: "slashd::command", user = %caller.name, command = %name, outcome, "command refused");
+            let plugin = state
+                .plugins
+                .registry()
+                .route(&name)
+                .map(|r| r.plugin.name.clone())
+                .unwrap_or_default();
+            log_invocation(
+                &caller.name,
+                session_id,
+                &name,
+                &plugin,
+                "denied",
+                outcome,
+                0,
+            );
+            state.metrics.command_refused(outcome);
+            if let AppError::Forbidden(reason) = &err {
+                log_refusal(Refused::Role, "ws", Some(&caller.name), reason);
+            }
             let entry = AuditEntry {
                 user_id: &caller.id,
                 session_id: Some(session_id),
@@ -196,7 +214,8 @@ async fn run(
         raw_args: approved.raw_args.clone(),
     };
     let result = state.plugins.invoke(&approved.route, ctx, input).await;
-    let duration_ms = started.elapsed().as_millis() as i64;
+    let elapsed = started.elapsed();
+    let duration_ms = elapsed.as_millis() as i64;
     let plugin = approved.route.plugin.name.as_str();
     let command = approved.route.command.name.as_str();
     let outcome = match result {
@@ -232,15 +251,16 @@ async fn run(
             outcome
         }
     };
-    tracing::info!(
-        target: "slashd::command",
-        user = %invoker.principal.name,
+    log_invocation(
+        &invoker.principal.name,
+        session_id,
         command,
         plugin,
+        "allowed",
         outcome,
         duration_ms,
-        "command"
     );
+    state.metrics.command_finished(plugin, outcome, elapsed);
     let entry = AuditEntry {
         user_id: &invoker.principal.id,
         session_id: Some(session_id),
@@ -254,6 +274,29 @@ async fn run(
     if let Err(e) = state.store.audit(entry).await {
         tracing::error!(error = %e, "cannot write the command audit row");
     }
+}
+
+/// The one structured line every command invocation gets, run or refused.
+fn log_invocation(
+    user: &str,
+    session: &str,
+    command: &str,
+    plugin: &str,
+    decision: &'static str,
+    outcome: &'static str,
+    elapsed_ms: i64,
+) {
+    tracing::info!(
+        target: "slashd::command",
+        user,
+        session,
+        command,
+        plugin,
+        decision,
+        outcome,
+        elapsed_ms,
+        "command"
+    );
 }
 
 fn usage_text(plugin_text: &str, route: &Route) -> String {

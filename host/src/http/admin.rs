@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Auth, Path, Query};
 use crate::app::{self, AppState};
-use crate::auth::{Principal, Role};
-use crate::error::{AppError, AppResult};
+use crate::auth::{log_refusal, Principal, Refused, Role};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::plugins::{AdminError, PluginView};
 use crate::store::AuditRow;
 
@@ -15,21 +15,38 @@ fn require_admin(caller: &Principal) -> AppResult<()> {
     if caller.role.allows(Role::Admin) {
         Ok(())
     } else {
-        tracing::warn!(target: "slashd::auth", user = %caller.name, "admin route refused");
+        log_refusal(
+            Refused::Role,
+            "rest",
+            Some(&caller.name),
+            "the admin role is required",
+        );
         Err(AppError::Forbidden("admins only".into()))
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PluginList {
     plugins: Vec<PluginView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OnePlugin {
     plugin: PluginView,
 }
 
+/// Every configured plugin: state, commands, grants, call counts.
+#[utoipa::path(
+    get,
+    path = "/admin/plugins",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The plugins", body = PluginList),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
 pub async fn plugins(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -40,6 +57,21 @@ pub async fn plugins(
     }))
 }
 
+/// Enable a loaded plugin (until the next reload or restart).
+#[utoipa::path(
+    post,
+    path = "/admin/plugins/{name}/enable",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Plugin name")),
+    responses(
+        (status = 200, description = "The plugin, enabled", body = OnePlugin),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+        (status = 409, description = "The plugin was refused at load", body = ErrorBody),
+    )
+)]
 pub async fn enable(
     state: State<AppState>,
     caller: Auth,
@@ -48,6 +80,21 @@ pub async fn enable(
     set_enabled(state, caller, name, true).await
 }
 
+/// Disable a plugin (until the next reload or restart).
+#[utoipa::path(
+    post,
+    path = "/admin/plugins/{name}/disable",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Plugin name")),
+    responses(
+        (status = 200, description = "The plugin, disabled", body = OnePlugin),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+        (status = 409, description = "The plugin was refused at load", body = ErrorBody),
+    )
+)]
 pub async fn disable(
     state: State<AppState>,
     caller: Auth,
@@ -83,6 +130,19 @@ async fn set_enabled(
     Ok(Json(OnePlugin { plugin }))
 }
 
+/// Re-read the config file and reload every plugin (on every node of a cluster).
+#[utoipa::path(
+    post,
+    path = "/admin/plugins/reload",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The plugins after the reload", body = PluginList),
+        (status = 400, description = "The config file is invalid; nothing changed", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
 pub async fn reload(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -97,21 +157,39 @@ pub async fn reload(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// A user id or name.
     user: Option<String>,
+    /// A command name, with or without the `/`.
     command: Option<String>,
+    /// 0–500, default 100.
     limit: Option<i64>,
+    /// Default 0.
     offset: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     entries: Vec<AuditRow>,
     has_more: bool,
 }
 
+/// The command audit log, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(AuditParams),
+    responses(
+        (status = 200, description = "Audit rows", body = AuditPage),
+        (status = 400, description = "Bad paging", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
 pub async fn audit(
     State(state): State<AppState>,
     Auth(caller): Auth,

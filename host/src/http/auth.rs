@@ -6,32 +6,45 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Json;
 use crate::app::AppState;
-use crate::auth::{password, Role};
-use crate::error::{AppError, AppResult};
+use crate::auth::{log_refusal, password, Refused, Role};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::store::UserStatus;
 use crate::time_fmt::rfc3339;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     token: String,
+    #[schema(format = DateTime)]
     expires_at: String,
     user: UserView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub name: String,
     pub role: Role,
 }
 
+/// A token for a local user.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 400, description = "Malformed request, or local login is off", body = ErrorBody),
+        (status = 401, description = "Wrong username or password, or a disabled account", body = ErrorBody),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     Json(req): Json<LoginRequest>,
@@ -53,14 +66,19 @@ pub async fn login(
     let user = match user {
         Some(user) if verified => user,
         _ => {
-            tracing::warn!(target: "slashd::auth", user = %req.username, reason = "bad credentials", "login refused");
+            log_refusal(
+                Refused::Login,
+                "rest",
+                Some(&req.username),
+                "bad credentials",
+            );
             return Err(AppError::Unauthorized(
                 "invalid username or password".into(),
             ));
         }
     };
     if user.status == UserStatus::Disabled {
-        tracing::warn!(target: "slashd::auth", user = %user.name, reason = "disabled", "login refused");
+        log_refusal(Refused::Login, "rest", Some(&user.name), "disabled");
         return Err(AppError::Unauthorized("this account is disabled".into()));
     }
     let issued = keys

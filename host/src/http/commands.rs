@@ -7,13 +7,25 @@ use serde::Serialize;
 use super::extract::Auth;
 use crate::app::AppState;
 use crate::commands;
+use crate::error::ErrorBody;
 use crate::plugins::CommandInfo;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CommandList {
     commands: Vec<CommandInfo>,
 }
 
+/// The commands the caller's role may run, with usage.
+#[utoipa::path(
+    get,
+    path = "/commands",
+    tag = "commands",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The commands", body = CommandList),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    )
+)]
 pub async fn list(State(state): State<AppState>, Auth(caller): Auth) -> Json<CommandList> {
     Json(CommandList {
         commands: commands::visible(&state, &caller),

@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{log_refusal, Principal, Refused};
 use crate::error::AppError;
 use crate::realtime::bearer;
 
@@ -58,9 +58,10 @@ impl FromRequestParts<AppState> for Auth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(|| {
-            tracing::warn!(target: "slashd::auth", reason = "missing bearer token", "token refused");
-            AppError::Unauthorized("missing bearer token".into())
+            let reason = "missing bearer token";
+            log_refusal(Refused::Token, "rest", None, reason);
+            AppError::Unauthorized(reason.into())
         })?;
-        state.auth.authenticate(token).await.map(Auth)
+        state.auth.authenticate(token, "rest").await.map(Auth)
     }
 }

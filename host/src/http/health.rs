@@ -1,19 +1,54 @@
-//! Liveness and readiness.
+//! Operations: liveness, readiness and Prometheus metrics. No token needed (see README,
+//! "Decisions").
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::app::AppState;
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::metrics::{Live, CONTENT_TYPE};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not ready`.
+    status: &'static str,
+    database: bool,
+    /// Present in cluster mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<bool>,
+}
 
 /// The process is up.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = Health))
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// The node can serve: its database answers and, in a cluster, Redis does too.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "The database or Redis is unreachable", body = Readiness),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = state.store.ping().await;
     let redis = state.cluster.as_ref().map(|c| c.healthy());
     let ready = database && redis.unwrap_or(true);
@@ -22,10 +57,31 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body =
-        json!({ "status": if ready { "ready" } else { "not ready" }, "database": database });
-    if let Some(redis) = redis {
-        body["redis"] = json!(redis);
-    }
+    let body = Readiness {
+        status: if ready { "ready" } else { "not ready" },
+        database,
+        redis,
+    };
     (status, Json(body))
+}
+
+/// Prometheus metrics of this node (OpenMetrics text).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "OpenMetrics text", body = String,
+         content_type = "application/openmetrics-text"),
+        (status = 500, description = "Encoding failed", body = ErrorBody),
+    )
+)]
+pub async fn metrics(State(state): State<AppState>) -> AppResult<impl IntoResponse> {
+    let live = Live {
+        connections: state.hub.connection_count(),
+        users_online: state.hub.users_online(),
+        redis_connected: state.cluster.as_ref().map(|c| c.healthy()),
+    };
+    let text = state.metrics.render(live).map_err(AppError::internal)?;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text))
 }

@@ -12,49 +12,65 @@ use super::extract::{Auth, Json, Path, Query};
 use crate::app::AppState;
 use crate::chat;
 use crate::config::SessionsConfig;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::store::{Access, Message, Session, SessionPatch, SessionStatus};
 
 /// Most items one page may hold (`limit`).
 pub const MAX_PAGE: i64 = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
+    /// 1–200 characters, no control characters.
     title: String,
+    /// A JSON object of at most 16 KiB.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSession {
     #[serde(default)]
     title: Option<String>,
+    /// Replaces the whole metadata object.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// 0–500, default 50.
     limit: Option<i64>,
+    /// Default 0.
     offset: Option<i64>,
+    /// `active`, `ended` or `all` (the default).
     status: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessagesParams {
+    /// 0–500, default 100.
     limit: Option<i64>,
+    /// Default 0.
     offset: Option<i64>,
+    /// Only messages with a greater `seq` (default 0).
     after_seq: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ContextParams {
+    /// 0–500, default 20.
     max_messages: Option<i64>,
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `user_id` and `username`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     #[serde(default)]
@@ -63,35 +79,49 @@ pub struct AddMember {
     username: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionList {
     sessions: Vec<Session>,
     total: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MessagePage {
     messages: Vec<Message>,
     has_more: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ContextMessage {
+    /// `user`, `assistant` or `system`.
     role: &'static str,
     content: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Context {
     messages: Vec<ContextMessage>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MemberAdded {
     session_id: String,
     user: UserView,
 }
 
+#[utoipa::path(
+    post,
+    path = "/chat/sessions",
+    tag = "sessions",
+    security(("bearer" = [])),
+    request_body = CreateSession,
+    responses(
+        (status = 201, description = "Created", body = Session),
+        (status = 400, description = "Invalid title or metadata", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -108,6 +138,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, JsonResponse(session)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chat/sessions",
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "The caller's sessions, newest activity first", body = SessionList),
+        (status = 400, description = "Bad paging or status", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -131,6 +173,19 @@ pub async fn list(
     Ok(JsonResponse(SessionList { sessions, total }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chat/sessions/{id}",
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    responses(
+        (status = 200, description = "The session", body = Session),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -140,6 +195,22 @@ pub async fn get(
     Ok(JsonResponse(session))
 }
 
+#[utoipa::path(
+    put,
+    path = "/chat/sessions/{id}",
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    request_body = UpdateSession,
+    responses(
+        (status = 200, description = "Updated", body = Session),
+        (status = 400, description = "Invalid title or metadata, or nothing to update", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A member, not the owner", body = ErrorBody),
+        (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+        (status = 409, description = "The session has ended", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -173,6 +244,19 @@ pub async fn update(
     Ok(JsonResponse(updated))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/chat/sessions/{id}",
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    responses(
+        (status = 200, description = "Ended (idempotent); the session is kept", body = Session),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A member, not the owner", body = ErrorBody),
+        (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+    )
+)]
 pub async fn end(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -182,6 +266,19 @@ pub async fn end(
     Ok(JsonResponse(chat::end_session(&state, &id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chat/sessions/{id}/messages",
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)"), MessagesParams),
+    responses(
+        (status = 200, description = "History, oldest first", body = MessagePage),
+        (status = 400, description = "Bad paging", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+    )
+)]
 pub async fn messages(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -198,6 +295,19 @@ pub async fn messages(
     Ok(JsonResponse(MessagePage { messages, has_more }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chat/sessions/{id}/context",
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)"), ContextParams),
+    responses(
+        (status = 200, description = "What the assistant would see", body = Context),
+        (status = 400, description = "Bad max_messages", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+    )
+)]
 pub async fn context(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -224,6 +334,22 @@ pub async fn context(
     Ok(JsonResponse(Context { messages }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/chat/sessions/{id}/members",
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    request_body = AddMember,
+    responses(
+        (status = 201, description = "Added", body = MemberAdded),
+        (status = 400, description = "Neither or both of user_id and username, or the owner", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A member, not the owner", body = ErrorBody),
+        (status = 404, description = "No such session or user", body = ErrorBody),
+        (status = 409, description = "The session has ended", body = ErrorBody),
+    )
+)]
 pub async fn add_member(
     State(state): State<AppState>,
     Auth(caller): Auth,

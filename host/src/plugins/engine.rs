@@ -165,8 +165,10 @@ impl Runtime {
     }
 
     /// Compile a component, or load it from the on-disk cache. The cache key covers the
-    /// bytes, the wasmtime version and the engine's settings.
-    pub fn compile(&self, wasm: &[u8]) -> anyhow::Result<Component> {
+    /// bytes, the wasmtime version and the engine's settings. Logs one line per plugin
+    /// before compiling and one when done (or one for a cache hit), with the time taken.
+    pub fn compile(&self, plugin: &str, wasm: &[u8]) -> anyhow::Result<Component> {
+        let started = Instant::now();
         let Some(dir) = &self.cache_dir else {
             return Component::new(&self.engine, wasm).map_err(anyhow::Error::from);
         };
@@ -175,21 +177,43 @@ impl Runtime {
             // Safety: the cache directory is the server's own; files are written only by
             // `serialize` below, renamed into place atomically.
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    tracing::info!(
+                        plugin,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "plugin loaded from the compile cache"
+                    );
+                    return Ok(component);
+                }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "ignoring a bad cache entry")
                 }
             }
         }
         tracing::info!(
+            plugin,
             bytes = wasm.len(),
             "compiling plugin (cached for next start)"
         );
         let component = Component::new(&self.engine, wasm).map_err(anyhow::Error::from)?;
+        tracing::info!(
+            plugin,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "plugin compiled"
+        );
         if let Err(e) = write_cache(dir, &path, &component) {
             tracing::warn!(error = format!("{e:#}"), "cannot cache a compiled plugin");
         }
         Ok(component)
+    }
+
+    /// Every import of a component, by name (WASI interfaces and slashd capabilities).
+    pub fn import_names(&self, component: &Component) -> Vec<String> {
+        component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
     }
 
     fn cache_key(&self, wasm: &[u8]) -> String {

@@ -10,6 +10,7 @@ mod bindings;
 mod builtin;
 pub mod capabilities;
 pub mod engine;
+pub mod inspect;
 pub mod manifest;
 mod native;
 pub mod registry;
@@ -46,7 +47,7 @@ pub enum Runner {
 }
 
 /// A plugin as `GET /admin/plugins` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PluginView {
     pub name: String,
     pub version: Option<String>,
@@ -64,7 +65,7 @@ pub struct PluginView {
     pub p99_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CommandView {
     pub name: String,
     pub aliases: Vec<String>,
@@ -431,7 +432,7 @@ impl PluginHost {
         table: &PluginConfig,
     ) -> Result<(manifest::Manifest, Vec<manifest::Capability>, Runner), String> {
         manifest::check_api_version(wasm)?;
-        let component = tokio::task::block_in_place(|| self.runtime.compile(wasm))
+        let component = tokio::task::block_in_place(|| self.runtime.compile(name, wasm))
             .map_err(|e| format!("not a valid component: {e:#}"))?;
         let mounts: Vec<Mount> = table
             .dirs
@@ -465,6 +466,53 @@ impl PluginHost {
         let imports = prepared.imports.clone();
         Ok((manifest, imports, Runner::Wasm(Arc::new(prepared))))
     }
+}
+
+/// A plugin as the config names it, before anything is loaded (`slashd plugin list`).
+#[derive(Debug, Clone)]
+pub struct Configured {
+    pub name: String,
+    /// `None`: a table with no path that names no built-in (the server refuses it).
+    pub source: Option<Source>,
+    pub enabled: bool,
+    pub grants: Vec<String>,
+}
+
+/// The built-ins and every `[plugins.NAME]` table, in the order the server loads them.
+pub fn configured(config: &Config) -> Vec<Configured> {
+    let mut list: Vec<Configured> = builtin::BUILTINS
+        .iter()
+        .map(|b| {
+            let table = config.plugins.get(b.name).cloned().unwrap_or_default();
+            Configured {
+                name: b.name.to_string(),
+                source: Some(Source::BuiltIn),
+                enabled: table.enabled.unwrap_or(true),
+                grants: table
+                    .grants
+                    .unwrap_or_else(|| b.grants.iter().map(|c| c.as_str().to_string()).collect()),
+            }
+        })
+        .collect();
+    for (name, table) in &config.plugins {
+        if builtin::find(name).is_some() {
+            continue;
+        }
+        let source = table.path.clone().map(|path| {
+            if table.native.unwrap_or(false) {
+                Source::Native { path }
+            } else {
+                Source::Path { path }
+            }
+        });
+        list.push(Configured {
+            name: name.clone(),
+            source,
+            enabled: table.enabled.unwrap_or(true),
+            grants: table.grants.clone().unwrap_or_default(),
+        });
+    }
+    list
 }
 
 fn refused(name: &str, source: Source, table: &PluginConfig, reason: String) -> PluginEntry {

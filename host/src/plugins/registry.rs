@@ -18,15 +18,17 @@ use super::manifest::{Capability, CommandSpec, Manifest};
 use super::Runner;
 use crate::auth::Role;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Source {
     #[serde(rename = "built-in")]
     BuiltIn,
     Path {
+        #[schema(value_type = String)]
         path: PathBuf,
     },
     Native {
+        #[schema(value_type = String)]
         path: PathBuf,
     },
 }
@@ -63,7 +65,7 @@ pub struct Route {
 }
 
 /// A command as shown to users.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CommandInfo {
     pub name: String,
     pub aliases: Vec<String>,

@@ -88,7 +88,7 @@ impl TesterBuilder {
         manifest::check_api_version(&wasm).map_err(anyhow::Error::msg)?;
         let defaults = CommandsConfig::default();
         let runtime = Runtime::new(&defaults, None)?;
-        let component = runtime.compile(&wasm)?;
+        let component = runtime.compile("plugin-under-test", &wasm)?;
         let services = Arc::new(FakeServices::default());
         let counters = Arc::new(Counters::default());
         let probe_identity = |grants: Grants| self.identity(grants, &defaults);
@@ -303,7 +303,7 @@ impl PluginTester {
 
 /// In-memory stand-ins for the server's services.
 #[derive(Default)]
-struct FakeServices {
+pub(super) struct FakeServices {
     kv: Mutex<HashMap<String, Vec<u8>>>,
     ended: Mutex<bool>,
 }

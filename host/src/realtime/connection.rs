@@ -17,7 +17,7 @@ use super::limits::{RateLimiter, Verdict};
 use super::outbound::{close, spawn_writer, Outbound, Outgoing};
 use crate::app::AppState;
 use crate::assistant;
-use crate::auth::Principal;
+use crate::auth::{log_refusal, Principal, Refused};
 use crate::chat;
 use crate::commands;
 use crate::error::AppError;
@@ -29,7 +29,11 @@ pub async fn run(
     header_auth: Option<Result<Principal, AppError>>,
 ) {
     let (sink, mut stream) = socket.split();
-    let (out, writer) = spawn_writer(sink, state.config.realtime.outbound_queue);
+    let (out, writer) = spawn_writer(
+        sink,
+        state.config.realtime.outbound_queue,
+        state.metrics.clone(),
+    );
 
     let outcome = match header_auth {
         Some(Ok(principal)) => Auth::Ready(principal, None),
@@ -117,7 +121,10 @@ enum Auth {
 async fn first_frame_auth(state: &AppState, stream: &mut SplitStream<WebSocket>) -> Auth {
     let deadline = sleep(state.config.realtime.auth_timeout);
     tokio::pin!(deadline);
-    let refused = |why: &str| Auth::Refused(AppError::Unauthorized(why.into()), None);
+    let refused = |why: &str| {
+        log_refusal(Refused::Token, "ws", None, why);
+        Auth::Refused(AppError::Unauthorized(why.into()), None)
+    };
     loop {
         let msg = tokio::select! {
             _ = state.shutdown.cancelled() => return Auth::ShuttingDown,
@@ -128,7 +135,7 @@ async fn first_frame_auth(state: &AppState, stream: &mut SplitStream<WebSocket>)
             Some(Ok(Message::Text(text))) => {
                 return match frames::decode(&text) {
                     Ok((id, ClientFrame::Auth { token })) => {
-                        match state.auth.authenticate(&token).await {
+                        match state.auth.authenticate(&token, "ws").await {
                             Ok(principal) => Auth::Ready(principal, id),
                             Err(err) => Auth::Refused(err, id),
                         }
@@ -180,6 +187,7 @@ impl Connection {
                 _ = shutdown.cancelled() => break Exit::Close(close::GOING_AWAY, "server shutting down"),
                 _ = self.handle.out.overflowed() => break Exit::Gone,
                 _ = sleep_until(expiry) => {
+                    log_refusal(Refused::Token, "ws", Some(&self.principal.name), "token expired");
                     send_error(self.out(), &None, &AppError::Unauthorized("token expired".into()));
                     break Exit::Close(close::UNAUTHORIZED, "token expired");
                 }
@@ -330,6 +338,7 @@ impl Connection {
                 }
             };
             self.joined.insert(session_id.to_string());
+            state.metrics.session_joined();
             state.hub.note_last_seq(session_id, current.last_seq);
             // In a cluster the user may already be present through another node, and the
             // participants are everyone's, not just this node's.

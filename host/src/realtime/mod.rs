@@ -22,7 +22,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let header_auth = match bearer(&headers) {
-        Some(token) => Some(state.auth.authenticate(token).await),
+        Some(token) => Some(state.auth.authenticate(token, "ws").await),
         None => None,
     };
     let limits = &state.config.realtime;

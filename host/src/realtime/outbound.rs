@@ -3,6 +3,7 @@
 //! allowed to slow anyone else down. A broadcast is serialized once and the same bytes are
 //! shared by every queue.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -10,6 +11,8 @@ use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
 
 pub mod close {
     pub const GOING_AWAY: u16 = 1001;
@@ -31,6 +34,7 @@ pub enum Outgoing {
 pub struct Outbound {
     tx: mpsc::Sender<Outgoing>,
     overflow: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl Outbound {
@@ -44,6 +48,7 @@ impl Outbound {
         match self.tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.outbound_frame_dropped();
                 self.overflow.cancel();
                 false
             }
@@ -71,17 +76,26 @@ impl Outbound {
 pub fn spawn_writer(
     sink: SplitSink<WebSocket, Message>,
     capacity: usize,
+    metrics: Arc<Metrics>,
 ) -> (Outbound, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity);
     let overflow = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(sink, rx, overflow.clone()));
-    (Outbound { tx, overflow }, writer)
+    let writer = tokio::spawn(write_loop(sink, rx, overflow.clone(), metrics.clone()));
+    (
+        Outbound {
+            tx,
+            overflow,
+            metrics,
+        },
+        writer,
+    )
 }
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outgoing>,
     overflow: CancellationToken,
+    metrics: Arc<Metrics>,
 ) {
     let result = tokio::select! {
         biased;
@@ -90,6 +104,7 @@ async fn write_loop(
     };
     if result.is_err() && overflow.is_cancelled() {
         // The client is not reading; try to say why, but do not wait on it for long.
+        metrics.slow_reader_closed();
         let frame = close_frame(
             close::POLICY,
             "outbound queue full: the client is not reading",

@@ -40,10 +40,11 @@ impl Store {
 }
 
 /// One audit row as the admin API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
     pub id: String,
     #[serde(serialize_with = "crate::time_fmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
     pub user_id: String,
     pub session_id: Option<String>,

@@ -12,7 +12,7 @@ use super::sessions::parse_metadata;
 use super::{new_id, Store};
 use crate::time_fmt::{self, now_ms};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageRole {
     User,
@@ -41,7 +41,7 @@ impl MessageRole {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: String,
     pub session_id: String,
@@ -49,8 +49,10 @@ pub struct Message {
     pub role: MessageRole,
     pub user_id: Option<String>,
     pub content: String,
+    #[schema(value_type = Object)]
     pub metadata: Value,
     #[serde(serialize_with = "time_fmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 

@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::{new_id, Store};
 use crate::time_fmt::{self, now_ms};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     Active,
@@ -25,20 +25,25 @@ impl SessionStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Session {
     pub id: String,
     pub title: String,
     pub owner_id: String,
     pub status: SessionStatus,
     #[serde(serialize_with = "time_fmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "time_fmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     #[serde(serialize_with = "time_fmt::serialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<i64>,
     #[serde(serialize_with = "time_fmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub last_activity_at: i64,
+    #[schema(value_type = Object)]
     pub metadata: Value,
     /// The seq of the newest message (0 when empty).
     #[serde(skip)]
