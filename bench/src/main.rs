@@ -4,8 +4,11 @@
 //! ```text
 //! cargo build --release -p slashd -p slashd-bench
 //! ./target/release/bench all
+//! ./target/release/bench load | soak | hostile | durability    # issue 10; see BENCHMARKS.md
 //! ```
 
+mod durability;
+mod load;
 mod scenarios;
 mod server;
 mod stats;
@@ -14,6 +17,7 @@ mod ws;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use scenarios::{FanoutParams, FanoutResult};
@@ -23,7 +27,8 @@ use stats::{fmt_count, fmt_us, Summary};
 #[derive(Parser)]
 #[command(
     name = "bench",
-    about = "Benchmark slashd over real sockets: echo floor, ping, message, fan-out, idle memory"
+    about = "Benchmark slashd over real sockets: echo floor, ping, message, fan-out, idle memory; \
+             load, soak, hostile plugins under load, durability across kill -9"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,6 +54,20 @@ enum Scenario {
     /// Fan-out across nodes: the same session on 1 node, then listeners split over 2 nodes
     /// (PostgreSQL and Redis needed: --database-url, --redis-url).
     Cluster,
+    /// 1,000 clients in 100 sessions posting and running commands for --load-secs:
+    /// throughput, ack/delivery/command latency, server CPU and RSS.
+    Load,
+    /// Connection churn (connect, auth, join, post, drop) for --soak-secs, sampling the
+    /// server's RSS every --sample-secs: the RSS curve and a verdict.
+    Soak,
+    /// Normal users' round trips quiet, then while other clients run the hostile plugins
+    /// (all at once, then each alone): the p99 ratios.
+    Hostile,
+    /// Post with acks recorded, kill -9 the server mid-stream, restart it on the same
+    /// database (--kills times), then check every acked message in the database. On
+    /// SQLite, or on a fresh PostgreSQL database beside --database-url. Exits non-zero on
+    /// any loss.
+    Durability,
     /// Run the floor's echo server alone: print its address, serve until stdin closes.
     #[command(hide = true)]
     EchoServer,
@@ -113,6 +132,94 @@ struct Opts {
     /// Viewer users the fan-out and idle connections are spread over.
     #[arg(long, global = true, default_value_t = 8)]
     users: usize,
+    /// Where the test plugins (tally, hostile) were built.
+    #[arg(
+        long,
+        global = true,
+        default_value = "target/plugins/wasm32-wasip2/release"
+    )]
+    plugin_dir: PathBuf,
+    /// load: concurrent clients.
+    #[arg(long, global = true, default_value_t = 1000)]
+    clients: usize,
+    /// load: sessions the clients are spread over.
+    #[arg(long, global = true, default_value_t = 100)]
+    sessions: usize,
+    /// load: users the clients are spread over (each session has several).
+    #[arg(long, global = true, default_value_t = 100)]
+    load_users: usize,
+    /// load: frames (posts and commands) each client sends per second.
+    #[arg(long, global = true, default_value_t = 1.0)]
+    client_rate: f64,
+    /// load: every Nth frame of a client is a command (0: none).
+    #[arg(long, global = true, default_value_t = 10)]
+    command_every: u64,
+    /// load: the commands, taken in turn.
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "/help,/status,/tally load"
+    )]
+    commands: Vec<String>,
+    /// load: seconds the clients run (the first --load-warmup-secs are not measured).
+    #[arg(long, global = true, default_value_t = 30.0)]
+    load_secs: f64,
+    #[arg(long, global = true, default_value_t = 5.0)]
+    load_warmup_secs: f64,
+    /// soak: seconds of churn.
+    #[arg(long, global = true, default_value_t = 120.0)]
+    soak_secs: f64,
+    /// soak: seconds between RSS samples.
+    #[arg(long, global = true, default_value_t = 5.0)]
+    sample_secs: f64,
+    /// soak: connections churning at once.
+    #[arg(long, global = true, default_value_t = 50)]
+    churn: usize,
+    /// soak: the part of the run, from the start, left out of the verdict (0–0.9).
+    #[arg(long, global = true, default_value_t = 0.25)]
+    soak_warmup: f64,
+    /// hostile: normal clients and their sessions.
+    #[arg(long, global = true, default_value_t = 20)]
+    normal_clients: usize,
+    #[arg(long, global = true, default_value_t = 4)]
+    normal_sessions: usize,
+    /// hostile: frames per second of each normal client (alternately a post and /help).
+    #[arg(long, global = true, default_value_t = 6.0)]
+    normal_rate: f64,
+    /// hostile: clients per hostile command.
+    #[arg(long, global = true, default_value_t = 1)]
+    per_kind: usize,
+    /// hostile: the server's per-user command rate (`[commands] rate_per_sec`, burst twice
+    /// it) — the default is slashd's own default; 0 lifts it (hostile clients then run as
+    /// many calls as the sandbox will take).
+    #[arg(long, global = true, default_value_t = 5.0)]
+    command_rate: f64,
+    /// hostile: seconds per phase.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    phase_secs: f64,
+    /// hostile: also run each hostile command alone, a phase each.
+    #[arg(long, global = true)]
+    each_kind: bool,
+    /// durability: posting clients, sessions, and messages in flight per client.
+    #[arg(long, global = true, default_value_t = 8)]
+    dur_clients: usize,
+    #[arg(long, global = true, default_value_t = 4)]
+    dur_sessions: usize,
+    #[arg(long, global = true, default_value_t = 8)]
+    dur_window: usize,
+    /// durability: kill -9s, each after --cycle-secs of posting (and posting as long again
+    /// after the last restart).
+    #[arg(long, global = true, default_value_t = 3)]
+    kills: usize,
+    #[arg(long, global = true, default_value_t = 3.0)]
+    cycle_secs: f64,
+    /// durability: keep the fresh PostgreSQL database even when the check passed.
+    #[arg(long, global = true)]
+    keep_database: bool,
+    /// durability: check the checker (a fake ack and a wrong seq must make it fail).
+    #[arg(long, global = true, hide = true)]
+    self_test: bool,
 }
 
 /// One line of the result table.
@@ -163,6 +270,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         bin: opts.server_bin.clone(),
         database_url: opts.database_url.clone(),
         cluster: None,
+        extra_config: String::new(),
+        commands_rate: None,
     };
     let mut report = Report {
         rows: Vec::new(),
@@ -204,6 +313,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // Not part of `all`: it needs PostgreSQL and Redis.
     if cli.scenario == Scenario::Cluster {
         run_cluster(&opts, &server_opts, &mut report).await?;
+    }
+    // Not part of `all` either: long, and each prints its own report.
+    match cli.scenario {
+        Scenario::Load => return run_load(&opts, &server_opts).await,
+        Scenario::Soak => return run_soak(&opts, &server_opts).await,
+        Scenario::Hostile => return run_hostile(&opts, &server_opts).await,
+        Scenario::Durability => return run_durability(&opts, &server_opts).await,
+        _ => {}
     }
     print_report(&report, &opts);
     Ok(())
@@ -642,4 +759,461 @@ fn raise_nofile_limit() {
             eprintln!("bench: open-file limit {}", lim.rlim_cur);
         }
     }
+}
+
+/// A `[plugins.NAME]` table for a test plugin built into --plugin-dir.
+fn plugin_table(opts: &Opts, name: &str, grants: &str) -> anyhow::Result<String> {
+    let path = opts.plugin_dir.join(format!("{name}.wasm"));
+    let path = std::fs::canonicalize(&path).with_context(|| {
+        format!(
+            "plugin {} not found (`cargo build -p slashd` builds the test plugins; or pass \
+             --plugin-dir)",
+            path.display()
+        )
+    })?;
+    Ok(format!(
+        "\n[plugins.{name}]\npath = {:?}\ngrants = {grants}\n",
+        path.display().to_string()
+    ))
+}
+
+fn fmt_latency(s: &Option<Summary>) -> String {
+    match s {
+        Some(s) => format!(
+            "p50 {}, p99 {} ({} samples, max {})",
+            fmt_us(s.p50),
+            fmt_us(s.p99),
+            fmt_count(s.count as f64),
+            fmt_us(s.max)
+        ),
+        None => "no samples".into(),
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn print_logs(name: &str, log: &LogReport) {
+    println!(
+        "server log ({name}): {} warnings, {} errors",
+        log.warnings, log.errors
+    );
+    for line in log.lines.iter().take(5) {
+        println!("    {line}");
+    }
+}
+
+async fn run_load(opts: &Opts, server_opts: &ServerOpts) -> anyhow::Result<()> {
+    let server_opts = ServerOpts {
+        extra_config: plugin_table(opts, "tally", r#"["kv"]"#)?,
+        ..server_opts.clone()
+    };
+    let server = Server::start(&server_opts).await?;
+    let params = load::LoadParams {
+        clients: opts.clients,
+        sessions: opts.sessions,
+        users: opts.load_users,
+        duration: Duration::from_secs_f64(opts.load_secs),
+        warmup: Duration::from_secs_f64(opts.load_warmup_secs.min(opts.load_secs / 2.0)),
+        rate: opts.client_rate,
+        command_every: opts.command_every,
+        commands: opts.commands.clone(),
+        batch: opts.connect_batch,
+    };
+    let r = load::load(&server, &params).await?;
+    let logs = server.stop();
+    let secs = r.measured.as_secs_f64().max(1e-9);
+    let st = &r.stats;
+    let offered = opts.clients as f64 * opts.client_rate;
+    println!();
+    println!(
+        "slashd load — {} cores, {} — database: {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cpu_model(),
+        db_label(opts)
+    );
+    println!(
+        "{} clients in {} sessions ({} users), each sending {} frames/s (every {}th a command: {}); \
+         {:.0} s, the first {:.0} s not measured; setup {:.1} s",
+        opts.clients,
+        opts.sessions,
+        opts.load_users,
+        opts.client_rate,
+        opts.command_every,
+        opts.commands.join(" "),
+        opts.load_secs,
+        params.warmup.as_secs_f64(),
+        r.setup.as_secs_f64()
+    );
+    println!();
+    println!("offered             {} frames/s", fmt_count(offered));
+    println!(
+        "posts               {} sent, {} acked (whole run)",
+        fmt_count(st.posts_sent as f64),
+        fmt_count(st.posts_acked as f64)
+    );
+    println!(
+        "commands            {} sent, {} replies",
+        fmt_count(st.commands_sent as f64),
+        fmt_count(st.command_replies as f64)
+    );
+    let ack_rate = r.ack.map(|a| a.count as f64 / secs).unwrap_or(0.0);
+    let delivery_rate = r.delivery.map(|d| d.count as f64 / secs).unwrap_or(0.0);
+    let command_rate = r.command.map(|d| d.count as f64 / secs).unwrap_or(0.0);
+    println!(
+        "throughput          {} messages/s acked, {} deliveries/s, {} command replies/s (measured part)",
+        fmt_count(ack_rate),
+        fmt_count(delivery_rate),
+        fmt_count(command_rate)
+    );
+    println!("ack latency         {}", fmt_latency(&r.ack));
+    println!("delivery latency    {}", fmt_latency(&r.delivery));
+    println!("command reply       {}", fmt_latency(&r.command));
+    for (cmd, s) in &r.by_command {
+        println!("  {cmd:<17} {}", fmt_latency(s));
+    }
+    println!(
+        "refusals/errors     {} ({})",
+        st.refusals(),
+        st.errors_text()
+    );
+    println!(
+        "broken connections  {}{}",
+        st.broken,
+        st.first_break
+            .as_ref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "CPU, % of one core  server {:.0}, bench client {:.0}, everything else {:.0}",
+        r.usage.pct(r.usage.server_cpu),
+        r.usage.pct(r.usage.client_cpu),
+        r.usage.others_pct()
+    );
+    println!(
+        "server RSS          {} at the start of the measured part, {} peak, {} at its end",
+        mib(r.usage.rss_start_kib),
+        mib(r.usage.rss_peak_kib),
+        mib(r.usage.rss_end_kib)
+    );
+    println!();
+    print_logs("load", &logs);
+    Ok(())
+}
+
+async fn run_soak(opts: &Opts, server_opts: &ServerOpts) -> anyhow::Result<()> {
+    let server = Server::start(server_opts).await?;
+    let params = load::SoakParams {
+        duration: Duration::from_secs_f64(opts.soak_secs),
+        concurrency: opts.churn,
+        sessions: 10,
+        users: opts.users.max(1),
+        sample_every: Duration::from_secs_f64(opts.sample_secs.max(0.5)),
+    };
+    progress(&format!(
+        "soak: {} workers churning for {:.0} s",
+        params.concurrency, opts.soak_secs
+    ));
+    let r = load::soak(&server, &params).await?;
+    let logs = server.stop();
+    println!();
+    println!(
+        "slashd soak — {} cores, {} — database: {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cpu_model(),
+        db_label(opts)
+    );
+    println!(
+        "{} workers, each: connect, auth frame, join, post, wait for the ack, drop (half with \
+         a close frame, half by closing the socket), repeat; {:.0} s",
+        opts.churn, opts.soak_secs
+    );
+    println!();
+    println!(
+        "{:>8}  {:>10}  {:>12}  {:>10}",
+        "t (s)", "RSS (MiB)", "connections", "conn/s"
+    );
+    let mut prev: Option<&load::SoakSample> = None;
+    for s in &r.samples {
+        let rate = prev
+            .map(|p| (s.connections - p.connections) as f64 / (s.t - p.t).max(1e-9))
+            .unwrap_or(0.0);
+        println!(
+            "{:>8.0}  {:>10.1}  {:>12}  {:>10}",
+            s.t,
+            s.rss_kib as f64 / 1024.0,
+            s.connections,
+            fmt_count(rate)
+        );
+        prev = Some(s);
+    }
+    let warm = opts.soak_warmup.clamp(0.0, 0.9) * opts.soak_secs;
+    let after: Vec<&load::SoakSample> = r.samples.iter().filter(|s| s.t >= warm).collect();
+    let third = after.len() / 3;
+    println!();
+    println!(
+        "connections made {} ({}/s), failed {}{}",
+        fmt_count(r.connections as f64),
+        fmt_count(r.connections as f64 / opts.soak_secs.max(1e-9)),
+        r.failures,
+        r.first_failure
+            .as_ref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "CPU, % of one core: server {:.0}, bench client {:.0}, everything else {:.0}",
+        r.usage.pct(r.usage.server_cpu),
+        r.usage.pct(r.usage.client_cpu),
+        r.usage.others_pct()
+    );
+    if third == 0 {
+        println!("verdict: too few samples after the warm-up for a verdict");
+    } else {
+        let mut first: Vec<u64> = after[..third].iter().map(|s| s.rss_kib).collect();
+        let mut last: Vec<u64> = after[after.len() - third..]
+            .iter()
+            .map(|s| s.rss_kib)
+            .collect();
+        let (m1, m3) = (load::median(&mut first), load::median(&mut last));
+        let growth = (m3 as f64 - m1 as f64) / (m1 as f64).max(1.0);
+        let conns_between = after[after.len() - third].connections as f64
+            - after[third.saturating_sub(1)].connections as f64;
+        let per_conn = (m3 as f64 - m1 as f64) * 1024.0 / conns_between.max(1.0);
+        println!(
+            "verdict: after the first {warm:.0} s, RSS median of the first third {} vs the last \
+             third {}: {:+.1}% ({:+.1} bytes per connection made in between) — {}",
+            mib(m1),
+            mib(m3),
+            100.0 * growth,
+            per_conn,
+            if growth <= 0.05 {
+                "FLAT (≤ 5%)"
+            } else {
+                "GROWING (> 5%)"
+            }
+        );
+    }
+    println!(
+        "RSS 2 s after the churn stopped: {}",
+        mib(r.rss_after_idle_kib)
+    );
+    println!();
+    print_logs("soak", &logs);
+    Ok(())
+}
+
+async fn run_hostile(opts: &Opts, server_opts: &ServerOpts) -> anyhow::Result<()> {
+    let server_opts = ServerOpts {
+        extra_config: plugin_table(opts, "hostile", r#"["kv"]"#)?,
+        commands_rate: (opts.command_rate > 0.0).then_some(opts.command_rate),
+        ..server_opts.clone()
+    };
+    let server = Server::start(&server_opts).await?;
+    let params = load::HostileParams {
+        normal_clients: opts.normal_clients,
+        normal_sessions: opts.normal_sessions,
+        normal_rate: opts.normal_rate,
+        per_kind: opts.per_kind.max(1),
+        phase: Duration::from_secs_f64(opts.phase_secs),
+        each_kind: opts.each_kind,
+        batch: opts.connect_batch,
+    };
+    let phases = load::hostile(&server, &params).await?;
+    let alive = server.rss_kib().is_ok();
+    let logs = server.stop();
+    println!();
+    println!(
+        "slashd hostile gallery — {} cores, {} — database: {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cpu_model(),
+        db_label(opts)
+    );
+    println!(
+        "{} normal clients in {} sessions, each {} frames/s alternating a post (→ ack) and \
+         /help (→ reply); {} client(s) per hostile command, each sending it again as soon as \
+         it is answered (50 ms after a rate_limited); {:.0} s per phase; per-user command rate {}; ×quiet is p99 over the p99 \
+         of both quiet phases' samples pooled",
+        opts.normal_clients,
+        opts.normal_sessions,
+        opts.normal_rate,
+        opts.per_kind,
+        opts.phase_secs,
+        if opts.command_rate > 0.0 {
+            format!("{}/s, burst {}", opts.command_rate, 2.0 * opts.command_rate)
+        } else {
+            "lifted".into()
+        }
+    );
+    for (cmd, what) in load::HOSTILE {
+        println!("    {cmd:<14} {what}");
+    }
+    println!();
+    // The baseline pools the samples of both quiet phases (before and after the hostile
+    // ones), so one lucky or unlucky quiet phase does not set the ratios.
+    let pooled = |f: fn(&load::ClientStats) -> &Vec<u64>| {
+        stats::summarize(
+            phases
+                .iter()
+                .filter(|p| p.label.starts_with("quiet"))
+                .flat_map(|p| f(&p.normal).iter().copied())
+                .collect(),
+        )
+    };
+    let (qa, qc) = (pooled(|s| &s.ack_ns), pooled(|s| &s.command_ns));
+    let ratio = |v: Option<Summary>, q: Option<Summary>| match (v, q) {
+        (Some(v), Some(q)) if q.p99 > 0.0 => format!("{:.2}", v.p99 / q.p99),
+        _ => "—".into(),
+    };
+    println!(
+        "{:<22} {:>10} {:>10} {:>7}  {:>10} {:>10} {:>7}  {:>6} {:>6}  {:>9}  refusals",
+        "phase",
+        "ack p50",
+        "ack p99",
+        "×quiet",
+        "/help p50",
+        "/help p99",
+        "×quiet",
+        "srvCPU",
+        "other",
+        "RSS peak"
+    );
+    println!(
+        "{:<22} {:>10} {:>10} {:>7}  {:>10} {:>10}",
+        "quiet, both pooled",
+        qa.map(|s| fmt_us(s.p50)).unwrap_or_default(),
+        qa.map(|s| fmt_us(s.p99)).unwrap_or_default(),
+        "1.00",
+        qc.map(|s| fmt_us(s.p50)).unwrap_or_default(),
+        qc.map(|s| fmt_us(s.p99)).unwrap_or_default(),
+    );
+    for p in &phases {
+        println!(
+            "{:<22} {:>10} {:>10} {:>7}  {:>10} {:>10} {:>7}  {:>5.0}% {:>5.0}%  {:>9}  {}",
+            p.label,
+            p.ack.map(|s| fmt_us(s.p50)).unwrap_or_default(),
+            p.ack.map(|s| fmt_us(s.p99)).unwrap_or_default(),
+            ratio(p.ack, qa),
+            p.command.map(|s| fmt_us(s.p50)).unwrap_or_default(),
+            p.command.map(|s| fmt_us(s.p99)).unwrap_or_default(),
+            ratio(p.command, qc),
+            p.usage.pct(p.usage.server_cpu),
+            p.usage.others_pct(),
+            mib(p.usage.rss_peak_kib),
+            p.normal.errors_text()
+        );
+    }
+    println!();
+    for p in &phases {
+        if p.hostile.is_empty() {
+            continue;
+        }
+        let outcomes: Vec<String> = p
+            .hostile
+            .iter()
+            .map(|(cmd, counts)| {
+                let c: Vec<String> = counts.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+                format!("{cmd}: {}", c.join(", "))
+            })
+            .collect();
+        println!("{} — hostile answers: {}", p.label, outcomes.join("; "));
+        println!(
+            "    normal: {} posts acked of {}, {} /help replies of {}, broken connections {}; \
+             /healthz after: {}",
+            p.normal.posts_acked,
+            p.normal.posts_sent,
+            p.normal.command_replies,
+            p.normal.commands_sent,
+            p.normal.broken,
+            if p.healthy { "200" } else { "FAILED" }
+        );
+    }
+    println!();
+    println!(
+        "server alive at the end: {}",
+        if alive { "yes" } else { "NO" }
+    );
+    print_logs("hostile", &logs);
+    Ok(())
+}
+
+async fn run_durability(opts: &Opts, server_opts: &ServerOpts) -> anyhow::Result<()> {
+    let postgres = opts
+        .database_url
+        .clone()
+        .filter(|u| u.starts_with("postgres"));
+    if opts.database_url.is_some() && postgres.is_none() {
+        anyhow::bail!("durability: --database-url must be postgres://… (SQLite is the default)");
+    }
+    let params = durability::DurabilityParams {
+        postgres,
+        clients: opts.dur_clients,
+        sessions: opts.dur_sessions,
+        window: opts.dur_window,
+        kills: opts.kills,
+        cycle: Duration::from_secs_f64(opts.cycle_secs),
+        keep_database: opts.keep_database,
+        self_test: opts.self_test,
+    };
+    let started = std::time::Instant::now();
+    let r = durability::run(server_opts, &params).await?;
+    println!();
+    println!(
+        "durability — {}: {} clients × {} in flight over {} sessions; {} × kill -9 + restart \
+         (restarts took {} ms), {:.1} s in all",
+        r.backend,
+        opts.dur_clients,
+        opts.dur_window,
+        r.sessions,
+        r.kills,
+        r.restart_ms
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  sent {}, acked {}, refused {}, unanswered when the server died {} (may or may not \
+         be stored)",
+        r.sent, r.acked, r.refused, r.unanswered
+    );
+    println!(
+        "  database ({}): {} messages in our sessions",
+        r.database, r.rows
+    );
+    if r.violations.is_empty() {
+        println!(
+            "  PASS: all {} acked messages are stored with their seq and content; seqs \
+             unique and gap-free in every session",
+            r.acked
+        );
+    } else {
+        for v in &r.violations {
+            println!("  {v}");
+        }
+    }
+    print_logs("durability", &r.logs);
+    durability::verdict(&r)
+}
+
+fn db_label(opts: &Opts) -> &'static str {
+    opts.database_url
+        .as_deref()
+        .map(|u| {
+            if u.starts_with("postgres") {
+                "PostgreSQL"
+            } else {
+                "custom"
+            }
+        })
+        .unwrap_or("SQLite")
 }

@@ -23,6 +23,10 @@ pub struct ServerOpts {
     pub database_url: Option<String>,
     /// Cluster mode: every node gets the same JWT secret and Redis namespace.
     pub cluster: Option<ClusterOpts>,
+    /// TOML appended to the generated config (e.g. `[plugins.NAME]` tables).
+    pub extra_config: String,
+    /// `[commands] rate_per_sec` (the burst is twice it); None: effectively unlimited.
+    pub commands_rate: Option<f64>,
 }
 
 #[derive(Clone)]
@@ -83,36 +87,18 @@ impl Server {
                 uuid::Uuid::new_v4().simple()
             ),
         };
-        let mut config = render_config(dir.path(), &db_url, &secret);
+        let mut config = render_config(dir.path(), &db_url, &secret, opts.commands_rate);
         if let Some(c) = &opts.cluster {
             config.push_str(&format!(
                 "\n[cluster]\nredis_url = {:?}\nnamespace = {:?}\n",
                 c.redis_url, c.namespace
             ));
         }
+        config.push_str(&opts.extra_config);
         let config_path = dir.path().join("slashd.toml");
         std::fs::write(&config_path, config)?;
 
-        let mut child = Command::new(&bin)
-            .args(["--log-format", "json", "--config"])
-            .arg(&config_path)
-            .arg("serve")
-            .current_dir(dir.path())
-            .env("SLASHD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SLASHD_LOG", "info,tower_http=warn,sqlx=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("spawn {}", bin.display()))?;
-        let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(LogReport::default()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let log = log.clone();
-            // Drain stderr for the server's whole life, so it never blocks on a full pipe.
-            std::thread::spawn(move || drain_log(stderr, tx, log));
-        }
         let mut server = Server {
             addr: String::new(),
             ws_url: String::new(),
@@ -120,19 +106,77 @@ impl Server {
             tag: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
             config_path,
             bin,
-            child: Some(child),
+            child: None,
             log,
             dir,
         };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// Start `slashd serve` on this server's config and wait for its "listening" line.
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let mut child = Command::new(&self.bin)
+            .args(["--log-format", "json", "--config"])
+            .arg(&self.config_path)
+            .arg("serve")
+            .current_dir(self.dir.path())
+            .env("SLASHD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SLASHD_LOG", "info,tower_http=warn,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawn {}", self.bin.display()))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| anyhow!("the server's stderr was not piped"))?;
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = self.log.clone();
+            // Drain stderr for the server's whole life, so it never blocks on a full pipe.
+            std::thread::spawn(move || drain_log(stderr, tx, log));
+        }
+        self.child = Some(child);
         let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
             .await?
             .map_err(|_| {
-                let lines = server.log.lock().unwrap().lines.join("\n");
+                let lines = self
+                    .log
+                    .lock()
+                    .map(|l| l.lines.join("\n"))
+                    .unwrap_or_default();
                 anyhow!("slashd did not report a listening address within 60 s\n{lines}")
             })?;
-        server.addr = addr.clone();
-        server.ws_url = format!("ws://{addr}/ws");
-        Ok(server)
+        self.ws_url = format!("ws://{addr}/ws");
+        self.addr = addr;
+        Ok(())
+    }
+
+    /// `kill -9` the server and reap it; the data directory and database stay.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("the server is not running"))?;
+        child.kill().context("kill -9 the server")?;
+        child.wait().context("reap the killed server")?;
+        Ok(())
+    }
+
+    /// Start the server again on the same config, data directory and database (after
+    /// [`Server::kill9`]); it listens on a new port.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("the server is still running");
+        }
+        self.spawn().await
+    }
+
+    /// The SQLite database file when the server runs on its default database.
+    pub fn sqlite_url(&self) -> String {
+        format!("sqlite://{}/slashd.db?mode=rw", self.dir.path().display())
     }
 
     pub fn pid(&self) -> u32 {
@@ -387,7 +431,11 @@ pub fn cpu_secs(pid: Option<u32>) -> f64 {
 }
 
 /// The server config: real defaults, except the limits a benchmark must not trip over.
-fn render_config(dir: &Path, db_url: &str, secret: &str) -> String {
+fn render_config(dir: &Path, db_url: &str, secret: &str, commands_rate: Option<f64>) -> String {
+    let (command_rate, command_burst) = match commands_rate {
+        Some(rate) => (rate, (2.0 * rate).max(1.0)),
+        None => (1_000_000.0, 1_000_000.0),
+    };
     format!(
         r#"[server]
 listen = "127.0.0.1:0"
@@ -409,9 +457,10 @@ flood_strikes = 1000000.0
 max_connections_per_user = 20000
 
 [commands]
-# The /help round trip runs thousands of commands from one user.
-rate_per_sec = 1000000.0
-rate_burst = 1000000.0
+# The /help round trip runs thousands of commands from one user (unless a scenario asks
+# for a real per-user rate).
+rate_per_sec = {command_rate:?}
+rate_burst = {command_burst:?}
 "#,
         data_dir = dir.join("data").display().to_string(),
     )

@@ -95,6 +95,26 @@ pub fn bench_marker(text: &str) -> Option<(usize, u64)> {
     Some((index, sent))
 }
 
+/// The string value of the first `"key":"…"` in a frame (no unescaping: for ids and
+/// codes the server writes, which never need escapes).
+pub fn str_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!(r#""{key}":""#);
+    let at = text.find(&pat)? + pat.len();
+    let rest = &text[at..];
+    Some(&rest[..rest.find('"')?])
+}
+
+/// The integer value of the first `"key":123` in a frame.
+pub fn int_field(text: &str, key: &str) -> Option<i64> {
+    let pat = format!(r#""{key}":"#);
+    let at = text.find(&pat)? + pat.len();
+    let rest = &text[at..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +129,10 @@ mod tests {
             bench_marker(r#"{"type":"message","content":"b end"}"#),
             None
         );
+        let ack = r#"{"type":"ack","id":"m12","message_id":"abc","seq":41}"#;
+        assert_eq!(str_field(ack, "id"), Some("m12"));
+        assert_eq!(str_field(ack, "message_id"), Some("abc"));
+        assert_eq!(int_field(ack, "seq"), Some(41));
+        assert_eq!(int_field(ack, "nope"), None);
     }
 }
