@@ -428,6 +428,41 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
 }
 
+/// One open-loop client task per connection; client `i` posts in `sessions[i]`.
+fn spawn_clients(
+    conns: Vec<Ws>,
+    sessions: &[String],
+    rate: f64,
+    command_every: u64,
+    commands: &Arc<Vec<String>>,
+    clock: Clock,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<ClientStats>> {
+    let n = conns.len();
+    conns
+        .into_iter()
+        .zip(sessions)
+        .enumerate()
+        .map(|(i, (ws, session))| {
+            let plan = ClientPlan {
+                session: session.clone(),
+                rate,
+                command_every,
+                offset: i as u64,
+                commands: commands.clone(),
+                phase: phase_of(i, n),
+            };
+            tokio::spawn(run_client(
+                ws,
+                plan,
+                clock,
+                stop.clone(),
+                Duration::from_secs(3),
+            ))
+        })
+        .collect()
+}
+
 fn phase_of(i: usize, n: usize) -> f64 {
     // Spread evenly, in an order that does not line up with sessions.
     ((i * 7919) % n.max(1)) as f64 / n.max(1) as f64
@@ -484,28 +519,15 @@ pub async fn load(server: &Server, p: &LoadParams) -> anyhow::Result<LoadResult>
         base,
         measure_from_ns: p.warmup.as_nanos() as u64,
     };
-    let n = conns.len();
-    let handles: Vec<_> = conns
-        .into_iter()
-        .enumerate()
-        .map(|(i, ws)| {
-            let plan = ClientPlan {
-                session: sessions[i].clone(),
-                rate: p.rate,
-                command_every: p.command_every,
-                offset: i as u64,
-                commands: commands.clone(),
-                phase: phase_of(i, n),
-            };
-            tokio::spawn(run_client(
-                ws,
-                plan,
-                clock,
-                stop_rx.clone(),
-                Duration::from_secs(3),
-            ))
-        })
-        .collect();
+    let handles = spawn_clients(
+        conns,
+        &sessions,
+        p.rate,
+        p.command_every,
+        &commands,
+        clock,
+        &stop_rx,
+    );
     crate::progress(&format!(
         "load: running {:.0} s ({:.0} s warm-up)",
         p.duration.as_secs_f64(),
@@ -810,29 +832,16 @@ pub async fn hostile(server: &Server, p: &HostileParams) -> anyhow::Result<Vec<P
             measure_from_ns: 0,
         };
         let commands = Arc::new(vec!["/help".to_string()]);
-        let n = conns.len();
         let meter = UsageMeter::start(server);
-        let handles: Vec<_> = conns
-            .into_iter()
-            .enumerate()
-            .map(|(i, ws)| {
-                let plan = ClientPlan {
-                    session: sessions[i].clone(),
-                    rate: p.normal_rate,
-                    command_every: 2,
-                    offset: i as u64,
-                    commands: commands.clone(),
-                    phase: phase_of(i, n),
-                };
-                tokio::spawn(run_client(
-                    ws,
-                    plan,
-                    clock,
-                    stop_rx.clone(),
-                    Duration::from_secs(3),
-                ))
-            })
-            .collect();
+        let handles = spawn_clients(
+            conns,
+            &sessions,
+            p.normal_rate,
+            2,
+            &commands,
+            clock,
+            &stop_rx,
+        );
         tokio::time::sleep(p.phase).await;
         let usage = meter.finish();
         let _ = stop_tx.send(true);
