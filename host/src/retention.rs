@@ -1,6 +1,6 @@
-//! Session retention: active sessions idle past `sessions.idle_retention` are ended (their
-//! participants are told), and ended sessions older than that are deleted with their
-//! messages.
+//! Retention: active sessions idle past `sessions.idle_retention` are ended (their
+//! participants are told), ended sessions older than that are deleted with their
+//! messages, and audit rows older than `commands.audit_retention` are deleted.
 
 use crate::app::AppState;
 use crate::chat;
@@ -36,8 +36,19 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
         chat::announce_ended(&state.hub, id);
     }
     let deleted = state.store.delete_ended_sessions(cutoff).await?;
-    if !ended.is_empty() || deleted > 0 {
-        tracing::info!(ended = ended.len(), deleted, "retention sweep");
+    let audit_retention =
+        i64::try_from(state.config.commands.audit_retention.as_millis()).unwrap_or(i64::MAX);
+    let audit_deleted = state
+        .store
+        .delete_audit_before(now_ms().saturating_sub(audit_retention))
+        .await?;
+    if !ended.is_empty() || deleted > 0 || audit_deleted > 0 {
+        tracing::info!(
+            ended = ended.len(),
+            deleted,
+            audit_deleted,
+            "retention sweep"
+        );
     }
     Ok(())
 }

@@ -17,7 +17,6 @@ pub use services::ServerServices;
 
 use std::time::Instant;
 
-use dashmap::DashMap;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -26,10 +25,10 @@ use crate::auth::{log_refusal, Principal, Refused};
 use crate::chat;
 use crate::config::CommandsConfig;
 use crate::error::AppError;
+use crate::limits::KeyedBuckets;
 use crate::plugins::{may_run, CallContext, CallError, CallInput, PluginReply, Route};
 use crate::realtime::connection::send_error;
 use crate::realtime::frames::FrameId;
-use crate::realtime::limits::TokenBucket;
 use crate::realtime::outbound::Outbound;
 use crate::store::{AuditEntry, MessageRole, NewMessage};
 use crate::time_fmt::{now_ms, rfc3339};
@@ -48,17 +47,19 @@ impl Approved {
 }
 
 /// Per-user command rate limits.
-#[derive(Default)]
 pub struct CommandLimiter {
-    buckets: DashMap<String, TokenBucket>,
+    buckets: KeyedBuckets,
 }
 
 impl CommandLimiter {
-    fn allow(&self, user_id: &str, config: &CommandsConfig) -> bool {
-        self.buckets
-            .entry(user_id.to_string())
-            .or_insert_with(|| TokenBucket::new(config.rate_burst, config.rate_per_sec))
-            .try_take()
+    pub fn new(config: &CommandsConfig) -> Self {
+        CommandLimiter {
+            buckets: KeyedBuckets::new(config.rate_burst, config.rate_per_sec),
+        }
+    }
+
+    fn allow(&self, user_id: &str) -> bool {
+        self.buckets.try_take(user_id).is_ok()
     }
 }
 
@@ -74,6 +75,14 @@ pub async fn approve(
     let Some((name, raw_args)) = parse::split_command(content) else {
         return Err(AppError::BadRequest("not a command".into()));
     };
+    // The rate comes first, before any lookup or write: a flood of commands — known or not —
+    // costs one token-bucket check each and leaves no audit rows (only the metric).
+    if !state.command_limits.allow(&caller.id) {
+        state.metrics.command_refused("rate_limited");
+        return Err(AppError::RateLimited("too many commands; slow down".into()));
+    }
+    // What the log and the audit keep of a name nobody registered: a bounded prefix.
+    let name = cut(&name, MAX_LOGGED_NAME_CHARS);
     match check(state, caller, &name, raw_args) {
         Ok(approved) => Ok(approved),
         Err((outcome, err)) => {
@@ -142,15 +151,6 @@ fn check(
             AppError::Usage(format!("unbalanced quotes; usage: {}", route.command.usage)),
         ));
     };
-    if !state
-        .command_limits
-        .allow(&caller.id, &state.config.commands)
-    {
-        return Err((
-            "rate_limited",
-            AppError::RateLimited("too many commands; slow down".into()),
-        ));
-    }
     Ok(Approved {
         route: route.clone(),
         args,
@@ -370,6 +370,20 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// Most characters of a command name kept in the audit log, the log line and the answer.
+/// Registered names are far shorter; only an unknown name is ever cut.
+const MAX_LOGGED_NAME_CHARS: usize = 64;
+
+/// `text`, cut to at most `max` characters, the last of them `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// The closest visible name, if it is close enough to be a typo.
 fn did_you_mean<'a>(typed: &str, names: &[&'a str]) -> Option<&'a str> {
     names
@@ -387,6 +401,17 @@ pub fn visible(state: &AppState, caller: &Principal) -> Vec<crate::plugins::Comm
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_names_are_cut() {
+        assert_eq!(super::cut("help", 64), "help");
+        assert_eq!(super::cut(&"x".repeat(64), 64), "x".repeat(64));
+        assert_eq!(
+            super::cut(&"x".repeat(65), 64),
+            format!("{}…", "x".repeat(63))
+        );
+        assert_eq!(super::cut("éééé", 3), "éé…");
+    }
+
     #[test]
     fn suggests_close_names_only() {
         let names = ["help", "status", "sessions"];

@@ -2,38 +2,7 @@
 //! "strikes" that refused frames drain. A client that merely bursts gets `rate_limited`
 //! answers; one that keeps flooding runs out of strikes and is disconnected.
 
-use std::time::Instant;
-
-pub struct TokenBucket {
-    capacity: f64,
-    per_sec: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    pub fn new(capacity: f64, per_sec: f64) -> Self {
-        TokenBucket {
-            capacity,
-            per_sec,
-            tokens: capacity,
-            last: Instant::now(),
-        }
-    }
-
-    pub fn try_take(&mut self) -> bool {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
+pub use crate::limits::TokenBucket;
 
 pub enum Verdict {
     Allow,

@@ -39,6 +39,17 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Retention: delete the rows written before `cutoff` (Unix ms); returns how many.
+    pub async fn delete_audit_before(&self, cutoff: i64) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM command_audit WHERE at < $1")
+            .bind(cutoff)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
 /// One audit row as the admin API shows it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
