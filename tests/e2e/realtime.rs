@@ -174,6 +174,14 @@ async fn post(ws: &mut Ws, session: &str, content: &str) -> Value {
     message
 }
 
+/// Leave a joined session (in a quiet session: the next frame is the answer).
+async fn leave(ws: &mut Ws, session: &str) {
+    let left = ws
+        .request(json!({"type": "leave", "session_id": session}))
+        .await;
+    assert_eq!(left, json!({"type": "left", "session_id": session}));
+}
+
 fn presence(session: &str, user: &User, state: &str) -> Value {
     json!({"type": "presence", "session_id": session, "user_id": user.id, "state": state})
 }
@@ -706,6 +714,8 @@ async fn reconnect_with_since_seq_gets_exactly_the_missed(backend: Backend) {
     let mut all = seen.clone();
     all.extend(missed.iter().cloned());
     all.push(live.clone());
+    // (A join of a session the connection is in recovers nothing — it has seen it all —
+    // so each case leaves first.)
     let mut tab = server.ws(&member).await;
     for (since, expected) in [
         (0, all.clone()),
@@ -720,6 +730,7 @@ async fn reconnect_with_since_seq_gets_exactly_the_missed(backend: Backend) {
         assert_eq!(joined["last_seq"], 8);
         assert_eq!(joined["missed"], json!(expected), "since_seq {since}");
         assert_eq!(joined["has_more"], false);
+        leave(&mut tab, &sid).await;
     }
     let joined = tab.join(&sid).await;
     assert_eq!(joined["missed"], json!([]), "no since_seq, no backlog");
@@ -766,6 +777,7 @@ async fn recovery_is_capped_and_says_so(backend: Backend) {
             "since_seq {since}"
         );
         assert_eq!(joined["has_more"], has_more, "since_seq {since}");
+        leave(&mut m, &sid).await;
     }
     // The rest after a capped recovery, as the client is told to fetch it.
     let (status, page) = server

@@ -12,8 +12,8 @@ use futures_util::StreamExt;
 use tokio::time::{interval_at, sleep, sleep_until, MissedTickBehavior};
 
 use super::frames::{self, ClientFrame, FrameId, PresenceState, ServerFrame, UserInfo};
-use super::hub::ConnHandle;
-use super::limits::{RateLimiter, Verdict};
+use super::hub::{ConnHandle, Standing};
+use super::limits::{RateLimiter, TokenBucket, Verdict};
 use super::outbound::{close, spawn_writer, Outbound, Outgoing};
 use crate::app::AppState;
 use crate::assistant;
@@ -32,6 +32,7 @@ pub async fn run(
     let (out, writer) = spawn_writer(
         sink,
         state.config.realtime.outbound_queue,
+        state.config.realtime.outbound_queue_bytes,
         state.metrics.clone(),
     );
 
@@ -58,10 +59,15 @@ pub async fn run(
     };
 
     let conn_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    let (standing, standing_rx) = tokio::sync::watch::channel(Standing {
+        role: principal.role,
+        disabled: false,
+    });
     let handle = ConnHandle {
         conn_id: conn_id.clone(),
         user_id: principal.id.as_str().into(),
         out: out.clone(),
+        standing: Arc::new(standing),
     };
     if !state.hub.register(
         handle.clone(),
@@ -77,30 +83,36 @@ pub async fn run(
         let _ = writer.await;
         return;
     }
-    tracing::debug!(conn = %conn_id, user = %principal.name, "connection ready");
-    out.push(
-        ServerFrame::Ready {
-            id: &auth_id,
-            connection_id: &conn_id,
-            user: UserInfo::from(&principal),
-        }
-        .to_text(),
-    );
-
+    // From here on the connection is registered; `Connection`'s `Drop` releases it on every
+    // exit path, a panic included.
     let limits = &state.config.realtime;
     let mut conn = Connection {
         limiter: RateLimiter::new(limits.rate_per_sec, limits.rate_burst, limits.flood_strikes),
+        recovery: TokenBucket::new(
+            4.0 * limits.recovery_max_bytes as f64,
+            limits.recovery_bytes_per_sec as f64,
+        ),
         state: state.clone(),
         principal,
         handle,
         joined: HashSet::new(),
         connected_at: crate::time_fmt::now_ms(),
+        standing: standing_rx,
     };
+    tracing::debug!(
+        conn = &*conn_id,
+        user = conn.principal.name.as_str(),
+        "connection ready"
+    );
+    out.push(
+        ServerFrame::Ready {
+            id: &auth_id,
+            connection_id: &conn_id,
+            user: UserInfo::from(&conn.principal),
+        }
+        .to_text(),
+    );
     conn.read_loop(&mut stream).await;
-    conn.leave_all();
-    state
-        .hub
-        .unregister(&conn.handle.conn_id, &conn.handle.user_id);
     drop(conn);
     drop(out);
     let _ = writer.await;
@@ -156,8 +168,12 @@ struct Connection {
     /// Sessions this connection joined (a session that ends is pruned lazily).
     joined: HashSet<String>,
     limiter: RateLimiter,
+    /// Bytes of `joined.missed` this connection may still be sent (see `join`).
+    recovery: TokenBucket,
     /// Unix milliseconds.
     connected_at: i64,
+    /// The account's role and status, updated while the socket is open.
+    standing: tokio::sync::watch::Receiver<Standing>,
 }
 
 /// Why the read loop stopped, and how to close.
@@ -186,6 +202,19 @@ impl Connection {
             let msg = tokio::select! {
                 _ = shutdown.cancelled() => break Exit::Close(close::GOING_AWAY, "server shutting down"),
                 _ = self.handle.out.overflowed() => break Exit::Gone,
+                Ok(()) = self.standing.changed() => {
+                    let standing = *self.standing.borrow_and_update();
+                    if standing.disabled {
+                        log_refusal(Refused::Token, "ws", Some(&self.principal.name), "user was disabled");
+                        send_error(self.out(), &None, &AppError::Unauthorized(crate::auth::SUBJECT_REFUSED.into()));
+                        break Exit::Close(close::UNAUTHORIZED, "account disabled");
+                    }
+                    if standing.role != self.principal.role {
+                        tracing::info!(user = self.principal.name.as_str(), from = self.principal.role.as_str(), to = standing.role.as_str(), "role changed on an open connection");
+                        self.principal.role = standing.role;
+                    }
+                    continue;
+                }
                 _ = sleep_until(expiry) => {
                     log_refusal(Refused::Token, "ws", Some(&self.principal.name), "token expired");
                     send_error(self.out(), &None, &AppError::Unauthorized("token expired".into()));
@@ -206,20 +235,26 @@ impl Connection {
                 Some(Ok(msg)) => msg,
                 Some(Err(err)) => break read_error_exit(&err),
             };
+            // Control frames count too: tungstenite answers every ping with a pong, so an
+            // uncounted ping flood would make the server write as fast as a client sends.
             let text = match msg {
                 Message::Text(text) => Some(text),
                 Message::Binary(_) => None,
-                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Ping(_) | Message::Pong(_) => {
+                    if let Verdict::Disconnect = self.limiter.check() {
+                        break Exit::Close(close::POLICY, "flooding");
+                    }
+                    continue;
+                }
                 Message::Close(_) => break Exit::Gone,
             };
             match self.limiter.check() {
                 Verdict::Allow => {}
                 Verdict::Refuse => {
-                    send_error(
-                        self.out(),
-                        &None,
-                        &AppError::RateLimited("slow down".into()),
-                    );
+                    // The id is read without decoding the frame (a shallow scan), so the
+                    // client can tell which frame was refused.
+                    let id = text.as_deref().and_then(frames::peek_id);
+                    send_error(self.out(), &id, &AppError::RateLimited("slow down".into()));
                     continue;
                 }
                 Verdict::Disconnect => {
@@ -296,6 +331,23 @@ impl Connection {
         }
         self.joined
             .retain(|s| state.hub.is_member(s, &self.handle.conn_id));
+        if self.joined.contains(session_id) {
+            // Already joined: everything since the first join was delivered live, so the
+            // answer needs no history — a repeated join costs one session lookup.
+            let participants = self.participants(session_id).await;
+            self.out().push(
+                ServerFrame::Joined {
+                    id,
+                    session_id,
+                    participants,
+                    last_seq: session.last_seq,
+                    missed: &[],
+                    has_more: false,
+                }
+                .to_text(),
+            );
+            return Ok(());
+        }
         if !self.joined.contains(session_id)
             && self.joined.len() >= state.config.realtime.max_sessions_per_connection
         {
@@ -320,10 +372,7 @@ impl Connection {
                     .await?
                     .ok_or_else(AppError::not_found_session)?;
                 let (missed, has_more) = if since_seq < current.last_seq {
-                    state
-                        .store
-                        .messages_page(session_id, since_seq, cap, 0)
-                        .await?
+                    self.recover(session_id, since_seq, cap).await?
                 } else {
                     (Vec::new(), false)
                 };
@@ -340,22 +389,14 @@ impl Connection {
             self.joined.insert(session_id.to_string());
             state.metrics.session_joined();
             state.hub.note_last_seq(session_id, current.last_seq);
-            // In a cluster the user may already be present through another node, and the
-            // participants are everyone's, not just this node's.
-            let (present_elsewhere, participants) = match &state.cluster {
+            // In a cluster the user may already be present through another node.
+            let present_elsewhere = match &state.cluster {
                 Some(cluster) => {
-                    let elsewhere =
-                        joined.first_for_user && cluster.join(session_id, &self.principal.id).await;
-                    let mut everyone = cluster.participants(session_id).await.unwrap_or_default();
-                    for local in state.hub.participants(session_id) {
-                        if !everyone.contains(&local) {
-                            everyone.push(local);
-                        }
-                    }
-                    (elsewhere, everyone)
+                    joined.first_for_user && cluster.join(session_id, &self.principal.id).await
                 }
-                None => (false, state.hub.participants(session_id)),
+                None => false,
             };
+            let participants = self.participants(session_id).await;
             self.out().push(
                 ServerFrame::Joined {
                     id,
@@ -379,6 +420,49 @@ impl Connection {
             }
             return Ok(());
         }
+    }
+
+    /// The session's participants: in a cluster everyone's, not just this node's.
+    async fn participants(&self, session_id: &str) -> Vec<String> {
+        let local = self.state.hub.participants(session_id);
+        let Some(cluster) = &self.state.cluster else {
+            return local;
+        };
+        let mut everyone = cluster.participants(session_id).await.unwrap_or_default();
+        for user in local {
+            if !everyone.contains(&user) {
+                everyone.push(user);
+            }
+        }
+        everyone
+    }
+
+    /// The messages a join recovers, within the recovery budgets: one join's
+    /// `recovery_max_bytes`, this connection's bucket and the user's (all their connections
+    /// together). What is left out is paged over REST (`has_more`).
+    async fn recover(
+        &mut self,
+        session_id: &str,
+        since_seq: i64,
+        cap: i64,
+    ) -> Result<(Vec<crate::store::Message>, bool), AppError> {
+        let state = &self.state;
+        let user_budget = &state.recovery_budget;
+        let grant = (state.config.realtime.recovery_max_bytes as f64)
+            .min(self.recovery.available())
+            .min(user_budget.available(&self.principal.id));
+        if grant < 1.0 {
+            state.metrics.limit_hit("recovery_budget");
+            return Ok((Vec::new(), true));
+        }
+        let (missed, has_more) = state
+            .store
+            .messages_page(session_id, since_seq, cap, 0, grant as usize)
+            .await?;
+        let sent: usize = missed.iter().map(crate::store::Message::json_size).sum();
+        self.recovery.charge(sent as f64);
+        user_budget.charge(&self.principal.id, sent as f64);
+        Ok((missed, has_more))
     }
 
     fn leave(&mut self, id: &FrameId, session_id: &str) -> Result<(), AppError> {
@@ -520,6 +604,15 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.leave_all();
+        self.state
+            .hub
+            .unregister(&self.handle.conn_id, &self.handle.user_id);
+    }
+}
+
 fn announce_left(hub: &crate::realtime::hub::Hub, session_id: &str, user_id: &str) {
     let frame = ServerFrame::Presence {
         session_id,
@@ -561,11 +654,18 @@ fn read_error_exit(err: &axum::Error) -> Exit {
     }
 }
 
-/// When the token expires, as a tokio instant.
+/// Longest a connection is kept open on one token, whatever its `exp` says: far enough to
+/// never matter, near enough that instant arithmetic cannot overflow.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// When the token expires, as a tokio instant. `exp` is the token's claim: any `u64`.
 fn token_deadline(exp: u64) -> tokio::time::Instant {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    tokio::time::Instant::now() + Duration::from_secs(exp.saturating_sub(now))
+    let left = Duration::from_secs(exp.saturating_sub(now)).min(MAX_TOKEN_LIFETIME);
+    let now = tokio::time::Instant::now();
+    // Ten years always fit in an `Instant`; should they not, close rather than panic.
+    now.checked_add(left).unwrap_or(now)
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorCode};
-use crate::store::Message;
+use crate::store::{nul, Message};
 
 /// Longest accepted client frame `id` when it is a string.
 pub const MAX_ID_CHARS: usize = 128;
@@ -60,12 +60,28 @@ pub fn decode(text: &str) -> Result<(FrameId, ClientFrame), BadFrame> {
         return Err(bad(None, "frame must be a JSON object".into()));
     };
     let id = take_id(&mut map).map_err(|msg| bad(None, msg))?;
+    if nul::may_be_in_json_text(text.as_bytes()) && nul::in_json(&Value::Object(map.clone())) {
+        return Err(bad(id, nul::REFUSED.into()));
+    }
     if !matches!(map.get("type"), Some(Value::String(_))) {
         return Err(bad(id, "frame needs a string \"type\"".into()));
     }
     let frame = serde_json::from_value::<ClientFrame>(Value::Object(map))
         .map_err(|e| bad(id.clone(), format!("invalid frame: {e}")))?;
     Ok((id, frame))
+}
+
+/// The `id` of a frame, read without decoding the rest (every other field is skipped
+/// unparsed): what a refusal for rate echoes. `None` when there is none or it is invalid.
+pub fn peek_id(text: &str) -> FrameId {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        #[serde(default)]
+        id: Option<Value>,
+    }
+    let mut map = Map::new();
+    map.insert("id".into(), serde_json::from_str::<IdOnly>(text).ok()?.id?);
+    take_id(&mut map).ok().flatten()
 }
 
 fn take_id(map: &mut Map<String, Value>) -> Result<FrameId, String> {
@@ -195,6 +211,26 @@ mod tests {
         assert!(err.error.to_string().contains("extra"), "{}", err.error);
         assert!(decode(&format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(129))).is_err());
         assert!(decode(r#"{"type":"message","session_id":"s","content":5}"#).is_err());
+        let err = decode(r#"{"type":"message","id":3,"session_id":"s","content":"a\u0000"}"#)
+            .unwrap_err();
+        assert_eq!(
+            (err.id, err.error.to_string()),
+            (Some(Value::from(3)), nul::REFUSED.into())
+        );
+    }
+
+    #[test]
+    fn peeks_ids() {
+        let check = |text: &str, expected: FrameId| assert_eq!(peek_id(text), expected, "{text}");
+        check(
+            r#"{"type":"message","id":"m-1","content":"x"}"#,
+            Some(Value::from("m-1")),
+        );
+        check(r#"{"id":42,"type":"ping"}"#, Some(Value::from(42)));
+        check(r#"{"type":"ping"}"#, None);
+        check(r#"{"id":{"nested":1}}"#, None);
+        check("not json", None);
+        check(&format!(r#"{{"id":"{}"}}"#, "x".repeat(200)), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 
+use super::frames::{PresenceState, ServerFrame};
 use super::outbound::Outbound;
 
 pub type ConnId = Arc<str>;
@@ -102,6 +103,8 @@ pub struct RoomEvent {
 /// The cross-node transport behind the hub (Redis in a cluster).
 pub trait Fanout: Send + Sync {
     fn publish(&self, event: RoomEvent);
+    /// A user was removed from a session: every node's connections of theirs leave it.
+    fn expel(&self, session_id: &str, user_id: &str);
 }
 
 impl Room {
@@ -133,6 +136,16 @@ pub struct ConnHandle {
     pub conn_id: ConnId,
     pub user_id: Arc<str>,
     pub out: Outbound,
+    /// The user's role and status as the database now says; the connection task watches
+    /// it, so a demotion or a disable reaches an open socket (see `revocation.rs`).
+    pub standing: Arc<tokio::sync::watch::Sender<Standing>>,
+}
+
+/// What an open connection may do, as of the last account change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub role: crate::auth::Role,
+    pub disabled: bool,
 }
 
 #[derive(Clone, Default)]
@@ -329,7 +342,7 @@ impl Hub {
                             continue;
                         }
                         Some(_) => {
-                            tracing::warn!(session = %session_id, "gave up waiting for a missing message; clients recover it with since_seq");
+                            tracing::warn!(session = session_id.as_str(), "gave up waiting for a missing message; clients recover it with since_seq");
                             for text in sequencer.skip_gap() {
                                 hub.deliver_local(&session_id, text, None);
                             }
@@ -389,6 +402,69 @@ impl Hub {
         if let Some((_, room)) = self.inner.rooms.remove(session_id) {
             room.members().clear();
         }
+    }
+
+    /// Tell every open connection of `user_id` its account's current standing (each
+    /// connection acts only on a change).
+    pub fn update_standing(&self, user_id: &str, standing: Standing) {
+        if let Some(conns) = self.inner.users.get(user_id) {
+            for conn in conns.iter() {
+                conn.standing.send_if_modified(|current| {
+                    let changed = *current != standing;
+                    *current = standing;
+                    changed
+                });
+            }
+        }
+    }
+
+    /// `user_id` was removed from a session: their connections leave its room, here and —
+    /// through the fan-out seam — on every other node.
+    pub fn expel(&self, session_id: &str, user_id: &str) {
+        self.expel_local(session_id, user_id);
+        if let Some(fanout) = self.inner.fanout.get() {
+            fanout.expel(session_id, user_id);
+        }
+    }
+
+    /// [`Hub::expel`] on this node only: each of the user's connections in the room is
+    /// told `left`, and the others see the user leave.
+    pub fn expel_local(&self, session_id: &str, user_id: &str) {
+        let gone = self.remove_user_from_room(session_id, user_id);
+        if gone.is_empty() {
+            return;
+        }
+        let left = ServerFrame::Left {
+            id: &None,
+            session_id,
+        }
+        .to_text();
+        for out in &gone {
+            out.push(left.clone());
+        }
+        let presence = ServerFrame::Presence {
+            session_id,
+            user_id,
+            state: PresenceState::Left,
+        };
+        self.deliver_local(session_id, presence.to_text(), Some(user_id));
+    }
+
+    fn remove_user_from_room(&self, session_id: &str, user_id: &str) -> Vec<Outbound> {
+        let Some(room) = self.existing_room(session_id) else {
+            return Vec::new();
+        };
+        let removed: Vec<Outbound> = {
+            let mut members = room.members();
+            let (gone, kept): (Vec<Member>, Vec<Member>) =
+                members.drain(..).partition(|m| *m.user_id == *user_id);
+            *members = kept;
+            gone.into_iter().map(|m| m.out).collect()
+        };
+        self.inner
+            .rooms
+            .remove_if(session_id, |_, r| Arc::ptr_eq(r, &room) && r.is_empty());
+        removed
     }
 
     /// Send a frame to every connection of one user.

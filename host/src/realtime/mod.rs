@@ -6,6 +6,7 @@ pub mod frames;
 pub mod hub;
 pub mod limits;
 pub mod outbound;
+pub mod revocation;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;

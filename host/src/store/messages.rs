@@ -3,6 +3,7 @@
 //! the write lock on SQLite), so concurrent posters — on one node or many — get gap-free,
 //! unique seqs.
 
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -54,6 +55,32 @@ pub struct Message {
     #[serde(serialize_with = "time_fmt::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+}
+
+impl Message {
+    /// About how many bytes this message takes as JSON: its content and metadata plus the
+    /// fixed fields. What page and recovery budgets count.
+    pub fn json_size(&self) -> usize {
+        const FIXED: usize = 200;
+        self.content.len() + metadata_size(&self.metadata) + FIXED
+    }
+}
+
+/// The serialized size of a metadata object, without serializing it.
+fn metadata_size(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::Number(_) => 24,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|v| metadata_size(v) + 1).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + metadata_size(v))
+                .sum::<usize>()
+        }
+    }
 }
 
 pub struct NewMessage<'a> {
@@ -146,30 +173,39 @@ impl Store {
         })
     }
 
-    /// Messages with `seq > after_seq`, oldest first; fetches `limit + 1` to tell whether
-    /// more follow.
+    /// Messages with `seq > after_seq`, oldest first, at most `limit` of them and about
+    /// `max_bytes` of content and metadata (but always one, so paging moves on); fetches
+    /// `limit + 1` to tell whether more follow.
     pub async fn messages_page(
         &self,
         session_id: &str,
         after_seq: i64,
         limit: i64,
         offset: i64,
+        max_bytes: usize,
     ) -> Result<(Vec<Message>, bool), sqlx::Error> {
         let sql = format!(
             "SELECT {COLUMNS} FROM messages WHERE session_id = $1 AND seq > $2 \
              ORDER BY seq LIMIT $3 OFFSET $4"
         );
-        let rows = sqlx::query(&sql)
+        // Streamed and stopped early: a page of large messages is never all in memory.
+        let mut rows = sqlx::query(&sql)
             .bind(session_id)
             .bind(after_seq)
-            .bind(limit + 1)
+            .bind(limit.saturating_add(1))
             .bind(offset)
-            .fetch_all(self.pool())
-            .await?;
-        let mut messages: Vec<Message> = rows.iter().map(from_row).collect::<Result<_, _>>()?;
-        let has_more = messages.len() as i64 > limit;
-        messages.truncate(limit as usize);
-        Ok((messages, has_more))
+            .fetch(self.pool());
+        let mut messages = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = rows.try_next().await? {
+            let message = from_row(&row)?;
+            bytes = bytes.saturating_add(message.json_size());
+            if messages.len() as i64 >= limit || (bytes > max_bytes && !messages.is_empty()) {
+                return Ok((messages, true));
+            }
+            messages.push(message);
+        }
+        Ok((messages, false))
     }
 
     /// The last `max` messages that make up the assistant's context, oldest first:

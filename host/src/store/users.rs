@@ -55,6 +55,22 @@ pub enum CreateUserError {
     Db(#[from] sqlx::Error),
 }
 
+/// User names: 1–64 characters of ASCII letters, digits, `.`, `_` and `-`. (They are shown
+/// to everyone and written to logs, so nothing else.)
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// User ids: our own are UUIDs; an identity provider's `sub` is any 1–255 printable
+/// characters without control characters.
+pub fn valid_user_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 255 && !id.chars().any(char::is_control)
+}
+
 impl Store {
     pub async fn create_user(
         &self,
@@ -137,6 +153,22 @@ impl Store {
             .fetch_one(self.pool())
             .await?
             .try_get("n")
+    }
+
+    /// Users whose row changed at or after `since` (Unix ms): id, role, status and when.
+    pub async fn users_changed_since(
+        &self,
+        since: i64,
+    ) -> Result<Vec<(String, Role, UserStatus, i64)>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS}, updated_at FROM users WHERE updated_at >= $1");
+        let rows = sqlx::query(&sql).bind(since).fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let user = from_row(row)?;
+                let updated_at: i64 = row.try_get("updated_at")?;
+                Ok((user.id, user.role, user.status, updated_at))
+            })
+            .collect()
     }
 
     /// Returns false when no user has that name.
