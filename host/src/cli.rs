@@ -378,12 +378,7 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
 
 /// 1–64 characters of letters, digits, `.`, `_` and `-`.
 fn valid_username(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !ok {
+    if !crate::store::valid_user_name(name) {
         bail!("user names are 1–64 characters of letters, digits, '.', '_' and '-'");
     }
     Ok(())

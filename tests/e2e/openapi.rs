@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{Backend, Server};
 
-/// DESIGN §4, then slashd's additions (`/admin/audit`, `/openapi.json`).
+/// DESIGN §4, then slashd's additions (`/admin/audit`, `/openapi.json`, removing a member).
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/auth/login"),
     ("post", "/chat/sessions"),
@@ -30,6 +30,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/admin/audit"),
     ("get", "/openapi.json"),
+    ("delete", "/chat/sessions/{id}/members/{user_id}"),
 ];
 
 fn documented(doc: &Value) -> BTreeSet<(String, String)> {
@@ -88,6 +89,7 @@ async fn the_document_lists_every_route_the_router_serves() {
     for (method, path) in &listed {
         let concrete = path
             .replace("{id}", &session)
+            .replace("{user_id}", &session)
             .replace("{name}", "no-such-plugin");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));

@@ -7,6 +7,7 @@
 
 pub mod password;
 mod role;
+pub mod throttle;
 pub mod token;
 
 pub use role::Role;
@@ -15,7 +16,7 @@ pub use token::{Issued, TokenKeys};
 use serde::Serialize;
 
 use crate::error::AppError;
-use crate::store::{Store, UserStatus};
+use crate::store::{CreateUserError, Store, UserStatus};
 
 /// An authenticated caller.
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +62,10 @@ impl Authenticator {
                 log_refusal(Refused::Token, transport, None, &reason);
                 Err(AppError::Unauthorized(reason))
             }
+            Err(Refusal::Subject(reason)) => {
+                log_refusal(Refused::Token, transport, None, &reason);
+                Err(AppError::Unauthorized(SUBJECT_REFUSED.into()))
+            }
             Err(Refusal::Internal(err)) => Err(err),
         }
     }
@@ -76,6 +81,11 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(Refusal::Client("token has an empty subject".into()));
         }
+        if !crate::store::valid_user_id(&claims.sub) {
+            return Err(Refusal::Client(
+                "token subject is not a valid user id".into(),
+            ));
+        }
         let claimed_role: Role = claims
             .role
             .as_deref()
@@ -90,10 +100,10 @@ impl Authenticator {
         {
             Some(user) => user,
             None if self.auto_provision => self.provision(&claims, claimed_role).await?,
-            None => return Err(Refusal::Client("token subject is not a known user".into())),
+            None => return Err(Refusal::Subject("token subject is not a known user".into())),
         };
         if user.status == UserStatus::Disabled {
-            return Err(Refusal::Client("user is disabled".into()));
+            return Err(Refusal::Subject("user is disabled".into()));
         }
         Ok(Principal {
             id: user.id,
@@ -111,16 +121,44 @@ impl Authenticator {
         role: Role,
     ) -> Result<crate::store::User, Refusal> {
         let name = claims.name.clone().unwrap_or_else(|| claims.sub.clone());
-        self.store
+        if !crate::store::valid_user_name(&name) || !crate::store::valid_user_id(&claims.sub) {
+            return Err(Refusal::Subject(
+                "cannot provision: the token's name or sub is not a valid user name or id".into(),
+            ));
+        }
+        match self
+            .store
             .create_user_with_id(&claims.sub, &name, role)
             .await
-            .map_err(Refusal::db)?;
-        tracing::info!(user = %name, role = %role, "user provisioned from token");
+        {
+            Ok(_) => {}
+            Err(CreateUserError::NameTaken(_)) => {
+                // Another node (or a concurrent request) may have provisioned this very
+                // subject a moment ago; only someone else's name is a refusal.
+                if let Some(user) = self
+                    .store
+                    .user_by_id(&claims.sub)
+                    .await
+                    .map_err(Refusal::db)?
+                {
+                    return Ok(user);
+                }
+                return Err(Refusal::Subject(
+                    "cannot provision: the token's name is taken by another user".into(),
+                ));
+            }
+            Err(CreateUserError::Db(e)) => return Err(Refusal::db(e)),
+        }
+        tracing::info!(
+            user = name.as_str(),
+            role = role.as_str(),
+            "user provisioned from token"
+        );
         self.store
             .user_by_id(&claims.sub)
             .await
             .map_err(Refusal::db)?
-            .ok_or_else(|| Refusal::Client("user could not be provisioned".into()))
+            .ok_or_else(|| Refusal::Subject("user could not be provisioned".into()))
     }
 }
 
@@ -151,8 +189,15 @@ pub fn log_refusal(what: Refused, transport: &'static str, user: Option<&str>, r
     );
 }
 
+/// What the client hears when a validly signed token names a subject we refuse (unknown,
+/// disabled, not provisionable): the log says which, the client learns nothing about users.
+pub const SUBJECT_REFUSED: &str = "token is not accepted";
+
 enum Refusal {
+    /// Something wrong with the token itself; the reason is safe to tell the client.
     Client(String),
+    /// A good token for a subject we refuse; the reason goes to the log only.
+    Subject(String),
     Internal(AppError),
 }
 

@@ -26,7 +26,16 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+/// RFC 7519 §4.1.3: `aud` is one string or an array of them. jsonwebtoken checks it against
+/// the configured audience; this type only has to read both shapes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 pub struct TokenKeys {
@@ -116,7 +125,7 @@ impl TokenKeys {
             exp,
             iat: now,
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience.clone().map(Audience::One),
         };
         let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key)
             .context("cannot sign token")?;

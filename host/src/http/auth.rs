@@ -1,6 +1,8 @@
 //! `POST /auth/login`: a token for a local user.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::Json as JsonResponse;
 use serde::{Deserialize, Serialize};
 
@@ -43,10 +45,12 @@ pub struct UserView {
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed request, or local login is off", body = ErrorBody),
         (status = 401, description = "Wrong username or password, or a disabled account", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address or for this user name, or too many logins waiting; see `Retry-After`", body = ErrorBody),
     )
 )]
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(req): Json<LoginRequest>,
 ) -> AppResult<JsonResponse<LoginResponse>> {
     let keys = state.auth.keys();
@@ -60,12 +64,24 @@ pub async fn login(
             "username or password is too long".into(),
         ));
     }
+    let _queued = state
+        .login_throttle
+        .admit(peer.ip(), &req.username)
+        .map_err(|throttled| {
+            state.metrics.limit_hit(throttled.limit);
+            log_refusal(Refused::Login, "rest", Some(&req.username), throttled.limit);
+            AppError::RetryLater {
+                message: "too many login attempts; retry later".into(),
+                retry_after: throttled.retry_after,
+            }
+        })?;
     let user = state.store.user_by_name(&req.username).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let verified = password::verify(req.password, hash).await;
     let user = match user {
         Some(user) if verified => user,
         _ => {
+            state.login_throttle.failed(&req.username);
             log_refusal(
                 Refused::Login,
                 "rest",
@@ -84,7 +100,7 @@ pub async fn login(
     let issued = keys
         .issue(&user.id, &user.name, user.role, None)
         .map_err(AppError::internal)?;
-    tracing::info!(user = %user.name, "login");
+    tracing::info!(user = user.name.as_str(), "login");
     Ok(JsonResponse(LoginResponse {
         token: issued.token,
         expires_at: rfc3339(issued.expires_at as i64 * 1000),

@@ -64,6 +64,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::messages))
         .routes(routes!(sessions::context))
         .routes(routes!(sessions::add_member))
+        .routes(routes!(sessions::remove_member))
         .routes(routes!(commands::list))
         .routes(routes!(admin::plugins))
         .routes(routes!(admin::reload))

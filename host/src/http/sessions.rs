@@ -119,6 +119,7 @@ pub struct MemberAdded {
         (status = 201, description = "Created", body = Session),
         (status = 400, description = "Invalid title or metadata", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 409, description = "The caller owns `sessions.max_owned_per_user` active sessions", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
     )
 )]
@@ -133,8 +134,14 @@ pub async fn create(
         valid_metadata(req.metadata, limits)?.unwrap_or_else(|| Value::Object(Default::default()));
     let session = state
         .store
-        .create_session(&caller.id, title, &metadata)
-        .await?;
+        .create_session(&caller.id, title, &metadata, limits.max_owned_per_user)
+        .await?
+        .ok_or_else(|| {
+            AppError::Conflict(format!(
+                "you own {} active sessions, the most allowed: end one first",
+                limits.max_owned_per_user
+            ))
+        })?;
     Ok((StatusCode::CREATED, JsonResponse(session)))
 }
 
@@ -290,7 +297,13 @@ pub async fn messages(
     let after_seq = non_negative("after_seq", params.after_seq.unwrap_or(0))?;
     let (messages, has_more) = state
         .store
-        .messages_page(&id, after_seq, limit, offset)
+        .messages_page(
+            &id,
+            after_seq,
+            limit,
+            offset,
+            state.config.sessions.max_page_bytes,
+        )
         .await?;
     Ok(JsonResponse(MessagePage { messages, has_more }))
 }
@@ -387,6 +400,46 @@ pub async fn add_member(
             },
         }),
     ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/chat/sessions/{id}/members/{user_id}",
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Session id (UUID)"),
+        ("user_id" = String, Path, description = "The member to remove"),
+    ),
+    responses(
+        (status = 204, description = "Removed; their open sockets left the session"),
+        (status = 400, description = "The owner cannot be removed", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A member removing someone else", body = ErrorBody),
+        (status = 404, description = "No such session, or the user is not a member", body = ErrorBody),
+    )
+)]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, user_id)): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    let (session, access) = chat::visible_session(&state, &caller.id, &id).await?;
+    if user_id == session.owner_id {
+        return Err(AppError::BadRequest(
+            "the owner cannot be removed from their session".into(),
+        ));
+    }
+    if access == Access::Member && user_id != caller.id {
+        return Err(AppError::Forbidden(
+            "only the session's owner may remove other members".into(),
+        ));
+    }
+    if !state.store.remove_member(&id, &user_id).await? {
+        return Err(AppError::NotFound("no such member".into()));
+    }
+    state.hub.expel(&id, &user_id);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The session if the caller owns it. Members may read but not change it (403); anyone

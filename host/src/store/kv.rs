@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::Store;
+use super::{Backend, Store};
 use crate::time_fmt::now_ms;
 
 /// Most keys `kv_keys` returns.
@@ -28,6 +28,10 @@ impl Store {
     }
 
     /// Insert or replace; a new key is refused once the plugin has `max_keys`.
+    ///
+    /// The quota check and the write are one statement, and on PostgreSQL one transaction
+    /// serialized per plugin by an advisory lock: concurrent first writes cannot each see
+    /// room for one more key and all insert (SQLite runs one writer at a time anyway).
     pub async fn kv_set(
         &self,
         plugin: &str,
@@ -35,27 +39,31 @@ impl Store {
         value: &[u8],
         max_keys: i64,
     ) -> Result<(), KvError> {
-        let exists = self.kv_get(plugin, key).await?.is_some();
-        if !exists {
-            let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM plugin_kv WHERE plugin = $1")
+        let mut tx = self.pool().begin().await?;
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('plugin_kv:' || $1)) IS NULL")
                 .bind(plugin)
-                .fetch_one(self.pool())
-                .await?
-                .try_get("n")?;
-            if count >= max_keys {
-                return Err(KvError::Quota(max_keys));
-            }
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query(
-            "INSERT INTO plugin_kv (plugin, key, value, updated_at) VALUES ($1, $2, $3, $4) \
+        // Updating an existing key is always allowed; a new one only below the quota.
+        let written = sqlx::query(
+            "INSERT INTO plugin_kv (plugin, key, value, updated_at) SELECT $1, $2, $3, $4 \
+             WHERE EXISTS (SELECT 1 FROM plugin_kv WHERE plugin = $1 AND key = $2) \
+                OR (SELECT COUNT(*) FROM plugin_kv WHERE plugin = $1) < $5 \
              ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         )
         .bind(plugin)
         .bind(key)
         .bind(value)
         .bind(now_ms())
-        .execute(self.pool())
+        .bind(max_keys)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        if written.rows_affected() == 0 {
+            return Err(KvError::Quota(max_keys));
+        }
         Ok(())
     }
 

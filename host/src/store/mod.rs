@@ -8,6 +8,7 @@
 mod audit;
 mod kv;
 mod messages;
+pub mod nul;
 mod sessions;
 mod stats;
 mod users;
@@ -21,7 +22,7 @@ pub mod messages_error {
     pub use super::messages::AppendError;
 }
 pub use sessions::{Access, Session, SessionPatch, SessionStatus};
-pub use users::{CreateUserError, User, UserStatus};
+pub use users::{valid_user_id, valid_user_name, CreateUserError, User, UserStatus};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -57,10 +58,14 @@ impl Store {
         } else {
             anyhow::bail!("database.url must start with sqlite:// or postgres://");
         };
-        if backend == Backend::Sqlite {
-            create_sqlite_parent_dir(url)?;
-        }
-        let options = AnyConnectOptions::from_str(url).context("invalid database.url")?;
+        let url = match backend {
+            Backend::Sqlite => {
+                create_sqlite_parent_dir(url)?;
+                sqlite_create_if_missing(url)
+            }
+            Backend::Postgres => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url).context("invalid database.url")?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -79,7 +84,7 @@ impl Store {
             })
             .connect_with(options)
             .await
-            .with_context(|| format!("cannot connect to the database ({})", redact(url)))?;
+            .with_context(|| format!("cannot connect to the database ({})", redact(&url)))?;
         Ok(Store { pool, backend })
     }
 
@@ -131,6 +136,19 @@ fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A SQLite URL that creates its file when missing (sqlx only does with `mode=rwc`), unless
+/// it names a mode of its own (`mode=ro`, `mode=rw`).
+fn sqlite_create_if_missing(url: &str) -> String {
+    let has_mode = url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|kv| kv.starts_with("mode=")));
+    match (has_mode, url.contains('?')) {
+        (true, _) => url.to_string(),
+        (false, true) => format!("{url}&mode=rwc"),
+        (false, false) => format!("{url}?mode=rwc"),
+    }
+}
+
 /// A database URL without its password, for logs and errors.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -157,6 +175,23 @@ pub fn new_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sqlite_files_are_created_unless_a_mode_is_named() {
+        let check = |url: &str, expected: &str| {
+            assert_eq!(super::sqlite_create_if_missing(url), expected, "{url}")
+        };
+        check("sqlite:///srv/chat.db", "sqlite:///srv/chat.db?mode=rwc");
+        check(
+            "sqlite://data/x.db?cache=shared",
+            "sqlite://data/x.db?cache=shared&mode=rwc",
+        );
+        check("sqlite://data/x.db?mode=ro", "sqlite://data/x.db?mode=ro");
+        check(
+            "sqlite://x.db?cache=shared&mode=rw",
+            "sqlite://x.db?cache=shared&mode=rw",
+        );
+    }
+
     #[test]
     fn redacts_passwords() {
         assert_eq!(

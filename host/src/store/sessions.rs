@@ -96,27 +96,35 @@ const VISIBLE_TO: &str = "id IN (SELECT id FROM sessions WHERE owner_id = $1 \
                           UNION SELECT session_id FROM session_members WHERE user_id = $1)";
 
 impl Store {
+    /// A new active session, or `None` when the owner already owns `max_owned` active
+    /// ones (checked in the same statement as the insert).
     pub async fn create_session(
         &self,
         owner_id: &str,
         title: &str,
         metadata: &Value,
-    ) -> Result<Session, sqlx::Error> {
+        max_owned: i64,
+    ) -> Result<Option<Session>, sqlx::Error> {
         let now = now_ms();
         let id = new_id();
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO sessions (id, title, owner_id, status, metadata, created_at, \
              updated_at, last_activity_at, last_seq) \
-             VALUES ($1, $2, $3, 'active', $4, $5, $5, $5, 0)",
+             SELECT $1, $2, $3, 'active', $4, $5, $5, $5, 0 \
+             WHERE (SELECT COUNT(*) FROM sessions WHERE owner_id = $3 AND status = 'active') < $6",
         )
         .bind(&id)
         .bind(title)
         .bind(owner_id)
         .bind(metadata.to_string())
         .bind(now)
+        .bind(max_owned)
         .execute(self.pool())
         .await?;
-        Ok(Session {
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Session {
             id,
             title: title.to_string(),
             owner_id: owner_id.to_string(),
@@ -127,7 +135,7 @@ impl Store {
             last_activity_at: now,
             metadata: metadata.clone(),
             last_seq: 0,
-        })
+        }))
     }
 
     pub async fn session(&self, id: &str) -> Result<Option<Session>, sqlx::Error> {
@@ -246,6 +254,21 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Remove a member; returns false when the user was not one.
+    pub async fn remove_member(
+        &self,
+        session_id: &str,
+        user_id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done =
+            sqlx::query("DELETE FROM session_members WHERE session_id = $1 AND user_id = $2")
+                .bind(session_id)
+                .bind(user_id)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Retention: end active sessions idle since before `cutoff`; returns their ids so the
