@@ -11,6 +11,9 @@
 //!   what crossed nowhere during the outage is in the database, and a client that
 //!   reconnects with `since_seq` gets it.
 //! - Admin plugin changes are broadcast, so every node applies them.
+//! - Nothing from Redis is trusted: every envelope carries an HMAC under the cluster key
+//!   (`envelope.rs`) and a timestamp, and every field is validated before it reaches a
+//!   room. Anyone who can publish on the channel but lacks the key is ignored.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,40 +22,21 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::AsyncCommands;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
 use crate::realtime::hub::{Fanout, Hub, RoomEvent};
 use crate::time_fmt::now_ms;
+
+mod envelope;
+pub use envelope::ClusterKey;
+use envelope::Envelope;
 
 /// Presence entries live this long unless the heartbeat refreshes them.
 const PRESENCE_TTL_MS: i64 = 30_000;
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Events queued for publishing; past it they are dropped (and counted).
 const PUBLISH_QUEUE: usize = 16_384;
-
-/// What nodes tell each other.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Envelope {
-    Room {
-        node: String,
-        session_id: String,
-        frame: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        skip_user: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seq: Option<i64>,
-    },
-    /// Reload the plugins from config.
-    Reload { node: String },
-    /// An admin enabled or disabled a plugin.
-    PluginState {
-        node: String,
-        name: String,
-        enabled: bool,
-    },
-}
 
 /// What another node asked this one to do about plugins.
 #[derive(Debug)]
@@ -75,7 +59,14 @@ pub struct Cluster {
 
 impl Cluster {
     /// Connect, start the publisher, subscriber and heartbeat, and hook into the hub.
-    pub async fn start(url: &str, namespace: &str, hub: Hub) -> anyhow::Result<Arc<Cluster>> {
+    pub async fn start(
+        url: &str,
+        namespace: &str,
+        key: ClusterKey,
+        hub: Hub,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Cluster>> {
+        let key = Arc::new(key);
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(2))
@@ -102,16 +93,20 @@ impl Cluster {
             publisher,
             queue,
             channel.clone(),
+            key.clone(),
             healthy.clone(),
         ));
-        tokio::spawn(subscribe_loop(
+        tokio::spawn(subscribe_loop(Subscriber {
             client,
             channel,
-            node_id.clone(),
-            hub.clone(),
+            node_id: node_id.clone(),
+            key,
+            hub: hub.clone(),
             healthy,
-            commands_tx,
-        ));
+            commands: commands_tx,
+            metrics,
+            rejected: AtomicU64::new(0),
+        }));
         tokio::spawn(heartbeat(cluster.clone(), hub.clone()));
         hub.set_fanout(Arc::new(ClusterFanout(cluster.clone())));
         tracing::info!(node = %node_id, "cluster mode: fanning out over Redis");
@@ -255,16 +250,25 @@ impl Fanout for ClusterFanout {
             seq: event.seq,
         });
     }
+
+    fn expel(&self, session_id: &str, user_id: &str) {
+        self.0.send(Envelope::Expel {
+            node: self.0.node_id.clone(),
+            session_id: session_id.to_string(),
+            user_id: user_id.to_string(),
+        });
+    }
 }
 
 async fn publish_loop(
     mut conn: redis::aio::ConnectionManager,
     mut queue: mpsc::Receiver<Envelope>,
     channel: String,
+    key: Arc<ClusterKey>,
     healthy: Arc<AtomicBool>,
 ) {
     while let Some(envelope) = queue.recv().await {
-        let Ok(payload) = serde_json::to_string(&envelope) else {
+        let Some(payload) = key.seal(&envelope, now_ms()) else {
             continue;
         };
         let sent: redis::RedisResult<()> = conn.publish(&channel, payload).await;
@@ -276,77 +280,96 @@ async fn publish_loop(
     }
 }
 
-async fn subscribe_loop(
+/// Everything the subscriber needs, across reconnects.
+struct Subscriber {
     client: redis::Client,
     channel: String,
     node_id: String,
+    key: Arc<ClusterKey>,
     hub: Hub,
     healthy: Arc<AtomicBool>,
     commands: mpsc::UnboundedSender<PluginCommand>,
-) {
+    metrics: Arc<Metrics>,
+    /// Envelopes dropped as forged, stale or malformed (logged now and then, not each).
+    rejected: AtomicU64,
+}
+
+async fn subscribe_loop(sub: Subscriber) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match subscribe_once(&client, &channel, &node_id, &hub, &healthy, &commands).await {
+        match subscribe_once(&sub).await {
             Ok(()) => tracing::error!("Redis subscription ended; reconnecting"),
             Err(e) => tracing::error!(error = %e, "Redis subscription failed; reconnecting"),
         }
-        healthy.store(false, Ordering::Relaxed);
+        sub.healthy.store(false, Ordering::Relaxed);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
-        if healthy.load(Ordering::Relaxed) {
+        if sub.healthy.load(Ordering::Relaxed) {
             backoff = Duration::from_millis(200);
         }
     }
 }
 
-async fn subscribe_once(
-    client: &redis::Client,
-    channel: &str,
-    node_id: &str,
-    hub: &Hub,
-    healthy: &AtomicBool,
-    commands: &mpsc::UnboundedSender<PluginCommand>,
-) -> redis::RedisResult<()> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
-    if !healthy.swap(true, Ordering::Relaxed) {
+async fn subscribe_once(sub: &Subscriber) -> redis::RedisResult<()> {
+    let mut pubsub = sub.client.get_async_pubsub().await?;
+    pubsub.subscribe(&sub.channel).await?;
+    if !sub.healthy.swap(true, Ordering::Relaxed) {
         tracing::warn!("Redis is back: cross-node delivery resumed");
     }
     let mut messages = pubsub.on_message();
     while let Some(msg) = messages.next().await {
-        let Ok(payload) = msg.get_payload::<String>() else {
-            continue;
-        };
-        match serde_json::from_str::<Envelope>(&payload) {
-            Ok(Envelope::Room {
-                node,
-                session_id,
-                frame,
-                skip_user,
-                seq,
-            }) if node != node_id => {
-                hub.deliver_remote(RoomEvent {
-                    session_id,
-                    text: frame.into(),
-                    skip_user,
-                    seq,
-                });
+        let payload: &[u8] = msg.get_payload_bytes();
+        match sub.key.open(payload, now_ms()) {
+            Ok(envelope) => deliver(sub, envelope),
+            Err(why) => {
+                sub.metrics.limit_hit("cluster_event_rejected");
+                let n = sub.rejected.fetch_add(1, Ordering::Relaxed);
+                // The first, then every 1000th: a flood of forgeries cannot flood the log.
+                if n % 1000 == 0 {
+                    tracing::warn!(
+                        reason = why,
+                        rejected = n + 1,
+                        "dropped a cluster event that failed its checks"
+                    );
+                }
             }
-            Ok(Envelope::Reload { node }) if node != node_id => {
-                let _ = commands.send(PluginCommand::Reload);
-            }
-            Ok(Envelope::PluginState {
-                node,
-                name,
-                enabled,
-            }) if node != node_id => {
-                let _ = commands.send(PluginCommand::SetEnabled { name, enabled });
-            }
-            Ok(_) => {} // our own event
-            Err(e) => tracing::warn!(error = %e, "ignoring a malformed cluster event"),
         }
     }
     Ok(())
+}
+
+/// Act on a verified envelope from another node (our own come back too; they are skipped).
+fn deliver(sub: &Subscriber, envelope: Envelope) {
+    if envelope.node() == sub.node_id {
+        return;
+    }
+    match envelope {
+        Envelope::Room {
+            session_id,
+            frame,
+            skip_user,
+            seq,
+            ..
+        } => sub.hub.deliver_remote(RoomEvent {
+            session_id,
+            text: frame.into(),
+            skip_user,
+            seq,
+        }),
+        Envelope::Expel {
+            session_id,
+            user_id,
+            ..
+        } => sub.hub.expel_local(&session_id, &user_id),
+        Envelope::Reload { .. } => {
+            let _ = sub.commands.send(PluginCommand::Reload);
+        }
+        Envelope::PluginState { name, enabled, .. } => {
+            let _ = sub
+                .commands
+                .send(PluginCommand::SetEnabled { name, enabled });
+        }
+    }
 }
 
 /// Refresh this node's presence entries before they expire.
