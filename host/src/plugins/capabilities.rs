@@ -249,12 +249,14 @@ impl log::Host for CallState {
         }
         let plugin = &self.plugin.name;
         let message: String = message.chars().take(2000).collect();
+        let message = crate::log_text::escape(&message);
+        let plugin = plugin.as_str();
         match level {
-            log::Level::Trace => tracing::trace!(target: "slashd::plugin", %plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "slashd::plugin", %plugin, "{message}"),
-            log::Level::Info => tracing::info!(target: "slashd::plugin", %plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "slashd::plugin", %plugin, "{message}"),
-            log::Level::Error => tracing::error!(target: "slashd::plugin", %plugin, "{message}"),
+            log::Level::Trace => tracing::trace!(target: "slashd::plugin", plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "slashd::plugin", plugin, "{message}"),
+            log::Level::Info => tracing::info!(target: "slashd::plugin", plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "slashd::plugin", plugin, "{message}"),
+            log::Level::Error => tracing::error!(target: "slashd::plugin", plugin, "{message}"),
         }
         Ok(())
     }

@@ -340,9 +340,14 @@ impl Runtime {
             .map_err(|_| CallError::Failed("the plugin runtime is shutting down".into()))?;
         let deadline = started + timeout;
 
-        let mut store = self
-            .new_store(plugin, env, ctx, deadline)
-            .map_err(|e| CallError::Failed(format!("{e:#}")))?;
+        let mut store = self.new_store(plugin, env, ctx, deadline).map_err(|e| {
+            tracing::error!(
+                plugin = plugin.identity.name.as_str(),
+                error = format!("{e:#}"),
+                "cannot set up a plugin call"
+            );
+            CallError::Failed("the plugin could not be started".into())
+        })?;
         let pre = plugin.pre.clone();
         let name = plugin.identity.name.clone();
         let reaper = self.reaper.clone();
@@ -373,7 +378,7 @@ impl Runtime {
         match outcome {
             Err(_) => Err(CallError::Timeout(timeout)),
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(classify_trap(&err, timeout)),
+            Ok(Err(err)) => Err(classify_trap(&plugin.identity.name, &err, timeout)),
         }
     }
 
@@ -502,26 +507,43 @@ fn forward_output(plugin: &str, store: &Store<CallState>) {
             continue;
         }
         for line in String::from_utf8_lossy(&bytes).lines().take(100) {
-            tracing::info!(target: "slashd::plugin", %plugin, stream, "{line}");
+            let line = crate::log_text::escape(line);
+            tracing::info!(target: "slashd::plugin", plugin, stream, "{line}");
         }
     }
 }
 
-fn classify_trap(err: &wasmtime::Error, timeout: Duration) -> CallError {
+/// What the invoker is told of a failed call: one line naming the trap or the cause. The
+/// whole error — its chain and the wasm backtrace — goes to the log, for the plugin's
+/// authors and the admin, never to the chat.
+fn classify_trap(plugin: &str, err: &wasmtime::Error, timeout: Duration) -> CallError {
     if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return CallError::Timeout(timeout);
     }
-    let trap = err.downcast_ref::<Trap>().map(|t| t.to_string());
-    let detail = match trap {
+    tracing::warn!(
+        target: "slashd::plugin",
+        plugin,
+        error = format!("{err:?}"),
+        "plugin call failed"
+    );
+    let detail = match err.downcast_ref::<Trap>() {
         Some(trap) => format!("the plugin trapped: {trap}"),
-        None => format!("the plugin failed: {}", root_message(err)),
+        None => format!(
+            "the plugin failed: {}",
+            first_line(&err.root_cause().to_string())
+        ),
     };
     CallError::Failed(detail)
 }
 
-fn root_message(err: &wasmtime::Error) -> String {
-    let text = format!("{err:#}");
-    text.chars().take(300).collect()
+/// The first line of `text`, at most 300 characters.
+fn first_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
 }
 
 fn role_to_wit(role: Role) -> types::Role {

@@ -256,7 +256,7 @@ impl NativeCall {
         let to_value = |v: Result<Value, String>| v;
         match op {
             "log" => {
-                tracing::info!(target: "slashd::plugin", plugin = %plugin, level = %text("level"), "{}", text("message").chars().take(2000).collect::<String>());
+                tracing::info!(target: "slashd::plugin", plugin = plugin.as_str(), level = text("level").as_str(), "{}", crate::log_text::escape(&text("message").chars().take(2000).collect::<String>()));
                 Ok(Value::Null)
             }
             "config.get" => Ok(self.identity.settings.get(&text("key")).map(|v| Value::String(v.to_string())).unwrap_or(Value::Null)),
