@@ -10,7 +10,6 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,11 +18,13 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::assistant::Assistant;
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::{self, Authenticator, Role, TokenKeys};
-use crate::cluster::{Cluster, PluginCommand};
+use crate::cluster::{Cluster, ClusterKey, PluginCommand};
 use crate::commands::{CommandLimiter, ServerServices};
 use crate::config::Config;
 use crate::error::AppError;
+use crate::limits::KeyedBuckets;
 use crate::metrics::Metrics;
 use crate::plugins::PluginHost;
 use crate::realtime::hub::Hub;
@@ -43,6 +44,9 @@ pub struct AppState {
     pub tasks: TaskTracker,
     pub plugins: Arc<PluginHost>,
     pub command_limits: Arc<CommandLimiter>,
+    pub login_throttle: Arc<LoginThrottle>,
+    /// Bytes of `joined.missed` each user may still be sent, all connections together.
+    pub recovery_budget: Arc<KeyedBuckets>,
     /// Answers ordinary messages; `None` when `[assistant]` is not configured.
     pub assistant: Option<Arc<Assistant>>,
     /// The file the config came from; a plugin reload reads it again.
@@ -60,13 +64,18 @@ impl AppState {
         let keys = token_keys(&config)?;
         let auth = Authenticator::new(keys, store.clone(), config.auth.auto_provision);
         let hub = Hub::default();
+        let metrics = Arc::new(Metrics::new(config.cluster.redis_url.is_some()));
         let cluster = match &config.cluster.redis_url {
             Some(url) => Some(
-                Cluster::start(url, &config.cluster.namespace, hub.clone())
-                    .await
-                    .with_context(|| {
-                        format!("cannot reach Redis at {}", crate::store::redact(url))
-                    })?,
+                Cluster::start(
+                    url,
+                    &config.cluster.namespace,
+                    ClusterKey::from_config(&config)?,
+                    hub.clone(),
+                    metrics.clone(),
+                )
+                .await
+                .with_context(|| format!("cannot reach Redis at {}", crate::store::redact(url)))?,
             ),
             None => None,
         };
@@ -80,6 +89,10 @@ impl AppState {
             Some(c) => Some(Arc::new(Assistant::new(c)?)),
             None => None,
         };
+        let command_limits = Arc::new(CommandLimiter::new(&config.commands));
+        let per_user = config.realtime.recovery_user_bytes_per_sec as f64;
+        let recovery_budget = Arc::new(KeyedBuckets::new(4.0 * per_user, per_user));
+        let login_throttle = Arc::new(LoginThrottle::new(&config.auth));
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -88,10 +101,12 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             plugins: Arc::new(plugins),
-            command_limits: Arc::new(CommandLimiter::default()),
+            command_limits,
+            login_throttle,
+            recovery_budget,
             assistant,
             config_path: None,
-            metrics: Arc::new(Metrics::new(cluster.is_some())),
+            metrics,
             cluster,
         })
     }
@@ -143,6 +158,12 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     spawn_cluster_plugin_sync(&state);
     bootstrap_admin(&state).await?;
     retention::spawn(state.clone());
+    realtime::revocation::spawn(
+        state.store.clone(),
+        state.hub.clone(),
+        state.config.auth.revocation_poll,
+        state.shutdown.clone(),
+    );
 
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, database = %crate::store::redact(&state.config.database_url()), "listening");
@@ -158,16 +179,9 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
             shutdown.cancel();
         }
     });
-    // Chat frames are small and latency-bound: without TCP_NODELAY a command's reply,
-    // written right after the ack, waits for the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    let limits = crate::listener::Limits::from_config(&state.config.server);
+    let metrics = state.metrics.clone();
+    crate::listener::serve(listener, router(state), limits, metrics, shutdown).await;
     tasks.close();
     if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::warn!("some connections did not close within {grace:?}");
@@ -212,7 +226,7 @@ fn spawn_cluster_plugin_sync(state: &AppState) {
                 }
                 PluginCommand::SetEnabled { name, enabled } => {
                     if let Err(e) = state.plugins.set_enabled(&name, enabled).await {
-                        tracing::warn!(plugin = %name, error = %e, "cannot apply another node's plugin change");
+                        tracing::warn!(plugin = name.as_str(), error = %e, "cannot apply another node's plugin change");
                     }
                 }
             }

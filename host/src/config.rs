@@ -54,6 +54,20 @@ pub struct ServerConfig {
     /// How long shutdown waits for connections to flush and close.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// A request's headers must arrive within this (slowloris); an idle keep-alive
+    /// connection waiting for its next request is closed after it too.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection with no bytes either way for this long is closed (WebSockets excepted:
+    /// they have their own ping/pong timeout).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open connections on this node; lowered at start to fit the open-file limit. Past
+    /// it (or past `max_connections_per_ip`) a connection is answered 503 and closed.
+    pub max_connections: usize,
+    /// Open connections from one IP address. Behind a load balancer every connection
+    /// comes from its address: raise this there.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +78,10 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -102,6 +120,18 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// Create unknown users from the token's `name` and `role` on first use.
     pub auto_provision: bool,
+    /// `POST /auth/login` attempts per minute from one IP address (a token bucket refilled
+    /// evenly); past it 429 `rate_limited` with `Retry-After`.
+    pub login_attempts_per_ip: u32,
+    /// Failed logins per minute for one user name, from anywhere; past it that name's
+    /// logins are answered 429 until the bucket refills.
+    pub login_failures_per_user: u32,
+    /// Logins waiting for a password-hashing slot; past it 429 at once.
+    pub login_queue: usize,
+    /// How often the server looks for role and status changes (`slashd user set-role`,
+    /// `user disable`, from any process or node) to apply them to open connections.
+    #[serde(with = "humantime_serde")]
+    pub revocation_poll: Duration,
 }
 
 impl Default for AuthConfig {
@@ -114,6 +144,10 @@ impl Default for AuthConfig {
             token_ttl: Duration::from_secs(12 * 3600),
             leeway_secs: 5,
             auto_provision: false,
+            login_attempts_per_ip: 20,
+            login_failures_per_user: 10,
+            login_queue: 32,
+            revocation_poll: Duration::from_millis(500),
         }
     }
 }
@@ -131,6 +165,11 @@ pub struct SessionsConfig {
     pub max_title_chars: usize,
     /// Largest session metadata, as serialized JSON bytes.
     pub max_metadata_bytes: usize,
+    /// Active sessions one user may own; creating another is refused (409).
+    pub max_owned_per_user: i64,
+    /// Most bytes of messages (as JSON) in one history page; at least one message is
+    /// always returned, and `has_more` tells that the page was cut.
+    pub max_page_bytes: usize,
 }
 
 impl Default for SessionsConfig {
@@ -140,6 +179,8 @@ impl Default for SessionsConfig {
             sweep_interval: Duration::from_secs(600),
             max_title_chars: 200,
             max_metadata_bytes: 16 * 1024,
+            max_owned_per_user: 1000,
+            max_page_bytes: 1024 * 1024,
         }
     }
 }
@@ -171,8 +212,18 @@ pub struct RealtimeConfig {
     pub max_connections_per_user: usize,
     /// Frames queued for one connection; a client that stops reading is closed when full.
     pub outbound_queue: usize,
+    /// Bytes queued for one connection; past it the connection is closed like a full queue.
+    pub outbound_queue_bytes: usize,
     /// Most messages returned in `joined.missed`; past it `has_more` is true.
     pub recovery_cap: usize,
+    /// Most bytes (of JSON) of messages in one `joined.missed` (one message at least).
+    pub recovery_max_bytes: usize,
+    /// Recovery budget of one connection: bytes of `missed` per second, with a burst of
+    /// four `recovery_max_bytes`. Past it a join answers fewer (or no) missed messages and
+    /// `has_more: true`; the client pages the rest over REST.
+    pub recovery_bytes_per_sec: usize,
+    /// The same budget for all of one user's connections together (burst: 4 seconds' worth).
+    pub recovery_user_bytes_per_sec: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -189,7 +240,11 @@ impl Default for RealtimeConfig {
             max_sessions_per_connection: 32,
             max_connections_per_user: 16,
             outbound_queue: 1024,
+            outbound_queue_bytes: 8 * 1024 * 1024,
             recovery_cap: 500,
+            recovery_max_bytes: 1024 * 1024,
+            recovery_bytes_per_sec: 1024 * 1024,
+            recovery_user_bytes_per_sec: 4 * 1024 * 1024,
         }
     }
 }
@@ -202,6 +257,10 @@ pub struct ClusterConfig {
     pub redis_url: Option<String>,
     /// Prefix of the Redis channel and keys, so several deployments can share one Redis.
     pub namespace: String,
+    /// Key (at least 32 bytes, the same on every node) that authenticates what nodes
+    /// publish to each other: an event without a valid HMAC is dropped. Absent: a key
+    /// derived from `auth.jwt_secret`, which every node shares already.
+    pub secret: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -209,6 +268,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             redis_url: None,
             namespace: "slashd".into(),
+            secret: None,
         }
     }
 }
@@ -235,6 +295,9 @@ pub struct CommandsConfig {
     pub kv_max_keys: i64,
     /// Where compiled plugins are cached. Default: `<data_dir>/plugin-cache`.
     pub cache_dir: Option<PathBuf>,
+    /// Audit rows older than this are deleted by the retention sweep.
+    #[serde(with = "humantime_serde")]
+    pub audit_retention: Duration,
 }
 
 impl Default for CommandsConfig {
@@ -251,6 +314,7 @@ impl Default for CommandsConfig {
             kv_max_value_bytes: 64 * 1024,
             kv_max_keys: 1000,
             cache_dir: None,
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -396,16 +460,28 @@ pub fn valid_plugin_name(name: &str) -> bool {
 
 impl Config {
     /// Defaults ← the file (if any) ← `SLASHD_…` environment variables, then validated.
+    ///
+    /// Errors name the file, the line or the key, and what was wrong — never a value or a
+    /// line of the file: they are logged and answered over the admin API, and the file
+    /// holds secrets.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
                 bail!("config file {} does not exist", path.display());
             }
-            figment = figment.merge(Toml::file_exact(path));
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            // Parsed here first: the TOML parser's own error quotes the offending line.
+            if let Err(e) = text.parse::<toml::Table>() {
+                bail!("{}: {}", path.display(), toml_syntax_error(&text, &e));
+            }
+            figment = figment.merge(Toml::string(&text));
         }
         figment = figment.merge(env_provider());
-        let config: Config = figment.extract().context("invalid configuration")?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {}", describe_errors(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -426,12 +502,27 @@ impl Config {
         if a.token_ttl.is_zero() {
             bail!("auth.token_ttl must be positive");
         }
+        if a.login_attempts_per_ip == 0 || a.login_failures_per_user == 0 || a.login_queue == 0 {
+            bail!("auth.login_attempts_per_ip, login_failures_per_user and login_queue must be positive");
+        }
+        if a.revocation_poll.is_zero() {
+            bail!("auth.revocation_poll must be positive");
+        }
+        let v = &self.server;
+        if v.header_read_timeout.is_zero() || v.idle_timeout.is_zero() {
+            bail!("server.header_read_timeout and server.idle_timeout must be positive");
+        }
+        if v.max_connections == 0 || v.max_connections_per_ip == 0 {
+            bail!("server.max_connections and server.max_connections_per_ip must be positive");
+        }
         let s = &self.sessions;
         if s.idle_retention.is_zero() || s.sweep_interval.is_zero() {
             bail!("sessions.idle_retention and sessions.sweep_interval must be positive");
         }
-        if s.max_title_chars == 0 {
-            bail!("sessions.max_title_chars must be positive");
+        if s.max_title_chars == 0 || s.max_owned_per_user <= 0 || s.max_page_bytes == 0 {
+            bail!(
+                "sessions.max_title_chars, max_owned_per_user and max_page_bytes must be positive"
+            );
         }
         let r = &self.realtime;
         if r.max_frame_bytes < 1024 {
@@ -441,9 +532,13 @@ impl Config {
             bail!("realtime.rate_per_sec, rate_burst and flood_strikes must be positive");
         }
         if r.outbound_queue == 0
+            || r.outbound_queue_bytes == 0
             || r.max_sessions_per_connection == 0
             || r.max_connections_per_user == 0
             || r.recovery_cap == 0
+            || r.recovery_max_bytes == 0
+            || r.recovery_bytes_per_sec == 0
+            || r.recovery_user_bytes_per_sec == 0
         {
             bail!("realtime limits must be positive");
         }
@@ -453,6 +548,9 @@ impl Config {
         let c = &self.commands;
         if c.rate_per_sec <= 0.0 || c.rate_burst < 1.0 || c.max_concurrent == 0 {
             bail!("commands.rate_per_sec, rate_burst and max_concurrent must be positive");
+        }
+        if c.audit_retention.is_zero() {
+            bail!("commands.audit_retention must be positive");
         }
         if c.timeout_ms == 0 || c.memory_mb == 0 || c.memory_mb > MAX_PLUGIN_MEMORY_MB {
             bail!("commands.timeout_ms must be positive and memory_mb within 1..={MAX_PLUGIN_MEMORY_MB}");
@@ -487,6 +585,16 @@ impl Config {
             if self.database_url().starts_with("sqlite:") {
                 bail!("cluster mode needs a shared database: set database.url to PostgreSQL");
             }
+            match (&self.cluster.secret, &self.auth.jwt_secret) {
+                (Some(secret), _) if secret.len() < 32 => {
+                    bail!("cluster.secret must be at least 32 bytes")
+                }
+                (None, None) => bail!(
+                    "cluster mode needs a key shared by every node: set cluster.secret \
+                     (or auth.jwt_secret, which it is then derived from)"
+                ),
+                _ => {}
+            }
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be positive");
@@ -504,6 +612,87 @@ impl Config {
             ),
         }
     }
+}
+
+/// "line 3, column 14: invalid basic string" — where, and what the parser expected.
+fn toml_syntax_error(text: &str, err: &toml::de::Error) -> String {
+    let Some(at) = err.span().map(|span| span.start.min(text.len())) else {
+        return format!("TOML syntax error: {}", first_line(err.message()));
+    };
+    let before = text.get(..at).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .count()
+        + 1;
+    format!(
+        "TOML syntax error at line {line}, column {column}: {}",
+        first_line(err.message())
+    )
+}
+
+/// Every problem figment found, by key, without the values it saw.
+fn describe_errors(errors: figment::Error) -> String {
+    use figment::error::{Actual, Kind};
+    fn kind_of(actual: &Actual) -> &'static str {
+        match actual {
+            Actual::Bool(_) => "a boolean",
+            Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+            Actual::Float(_) => "a float",
+            Actual::Char(_) | Actual::Str(_) => "a string",
+            Actual::Bytes(_) => "bytes",
+            Actual::Seq => "an array",
+            Actual::Map => "a table",
+            _ => "another kind of value",
+        }
+    }
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|e| {
+            let key = match e.path.is_empty() {
+                true => "the configuration".to_string(),
+                false => format!("`{}`", e.path.join(".")),
+            };
+            let what = match &e.kind {
+                Kind::InvalidType(actual, expected) => {
+                    format!("expected {expected}, found {}", kind_of(actual))
+                }
+                Kind::InvalidValue(actual, expected) => {
+                    format!("invalid {}: expected {expected}", kind_of(actual))
+                }
+                Kind::InvalidLength(len, expected) => {
+                    format!("{len} items, expected {expected}")
+                }
+                Kind::UnknownVariant(_, expected) => {
+                    format!("unknown value, expected one of {}", expected.join(", "))
+                }
+                Kind::UnknownField(field, _) => format!("unknown key `{field}`"),
+                Kind::MissingField(field) => format!("missing key `{field}`"),
+                Kind::DuplicateField(field) => format!("duplicate key `{field}`"),
+                Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => "number out of range".into(),
+                Kind::Unsupported(actual) | Kind::UnsupportedKey(actual, _) => {
+                    format!("{} is not supported here", kind_of(actual))
+                }
+                // Custom messages (durations, addresses) describe the problem; their first
+                // line never carries the file's text.
+                Kind::Message(message) => first_line(message),
+            };
+            format!("{key}: {what}")
+        })
+        .collect();
+    lines.join("; ")
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
 }
 
 fn env_provider() -> Env {
@@ -575,6 +764,37 @@ mod tests {
             jail.create_file("bad.toml", "[assistant]\nmodel = \"m\"\n")?;
             let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
             assert!(format!("{err:#}").contains("base_url"), "{err:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_never_quote_the_file() {
+        let secret = "SEKRIT-0123456789-0123456789-0123456789";
+        figment::Jail::expect_with(|jail| {
+            let check = |text: &str, expected: &str| {
+                jail.create_file("c.toml", text).expect("write");
+                let err = format!("{:#}", Config::load(Some(Path::new("c.toml"))).unwrap_err());
+                assert!(!err.contains("SEKRIT"), "{err}");
+                assert!(!err.contains("jwt_secret ="), "{err}");
+                assert!(err.contains(expected), "{err} lacks {expected}");
+            };
+            check(
+                &format!("[auth]\njwt_secret = \"{secret}\"\nleeway = \"{secret}"),
+                "line 3, column",
+            );
+            check(
+                &format!("[auth\njwt_secret = \"{secret}\"\n"),
+                "line 1, column",
+            );
+            check(
+                "[auth]\njwt_secret = 1234567890123456789\n",
+                "`auth.jwt_secret`: expected a string, found an integer",
+            );
+            check(
+                &format!("[auth]\nleeway_secs = \"{secret}\"\n"),
+                "`auth.leeway_secs`: expected",
+            );
             Ok(())
         });
     }

@@ -42,6 +42,12 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     RateLimited(String),
+    /// Rate-limited, with when to come back (`Retry-After` on REST).
+    #[error("{message}")]
+    RetryLater {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("{0}")]
     UnknownCommand(String),
     #[error("{0}")]
@@ -68,7 +74,7 @@ impl AppError {
             AppError::BadRequest(_) | AppError::Conflict(_) => ErrorCode::BadRequest,
             AppError::UnsupportedMediaType(_) => ErrorCode::BadRequest,
             AppError::TooLarge(_) => ErrorCode::TooLarge,
-            AppError::RateLimited(_) => ErrorCode::RateLimited,
+            AppError::RateLimited(_) | AppError::RetryLater { .. } => ErrorCode::RateLimited,
             AppError::UnknownCommand(_) => ErrorCode::UnknownCommand,
             AppError::Usage(_) => ErrorCode::Usage,
             AppError::PluginFailed(_) => ErrorCode::PluginFailed,
@@ -87,7 +93,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited(_) | AppError::RetryLater { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::UnknownCommand(_) => StatusCode::NOT_FOUND,
             AppError::Usage(_) => StatusCode::BAD_REQUEST,
             AppError::PluginFailed(_) => StatusCode::BAD_GATEWAY,
@@ -146,7 +152,16 @@ impl IntoResponse for AppError {
                 message: self.public_message(),
             },
         };
-        (self.status(), axum::Json(body)).into_response()
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let AppError::RetryLater { retry_after, .. } = &self {
+            // Whole seconds, rounded up: a client that waits that long gets through.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
+        }
+        response
     }
 }
 

@@ -41,6 +41,22 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    limit: &'static str,
+}
+
+/// Every limit [`Metrics::limit_hit`] counts, so each series exists from the start.
+pub const LIMITS: &[&str] = &[
+    "recovery_budget",
+    "connections_total",
+    "connections_per_ip",
+    "login_per_ip",
+    "login_per_user",
+    "login_queue",
+    "cluster_event_rejected",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RoleLabel {
     role: &'static str,
 }
@@ -65,6 +81,7 @@ pub struct Metrics {
     assistant_replies: Family<OutcomeLabel, Counter>,
     outbound_dropped: Counter,
     slow_reader_closes: Counter,
+    limit_hits: Family<LimitLabel, Counter>,
     /// Present only in cluster mode.
     redis_connected: Option<Gauge>,
 }
@@ -134,6 +151,15 @@ impl Metrics {
             "Connections closed (1008) because the client stopped reading",
             slow_reader_closes.clone(),
         );
+        let limit_hits = Family::<LimitLabel, Counter>::default();
+        registry.register(
+            "limit_hits",
+            "Requests, connections and events refused or cut by a limit, by limit",
+            limit_hits.clone(),
+        );
+        for limit in LIMITS {
+            drop(limit_hits.get_or_create(&LimitLabel { limit }));
+        }
         let redis_connected = cluster.then(|| {
             let gauge = Gauge::default();
             registry.register(
@@ -166,8 +192,15 @@ impl Metrics {
             assistant_replies,
             outbound_dropped,
             slow_reader_closes,
+            limit_hits,
             redis_connected,
         }
+    }
+
+    /// A limit refused or cut something; `limit` is one of [`LIMITS`].
+    pub fn limit_hit(&self, limit: &'static str) {
+        debug_assert!(LIMITS.contains(&limit), "{limit}");
+        self.limit_hits.get_or_create(&LimitLabel { limit }).inc();
     }
 
     pub fn session_joined(&self) {
