@@ -742,6 +742,9 @@ pub const HOSTILE: &[(&str, &str)] = &[
 ];
 
 pub struct HostileParams {
+    /// Attack the connection layer instead of the sandbox: a client re-joining a session
+    /// with a large backlog without reading, and slowloris / silent sockets.
+    pub connection_attacks: bool,
     pub normal_clients: usize,
     pub normal_sessions: usize,
     pub normal_rate: f64,
@@ -788,8 +791,18 @@ pub async fn hostile(server: &Server, p: &HostileParams) -> anyhow::Result<Vec<P
     }
 
     let mut phases: Vec<(String, Vec<usize>)> = vec![("quiet".into(), vec![])];
-    phases.push(("all hostile".into(), (0..HOSTILE.len()).collect()));
-    if p.each_kind {
+    let attack = match p.connection_attacks {
+        true => Some(ConnectionAttack::prepare(server).await?),
+        false => None,
+    };
+    if attack.is_some() {
+        phases.push((JOIN_FLOOD.into(), vec![]));
+        phases.push((SLOWLORIS.into(), vec![]));
+        phases.push((BOTH_ATTACKS.into(), vec![]));
+    } else {
+        phases.push(("all hostile".into(), (0..HOSTILE.len()).collect()));
+    }
+    if p.each_kind && attack.is_none() {
         phases.push(("all but /spin".into(), (1..HOSTILE.len()).collect()));
         for (k, (cmd, _)) in HOSTILE.iter().enumerate() {
             phases.push((format!("{cmd} alone"), vec![k]));
@@ -822,8 +835,22 @@ pub async fn hostile(server: &Server, p: &HostileParams) -> anyhow::Result<Vec<P
                 ));
             }
         }
+        let mut attack_tasks = Vec::new();
+        if let Some(attack) = &attack {
+            if label == JOIN_FLOOD || label == BOTH_ATTACKS {
+                for _ in 0..p.per_kind {
+                    attack_tasks.push((
+                        "join flood",
+                        tokio::spawn(attack.join_flood(stop_rx.clone())),
+                    ));
+                }
+            }
+            if label == SLOWLORIS || label == BOTH_ATTACKS {
+                attack_tasks.push(("slowloris", tokio::spawn(attack.slowloris(stop_rx.clone()))));
+            }
+        }
         // Let the hostile calls get going before measuring.
-        if !kinds.is_empty() {
+        if !kinds.is_empty() || !attack_tasks.is_empty() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let base = Instant::now();
@@ -862,6 +889,18 @@ pub async fn hostile(server: &Server, p: &HostileParams) -> anyhow::Result<Vec<P
                 *entry.entry(what).or_default() += c;
             }
         }
+        for (name, h) in attack_tasks {
+            let counts = match tokio::time::timeout(Duration::from_secs(15), h).await {
+                Ok(Ok(Ok(c))) => c,
+                Ok(Ok(Err(e))) => BTreeMap::from([(format!("client failed: {e:#}"), 1)]),
+                Ok(Err(e)) => BTreeMap::from([(format!("task: {e}"), 1)]),
+                Err(_) => BTreeMap::from([("did not stop within 15 s".to_string(), 1)]),
+            };
+            let entry = outcomes.entry(name.to_string()).or_default();
+            for (what, c) in counts {
+                *entry.entry(what).or_default() += c;
+            }
+        }
         let healthy = server
             .http
             .get(format!("http://{}/healthz", server.addr))
@@ -883,6 +922,167 @@ pub async fn hostile(server: &Server, p: &HostileParams) -> anyhow::Result<Vec<P
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     Ok(results)
+}
+
+const JOIN_FLOOD: &str = "join flood";
+const SLOWLORIS: &str = "slowloris";
+const BOTH_ATTACKS: &str = "join flood + slowloris";
+
+/// The connection-layer attacks of issue 14: a non-reading client whose every `join`
+/// would queue a large backlog, and sockets that send headers a byte at a time or nothing.
+struct ConnectionAttack {
+    url: String,
+    addr: String,
+    token: String,
+    session: String,
+}
+
+/// Messages in the attacked session's backlog, and their size: ~1.2 MB a join.
+const BACKLOG: usize = 300;
+const BACKLOG_CHARS: usize = 4000;
+/// Sockets the slowloris task keeps open at once.
+const SLOW_SOCKETS: usize = 300;
+
+impl ConnectionAttack {
+    async fn prepare(server: &Server) -> anyhow::Result<ConnectionAttack> {
+        let users = server.users("mallory", 1).await?;
+        let user = &users[0];
+        let session = server.session(user, "backlog").await?;
+        crate::progress(&format!("hostile: writing a backlog of {BACKLOG} messages"));
+        let mut ws = ws::connect_ready(&server.ws_url, &user.token).await?;
+        ws::join(&mut ws, &session).await?;
+        let filler = "x".repeat(BACKLOG_CHARS);
+        for i in 0..BACKLOG {
+            ws.send(Message::text(format!(
+                r#"{{"type":"message","id":{i},"session_id":"{session}","content":"{filler}"}}"#
+            )))
+            .await?;
+            loop {
+                let text = ws::next_text(&mut ws).await?;
+                if frame_type(&text) == Some("ack") {
+                    break;
+                }
+            }
+        }
+        let _ = ws.close(None).await;
+        Ok(ConnectionAttack {
+            url: server.ws_url.clone(),
+            addr: server.addr.to_string(),
+            token: user.token.clone(),
+            session,
+        })
+    }
+
+    /// Join with `since_seq: 0` and leave, again and again, never reading; reconnect when
+    /// the server closes the socket. Counts joins sent and closes.
+    fn join_flood(
+        &self,
+        stop: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = anyhow::Result<BTreeMap<String, u64>>> + Send + 'static
+    {
+        let (url, token, session) = (self.url.clone(), self.token.clone(), self.session.clone());
+        async move {
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            let join = format!(r#"{{"type":"join","session_id":"{session}","since_seq":0}}"#);
+            let leave = format!(r#"{{"type":"leave","session_id":"{session}"}}"#);
+            while !*stop.borrow() {
+                let mut ws = ws::connect_ready(&url, &token).await?;
+                *counts.entry("connections".into()).or_default() += 1;
+                while !*stop.borrow() {
+                    let sent = async {
+                        ws.send(Message::text(join.clone())).await?;
+                        ws.send(Message::text(leave.clone())).await
+                    };
+                    match tokio::time::timeout(Duration::from_millis(500), sent).await {
+                        Ok(Ok(())) => *counts.entry("joins sent".into()).or_default() += 1,
+                        // Closed by the server, or its window full: start over.
+                        Ok(Err(_)) => {
+                            *counts.entry("closed by the server".into()).or_default() += 1;
+                            break;
+                        }
+                        Err(_) => {
+                            *counts.entry("send blocked".into()).or_default() += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(counts)
+        }
+    }
+
+    /// Keep `SLOW_SOCKETS` sockets open: half send a header byte every second, half send
+    /// nothing; count how many the server closed.
+    fn slowloris(
+        &self,
+        stop: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = anyhow::Result<BTreeMap<String, u64>>> + Send + 'static
+    {
+        let addr = self.addr.clone();
+        async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..SLOW_SOCKETS {
+                let (addr, stop) = (addr.clone(), stop.clone());
+                tasks.spawn(async move { slow_socket(&addr, i % 2 == 0, stop).await });
+            }
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            while let Some(done) = tasks.join_next().await {
+                let what = match done {
+                    Ok(Ok(what)) => what,
+                    Ok(Err(e)) => format!("failed: {e}"),
+                    Err(e) => format!("task: {e}"),
+                };
+                *counts.entry(what).or_default() += 1;
+            }
+            Ok(counts)
+        }
+    }
+}
+
+/// One slowloris socket, reopened whenever the server closes it, until `stop`. Returns
+/// how its last socket ended.
+async fn slow_socket(
+    addr: &str,
+    trickle: bool,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut closed = 0u64;
+    while !*stop.borrow() {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+        if trickle {
+            tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await?;
+        }
+        let mut buf = [0u8; 512];
+        loop {
+            if *stop.borrow() {
+                return Ok(format!(
+                    "{} socket(s), {closed} closed by the server",
+                    if trickle { "trickling" } else { "silent" }
+                ));
+            }
+            let read = tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut buf)).await;
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    closed += 1;
+                    break;
+                }
+                Ok(Ok(_)) => continue,
+                Err(_) if trickle => {
+                    if tcp.write_all(b"X").await.is_err() {
+                        closed += 1;
+                        break;
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    Ok(format!(
+        "{} socket(s), {closed} closed by the server",
+        if trickle { "trickling" } else { "silent" }
+    ))
 }
 
 /// Run one hostile command again and again (the next as soon as the last is answered, or

@@ -201,6 +201,10 @@ struct Opts {
     /// hostile: also run each hostile command alone, a phase each.
     #[arg(long, global = true)]
     each_kind: bool,
+    /// hostile: attack the connection layer instead of the sandbox (a non-reading client
+    /// re-joining a large backlog; slowloris and silent sockets).
+    #[arg(long, global = true)]
+    connection_attacks: bool,
     /// durability: posting clients, sessions, and messages in flight per client.
     #[arg(long, global = true, default_value_t = 8)]
     dur_clients: usize,
@@ -1017,6 +1021,7 @@ async fn run_hostile(opts: &Opts, server_opts: &ServerOpts) -> anyhow::Result<()
     };
     let server = Server::start(&server_opts).await?;
     let params = load::HostileParams {
+        connection_attacks: opts.connection_attacks,
         normal_clients: opts.normal_clients,
         normal_sessions: opts.normal_sessions,
         normal_rate: opts.normal_rate,

@@ -441,12 +441,19 @@ fn render_config(dir: &Path, db_url: &str, secret: &str, commands_rate: Option<f
 listen = "127.0.0.1:0"
 data_dir = {data_dir:?}
 shutdown_grace = "5s"
+# Every bench client connects from 127.0.0.1: the per-address cap would see one attacker.
+max_connections_per_ip = 1000000
+max_connections = 1000000
 
 [database]
 url = {db_url:?}
 
 [auth]
 jwt_secret = {secret:?}
+# The bench logs in thousands of users from one address.
+login_attempts_per_ip = 1000000
+login_failures_per_user = 1000000
+login_queue = 100000
 
 [realtime]
 # One client drives thousands of round trips per second on one connection.

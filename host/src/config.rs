@@ -628,8 +628,21 @@ fn toml_syntax_error(text: &str, err: &toml::de::Error) -> String {
         .chars()
         .count()
         + 1;
+    // The key the line sets, when it is a plain one: it helps, and it is no secret.
+    let line_text = text.lines().nth(line - 1).unwrap_or_default();
+    let key = line_text
+        .split_once('=')
+        .map(|(key, _)| key.trim())
+        .filter(|key| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        })
+        .map(|key| format!(" (key `{key}`)"))
+        .unwrap_or_default();
     format!(
-        "TOML syntax error at line {line}, column {column}: {}",
+        "TOML syntax error at line {line}, column {column}{key}: {}",
         first_line(err.message())
     )
 }

@@ -3,8 +3,9 @@
 //!
 //! - takes a slot from a global cap and from its address's cap before anything is read;
 //!   past either it is answered `503` (`rate_limited`, `Retry-After`) at once and closed;
-//! - must send a request's headers within `server.header_read_timeout` (hyper's timer), which
-//!   also ends a keep-alive connection idle between requests;
+//! - must send its first byte, and then a request's headers, within
+//!   `server.header_read_timeout` (our watch, then hyper's timer), which also ends a
+//!   keep-alive connection idle between requests;
 //! - is closed after `server.idle_timeout` with no byte either way (an upgraded WebSocket
 //!   leaves this watch: its own ping/pong timeout takes over).
 //!
@@ -17,7 +18,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -165,10 +166,12 @@ impl Drop for Slot {
     }
 }
 
-/// When a connection last moved a byte, in milliseconds since `start`.
+/// When a connection last moved a byte, in milliseconds since `start`, and whether the
+/// client has sent any.
 struct Activity {
     start: Instant,
     last_ms: AtomicU64,
+    heard: AtomicBool,
 }
 
 impl Activity {
@@ -182,14 +185,20 @@ impl Activity {
         Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
     }
 
-    /// Resolves once nothing moved for `timeout`.
-    async fn idle(&self, timeout: Duration) {
+    /// Resolves once nothing moved for `idle`, or — before the client sent its first byte
+    /// — for `first_byte`. (hyper's header timer starts only once the protocol is known,
+    /// and knowing it takes the client's first bytes: a silent socket would never time out.)
+    async fn idle(&self, idle: Duration, first_byte: Duration) {
         loop {
-            let idle = self.idle_for();
-            if idle >= timeout {
+            let limit = match self.heard.load(Ordering::Relaxed) {
+                true => idle,
+                false => first_byte.min(idle),
+            };
+            let quiet = self.idle_for();
+            if quiet >= limit {
                 return;
             }
-            tokio::time::sleep(timeout - idle).await;
+            tokio::time::sleep(limit - quiet).await;
         }
     }
 }
@@ -211,6 +220,7 @@ impl AsyncRead for ConnIo {
         let poll = Pin::new(&mut self.tcp).poll_read(cx, buf);
         if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.touch();
+            self.activity.heard.store(true, Ordering::Relaxed);
         }
         poll
     }
@@ -319,6 +329,7 @@ pub async fn serve(
         let activity = Arc::new(Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            heard: AtomicBool::new(false),
         });
         let io = TokioIo::new(ConnIo {
             tcp,
@@ -335,7 +346,7 @@ pub async fn serve(
             .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
             .into_owned();
         let conn = graceful.watch(conn);
-        let idle_timeout = limits.idle_timeout;
+        let (idle_timeout, first_byte) = (limits.idle_timeout, limits.header_read_timeout);
         tokio::spawn(async move {
             tokio::select! {
                 result = conn => {
@@ -343,7 +354,7 @@ pub async fn serve(
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 }
-                _ = activity.idle(idle_timeout) => {
+                _ = activity.idle(idle_timeout, first_byte) => {
                     tracing::debug!(peer = %peer, "closing an idle connection");
                 }
             }
