@@ -703,3 +703,247 @@ pub fn close_code(code: u16) -> Closed {
     let _ = CloseCode::from(code);
     Closed::Code(code)
 }
+
+// ---------------------------------------------------------------------------------------
+// Launch options and helpers for the hardening tests (tests/e2e/hardening).
+// ---------------------------------------------------------------------------------------
+
+/// How to launch the binary, for tests that need more than [`Setup::start`] gives.
+#[derive(Clone, Default)]
+pub struct Launch {
+    /// Run the server under `prlimit --nofile=N:N` (util-linux): a soft and hard open-file
+    /// limit of N.
+    pub nofile: Option<u64>,
+    /// `--log-format human` (plain text lines) instead of json. The raw lines are in
+    /// [`Server::logs_text`] / [`Server::raw_log_lines`].
+    pub human_logs: bool,
+    /// A SQLite database URL used instead of the harness's `sqlite://…?mode=rwc`; `{dir}` is
+    /// replaced by the server's temporary directory.
+    pub sqlite_url: Option<String>,
+}
+
+/// Remove ANSI escape sequences (colours) from a log line.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Setup {
+    /// Like [`Setup::start`], launched as `launch` says.
+    pub async fn start_with(self, launch: Launch) -> Server {
+        let pg = match self.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(Arc::new(PgDatabase::create().await)),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = match (&pg, &launch.sqlite_url) {
+            (Some(pg), _) => pg.url.clone(),
+            (None, Some(template)) => template.replace("{dir}", &dir.path().display().to_string()),
+            (None, None) => format!("sqlite://{}/slashd.db?mode=rwc", dir.path().display()),
+        };
+        let setup = self.set("database", "url", &format!("{url:?}")).set(
+            "server",
+            "data_dir",
+            &format!("{:?}", dir.path().join("data")),
+        );
+        let config_path = dir.path().join("slashd.toml");
+        std::fs::write(&config_path, setup.render()).expect("write config");
+        let mut server = Server {
+            backend: setup.backend,
+            base: String::new(),
+            ws_url: String::new(),
+            dir,
+            config_path,
+            child: None,
+            logs: Arc::new(Mutex::new(Vec::new())),
+            pg,
+            http: reqwest::Client::new(),
+        };
+        server.spawn_with(&launch).await;
+        server
+    }
+}
+
+impl Server {
+    /// Start (or restart) the process as `launch` says and wait for its "listening" line.
+    pub async fn spawn_with(&mut self, launch: &Launch) {
+        let mut command = match launch.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let format = if launch.human_logs { "human" } else { "json" };
+        let mut child = command
+            .args(["--log-format", format, "--config"])
+            .arg(&self.config_path)
+            .arg("serve")
+            .current_dir(self.dir.path())
+            .env("SLASHD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SLASHD_LOG", "info,slashd=debug,tower_http=warn,sqlx=warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn slashd");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = self.logs.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["fields"]["message"] == "listening" {
+                        let _ =
+                            tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                    }
+                } else {
+                    let plain = strip_ansi(&line);
+                    if plain.contains(" listening") {
+                        if let Some(addr) = plain
+                            .split_whitespace()
+                            .find_map(|w| w.strip_prefix("addr="))
+                        {
+                            let _ = tx.send(addr.to_string());
+                        }
+                    }
+                }
+                logs.lock().unwrap().push(line);
+            }
+        });
+        self.child = Some(child);
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let addr = match addr {
+            Ok(addr) => addr,
+            Err(_) => panic!("slashd did not start; its log:\n{}", self.logs_text()),
+        };
+        self.base = format!("http://{addr}");
+        self.ws_url = format!("ws://{addr}/ws");
+    }
+
+    /// Every stderr line so far, as written (JSON or text).
+    pub fn raw_log_lines(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base
+            .strip_prefix("http://")
+            .expect("http base")
+            .parse()
+            .expect("socket address")
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Run one SQL statement (no result) against the server's database.
+    pub async fn execute(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url())
+            .await
+            .expect("connect to the test database");
+        sqlx::query(sql).execute(&mut conn).await.expect(sql);
+    }
+
+    /// The raw TOML value of `[section] key` in the config file the server was started with
+    /// (as written by [`Setup::set`]), if present.
+    pub fn config_value(&self, section: &str, key: &str) -> Option<String> {
+        let text = std::fs::read_to_string(&self.config_path).expect("read config");
+        let mut current = String::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                current = name.to_string();
+            } else if current == section {
+                if let Some((k, v)) = line.split_once('=') {
+                    if k.trim() == key {
+                        return Some(v.trim().to_string());
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// `[cluster] namespace` of a node started by [`Setup::start_cluster`]; the nodes'
+    /// Redis channel is `{namespace}:events`.
+    pub fn cluster_namespace(&self) -> String {
+        let raw = self
+            .config_value("cluster", "namespace")
+            .expect("a cluster node has a namespace");
+        raw.trim_matches('"').to_string()
+    }
+
+    /// An HTTP client whose connections come from `ip` (e.g. 127.0.0.2: any 127/8 address
+    /// is local on Linux).
+    pub fn client_from(ip: std::net::IpAddr) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(ip)
+            .build()
+            .expect("reqwest client")
+    }
+
+    /// Like [`Server::call`], through `client` (see [`Server::client_from`]); also answers
+    /// the response headers.
+    pub async fn call_via(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Ws {
+    /// The next text frame as JSON within `dur`; `None` on timeout or close.
+    pub async fn recv_within(&mut self, dur: Duration) -> Option<Value> {
+        tokio::time::timeout(dur, self.next_json())
+            .await
+            .ok()
+            .flatten()
+    }
+}

@@ -9,6 +9,7 @@ mod builtins;
 mod cli;
 mod cluster;
 mod commands;
+mod hardening;
 mod logs;
 mod metrics;
 mod native;

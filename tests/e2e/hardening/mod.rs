@@ -1,0 +1,133 @@
+//! Security hardening, one submodule per topic of the hardening SPEC (letters A–M): memory
+//! and joins, HTTP connection limits, the audit log, login throttling, config reload
+//! errors, authenticated Redis envelopes, token expiry slots, U+0000, the kv quota, log
+//! injection, smaller limits, revocation on open sockets, and membership removal.
+
+mod audit;
+mod cluster_envelopes;
+mod config_reload;
+mod http_connections;
+mod kv_quota;
+mod log_injection;
+mod login_throttle;
+mod membership;
+mod memory;
+mod misc;
+mod nul;
+mod revocation;
+mod token_slots;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::harness::{Closed, Server, Ws};
+
+/// Every text frame until the connection ends (or `within` passes: `None`), and how it
+/// ended.
+pub async fn frames_until_close(ws: &mut Ws, within: Duration) -> Option<(Vec<Value>, Closed)> {
+    let read = async {
+        let mut frames = Vec::new();
+        loop {
+            match ws.stream.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    frames.push(serde_json::from_str(&t).expect("server sent JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return (
+                        frames,
+                        Closed::Code(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
+                    );
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return (frames, Closed::Abrupt),
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.ok()
+}
+
+/// Prove a connection still works: a ping is answered by exactly its pong.
+pub async fn usable(ws: &mut Ws) {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let answer = ws.request(json!({"type": "ping", "id": id})).await;
+    assert_eq!(answer, json!({"type": "pong", "id": id}));
+}
+
+/// Post one message and wait for its ack and the sender's own copy; returns the message.
+pub async fn post(ws: &mut Ws, session: &str, content: &str) -> Value {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = format!("post-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    ws.send(json!({"type": "message", "session_id": session, "content": content, "id": id}))
+        .await;
+    let ack = loop {
+        let frame = ws.recv().await;
+        if frame["id"] == id.as_str() {
+            break frame;
+        }
+    };
+    assert_eq!(ack["type"], "ack", "{ack}");
+    loop {
+        let frame = ws.recv().await;
+        if frame["type"] == "message" && frame["message"]["id"] == ack["message_id"] {
+            return frame["message"].clone();
+        }
+    }
+}
+
+/// Post `n` messages of `chars` characters each (the first characters number them), as
+/// fast as the connection allows; waits for every ack and own copy. The server's realtime rate limit
+/// must allow it.
+pub async fn post_many(ws: &mut Ws, session: &str, n: usize, chars: usize) {
+    use futures_util::SinkExt;
+    for i in 0..n {
+        let mut content = format!("{i:05} ");
+        content.push_str(&"m".repeat(chars.saturating_sub(content.len())));
+        ws.stream
+            .feed(Message::text(
+                json!({"type": "message", "session_id": session, "content": content, "id": i})
+                    .to_string(),
+            ))
+            .await
+            .expect("send");
+    }
+    ws.stream.flush().await.expect("flush");
+    // Every ack, and the poster's own copy of every message.
+    let (mut acks, mut copies) = (0, 0);
+    while acks < n || copies < n {
+        let frame = ws.recv().await;
+        match frame["type"].as_str() {
+            Some("ack") => acks += 1,
+            Some("message") => copies += 1,
+            Some("presence") => {}
+            _ => panic!("while posting: {frame}"),
+        }
+    }
+}
+
+/// Serialized JSON bytes of a list of messages, one by one (what a byte cap counts).
+pub fn json_bytes(messages: &[Value]) -> usize {
+    messages.iter().map(|m| m.to_string().len()).sum()
+}
+
+/// Wait until `pred` holds on the server's raw stderr lines, up to `within`.
+pub async fn wait_for_raw_log(
+    server: &Server,
+    within: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if server.raw_log_lines().iter().any(|l| pred(l)) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
