@@ -812,6 +812,38 @@ mod tests {
         });
     }
 
+    /// Every key of every section is in `slashd.example.toml`, set or commented out, under
+    /// its section: the example is the config reference, so it cannot fall behind.
+    #[test]
+    fn the_example_config_documents_every_key() {
+        let example = include_str!("../../slashd.example.toml");
+        let mut defaults = serde_json::to_value(Config::default()).expect("serializable");
+        defaults["assistant"] = serde_json::to_value(AssistantConfig::default()).expect("ok");
+        let sections = defaults.as_object().expect("an object");
+        for (section, keys) in sections {
+            let Some(keys) = keys.as_object().filter(|keys| !keys.is_empty()) else {
+                continue; // `plugins`: tables of their own, documented by example
+            };
+            let header = example
+                .find(&format!("[{section}]"))
+                .unwrap_or_else(|| panic!("slashd.example.toml has no [{section}]"));
+            let rest = &example[header + 1..];
+            let end = ["\n[", "\n# ["]
+                .iter()
+                .filter_map(|next| rest.find(next))
+                .min()
+                .unwrap_or(rest.len());
+            let body = &rest[..end];
+            for key in keys.keys() {
+                let documented = body.lines().any(|line| {
+                    let line = line.trim_start_matches(['#', ' ']);
+                    line.starts_with(&format!("{key} =")) || line.starts_with(&format!("{key}="))
+                });
+                assert!(documented, "slashd.example.toml: [{section}] lacks `{key}`");
+            }
+        }
+    }
+
     #[test]
     fn leeway_is_capped() {
         let mut config = Config::default();

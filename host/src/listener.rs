@@ -51,6 +51,8 @@ pub struct Limits {
     pub max_per_ip: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How long shutdown waits for open requests.
+    pub shutdown_grace: Duration,
 }
 
 impl Limits {
@@ -75,6 +77,7 @@ impl Limits {
             max_per_ip: config.max_connections_per_ip,
             header_read_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
+            shutdown_grace: config.shutdown_grace,
         }
     }
 }
@@ -284,11 +287,9 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(limits.idle_timeout / 2)
-        .keep_alive_timeout(limits.header_read_timeout);
+    // No HTTP/2 keep-alive pings: they would count as activity, and an idle connection
+    // would never reach `idle_timeout`.
+    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let mut backoff = BACKOFF_START;
     loop {
@@ -361,7 +362,16 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Idle keep-alive connections close at once; a request in flight gets the grace.
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "some requests did not finish within {:?}",
+            limits.shutdown_grace
+        );
+    }
 }
 
 const BACKOFF_START: Duration = Duration::from_millis(10);

@@ -126,7 +126,13 @@ fn check_frame(session_id: &str, frame: &str, seq: Option<i64>) -> Result<(), &'
     if !ROOM_FRAMES.contains(&ty) {
         return Err("frame type does not cross nodes");
     }
-    if value["session_id"].as_str() != Some(session_id) {
+    // An `error` to a room (the assistant failed) names no session; every other frame
+    // names this one.
+    let names_session = match ty {
+        "error" => value["code"] == "assistant_failed" && value.get("session_id").is_none(),
+        _ => value["session_id"].as_str() == Some(session_id),
+    };
+    if !names_session {
         return Err("frame is for another session");
     }
     match (ty, seq) {
@@ -299,6 +305,16 @@ mod tests {
             NOW,
             "frame is for another session",
         );
+        let forged_error = serde_json::json!({"type": "error", "code": "unauthorized"});
+        check(
+            sealed(room(forged_error, None)),
+            NOW,
+            "frame is for another session",
+        );
+        let failed = serde_json::json!({"type": "error", "code": "assistant_failed"});
+        assert!(key()
+            .open(sealed(room(failed, None)).as_bytes(), NOW)
+            .is_ok());
         let bad_plugin = Envelope::PluginState {
             node: "n".into(),
             name: "../help".into(),

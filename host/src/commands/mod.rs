@@ -30,7 +30,7 @@ use crate::plugins::{may_run, CallContext, CallError, CallInput, PluginReply, Ro
 use crate::realtime::connection::send_error;
 use crate::realtime::frames::FrameId;
 use crate::realtime::outbound::Outbound;
-use crate::store::{AuditEntry, MessageRole, NewMessage};
+use crate::store::{nul, AuditEntry, MessageRole, NewMessage};
 use crate::time_fmt::{now_ms, rfc3339};
 
 /// A command that passed every check and may run.
@@ -63,9 +63,10 @@ impl CommandLimiter {
     }
 }
 
-/// Check a `/command` line for `caller`: it exists, the caller may run it, its arguments
-/// parse, and the caller is within the command rate. A refusal is audited (and logged)
-/// before it is answered.
+/// Check a `/command` line for `caller`: the caller is within the command rate (checked
+/// first, and not audited: a flood must cost nothing), the command exists, the caller may
+/// run it, and its arguments parse. Those refusals are audited and logged before they are
+/// answered.
 pub async fn approve(
     state: &AppState,
     caller: &Principal,
@@ -213,7 +214,11 @@ async fn run(
         args: approved.args,
         raw_args: approved.raw_args.clone(),
     };
-    let result = state.plugins.invoke(&approved.route, ctx, input).await;
+    let result = state
+        .plugins
+        .invoke(&approved.route, ctx, input)
+        .await
+        .and_then(storable);
     let elapsed = started.elapsed();
     let duration_ms = elapsed.as_millis() as i64;
     let plugin = approved.route.plugin.name.as_str();
@@ -274,6 +279,14 @@ async fn run(
     if let Err(e) = state.store.audit(entry).await {
         tracing::error!(error = %e, "cannot write the command audit row");
     }
+}
+
+/// A reply the store can hold on both databases (see `store::nul`).
+fn storable(reply: PluginReply) -> Result<PluginReply, CallError> {
+    if reply.body.contains('\0') || reply.data.as_ref().is_some_and(nul::in_json) {
+        return Err(CallError::Failed("the reply contains U+0000 (NUL)".into()));
+    }
+    Ok(reply)
 }
 
 /// The one structured line every command invocation gets, run or refused.

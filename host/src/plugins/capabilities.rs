@@ -129,9 +129,9 @@ pub struct PluginIdentity {
 
 impl PluginIdentity {
     pub fn check_key(&self, key: &str) -> Result<(), String> {
-        if key.is_empty() || key.len() > self.kv_max_key_bytes {
+        if key.is_empty() || key.len() > self.kv_max_key_bytes || key.contains('\0') {
             return Err(format!(
-                "kv keys must be 1..={} bytes",
+                "kv keys must be 1..={} bytes, without U+0000",
                 self.kv_max_key_bytes
             ));
         }

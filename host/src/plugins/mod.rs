@@ -315,7 +315,11 @@ impl PluginHost {
         for entry in &entries {
             match &entry.state {
                 PluginState::Refused(reason) => {
-                    tracing::warn!(plugin = %entry.name, %reason, "plugin not enabled")
+                    tracing::warn!(
+                        plugin = entry.name.as_str(),
+                        reason = reason.as_str(),
+                        "plugin not enabled"
+                    )
                 }
                 PluginState::Disabled => {
                     tracing::info!(plugin = %entry.name, "plugin disabled by config")

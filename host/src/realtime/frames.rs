@@ -71,8 +71,9 @@ pub fn decode(text: &str) -> Result<(FrameId, ClientFrame), BadFrame> {
     Ok((id, frame))
 }
 
-/// The `id` of a frame, read without decoding the rest (every other field is skipped
-/// unparsed): what a refusal for rate echoes. `None` when there is none or it is invalid.
+/// The `id` of a frame, read without building the rest (other fields are scanned and
+/// skipped, not allocated): what a refusal for rate echoes. `None` when there is none or
+/// it is invalid.
 pub fn peek_id(text: &str) -> FrameId {
     #[derive(Deserialize)]
     struct IdOnly {

@@ -442,12 +442,13 @@ impl Hub {
         for out in &gone {
             out.push(left.clone());
         }
+        // To every node: the others' members see the user leave too.
         let presence = ServerFrame::Presence {
             session_id,
             user_id,
             state: PresenceState::Left,
         };
-        self.deliver_local(session_id, presence.to_text(), Some(user_id));
+        self.broadcast(session_id, presence.to_text(), Some(user_id));
     }
 
     fn remove_user_from_room(&self, session_id: &str, user_id: &str) -> Vec<Outbound> {

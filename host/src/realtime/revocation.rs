@@ -5,11 +5,13 @@
 //! So every node polls: every `auth.revocation_poll` (500 ms) it reads the users whose row
 //! changed lately (`updated_at`, indexed) and tells their open connections through the hub
 //! — a demoted user's next command is checked against the new role, a disabled user's
-//! sockets get `unauthorized` and close 4001. The poll is one index range scan that
-//! normally returns no row, on SQLite and PostgreSQL alike, and needs no Redis in a
-//! cluster: every node reads the same database. It looks back `LOOKBACK` before the newest
-//! change it has seen, so a change committed late, or stamped by a CLI whose clock is a
-//! little behind, is not missed; applying a standing twice changes nothing.
+//! sockets get `unauthorized` and close 4001. The poll is one index range scan returning
+//! only the users changed in the last `LOOKBACK`, on SQLite and PostgreSQL alike, and
+//! needs no Redis in a cluster: every node reads the same database. Looking back
+//! `LOOKBACK` before the newest change it has seen, it does not miss a change committed
+//! late or stamped by a CLI whose clock is a little behind; a stamp from a clock ahead of
+//! ours does not move the mark past our own clock. Applying a standing twice changes
+//! nothing.
 
 use std::time::Duration;
 
@@ -43,7 +45,7 @@ pub fn spawn(
                 Ok(changed) => {
                     failing = false;
                     for (user_id, role, status, updated_at) in changed {
-                        newest = newest.max(updated_at);
+                        newest = newest.max(updated_at.min(now_ms()));
                         let disabled = status == UserStatus::Disabled;
                         hub.update_standing(&user_id, Standing { role, disabled });
                     }

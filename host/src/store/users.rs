@@ -65,8 +65,8 @@ pub fn valid_user_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-/// User ids: our own are UUIDs; an identity provider's `sub` is any 1–255 printable
-/// characters without control characters.
+/// User ids: our own are UUIDs; an identity provider's `sub` is any 1–255 bytes without
+/// control characters.
 pub fn valid_user_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 255 && !id.chars().any(char::is_control)
 }
