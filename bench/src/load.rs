@@ -952,16 +952,28 @@ impl ConnectionAttack {
         let mut ws = ws::connect_ready(&server.ws_url, &user.token).await?;
         ws::join(&mut ws, &session).await?;
         let filler = "x".repeat(BACKLOG_CHARS);
-        for i in 0..BACKLOG {
+        let mut stored = 0;
+        while stored < BACKLOG {
             ws.send(Message::text(format!(
-                r#"{{"type":"message","id":{i},"session_id":"{session}","content":"{filler}"}}"#
+                r#"{{"type":"message","id":{stored},"session_id":"{session}","content":"{filler}"}}"#
             )))
             .await?;
-            loop {
-                let text = ws::next_text(&mut ws).await?;
-                if frame_type(&text) == Some("ack") {
-                    break;
+            let answer = tokio::time::timeout(WAIT, async {
+                loop {
+                    let text = ws::next_text(&mut ws).await?;
+                    match frame_type(&text) {
+                        Some("ack") => return anyhow::Ok(true),
+                        // The frame limits, when kept: wait and send it again.
+                        Some("error") => return Ok(false),
+                        _ => continue,
+                    }
                 }
+            })
+            .await
+            .map_err(|_| anyhow!("no ack for a backlog message within {WAIT:?}"))??;
+            match answer {
+                true => stored += 1,
+                false => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
         let _ = ws.close(None).await;
@@ -986,7 +998,15 @@ impl ConnectionAttack {
             let join = format!(r#"{{"type":"join","session_id":"{session}","since_seq":0}}"#);
             let leave = format!(r#"{{"type":"leave","session_id":"{session}"}}"#);
             while !*stop.borrow() {
-                let mut ws = ws::connect_ready(&url, &token).await?;
+                let mut ws = match ws::connect_ready(&url, &token).await {
+                    Ok(ws) => ws,
+                    Err(_) => {
+                        // Refused (the reconnect rate): try again, as an attacker would.
+                        *counts.entry("reconnects refused".into()).or_default() += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
                 *counts.entry("connections".into()).or_default() += 1;
                 while !*stop.borrow() {
                     let sent = async {

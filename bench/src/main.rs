@@ -205,6 +205,10 @@ struct Opts {
     /// re-joining a large backlog; slowloris and silent sockets).
     #[arg(long, global = true)]
     connection_attacks: bool,
+    /// hostile: keep slashd's default per-connection frame limits and per-user reconnect
+    /// rate (lifted otherwise).
+    #[arg(long, global = true)]
+    frame_limits: bool,
     /// durability: posting clients, sessions, and messages in flight per client.
     #[arg(long, global = true, default_value_t = 8)]
     dur_clients: usize,
@@ -276,6 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cluster: None,
         extra_config: String::new(),
         commands_rate: None,
+        frame_limits: false,
     };
     let mut report = Report {
         rows: Vec::new(),
@@ -1017,6 +1022,7 @@ async fn run_hostile(opts: &Opts, server_opts: &ServerOpts) -> anyhow::Result<()
     let server_opts = ServerOpts {
         extra_config: plugin_table(opts, "hostile", r#"["kv"]"#)?,
         commands_rate: (opts.command_rate > 0.0).then_some(opts.command_rate),
+        frame_limits: opts.frame_limits,
         ..server_opts.clone()
     };
     let server = Server::start(&server_opts).await?;

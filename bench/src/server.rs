@@ -27,6 +27,9 @@ pub struct ServerOpts {
     pub extra_config: String,
     /// `[commands] rate_per_sec` (the burst is twice it); None: effectively unlimited.
     pub commands_rate: Option<f64>,
+    /// Keep slashd's own per-connection frame limits (`[realtime] rate_per_sec`, burst,
+    /// flood strikes) instead of lifting them.
+    pub frame_limits: bool,
 }
 
 #[derive(Clone)]
@@ -87,7 +90,13 @@ impl Server {
                 uuid::Uuid::new_v4().simple()
             ),
         };
-        let mut config = render_config(dir.path(), &db_url, &secret, opts.commands_rate);
+        let mut config = render_config(
+            dir.path(),
+            &db_url,
+            &secret,
+            opts.commands_rate,
+            opts.frame_limits,
+        );
         if let Some(c) = &opts.cluster {
             config.push_str(&format!(
                 "\n[cluster]\nredis_url = {:?}\nnamespace = {:?}\n",
@@ -431,10 +440,24 @@ pub fn cpu_secs(pid: Option<u32>) -> f64 {
 }
 
 /// The server config: real defaults, except the limits a benchmark must not trip over.
-fn render_config(dir: &Path, db_url: &str, secret: &str, commands_rate: Option<f64>) -> String {
+fn render_config(
+    dir: &Path,
+    db_url: &str,
+    secret: &str,
+    commands_rate: Option<f64>,
+    frame_limits: bool,
+) -> String {
     let (command_rate, command_burst) = match commands_rate {
         Some(rate) => (rate, (2.0 * rate).max(1.0)),
         None => (1_000_000.0, 1_000_000.0),
+    };
+    let frame_rate = match frame_limits {
+        true => "# slashd's own frame and reconnect limits",
+        // One client drives thousands of round trips per second on one connection.
+        false => {
+            "rate_per_sec = 1000000.0\nrate_burst = 1000000.0\nflood_strikes = 1000000.0\n\
+                  connects_per_user_per_min = 1000000"
+        }
     };
     format!(
         r#"[server]
@@ -456,10 +479,7 @@ login_failures_per_user = 1000000
 login_queue = 100000
 
 [realtime]
-# One client drives thousands of round trips per second on one connection.
-rate_per_sec = 1000000.0
-rate_burst = 1000000.0
-flood_strikes = 1000000.0
+{frame_rate}
 # Fan-out and idle connections are many connections of a few users.
 max_connections_per_user = 20000
 

@@ -24,10 +24,10 @@ use crate::cluster::{Cluster, ClusterKey, PluginCommand};
 use crate::commands::{CommandLimiter, ServerServices};
 use crate::config::Config;
 use crate::error::AppError;
-use crate::limits::KeyedBuckets;
 use crate::metrics::Metrics;
 use crate::plugins::PluginHost;
 use crate::realtime::hub::Hub;
+use crate::realtime::limits::UserBudgets;
 use crate::store::Store;
 use crate::{http, realtime, retention};
 
@@ -45,8 +45,8 @@ pub struct AppState {
     pub plugins: Arc<PluginHost>,
     pub command_limits: Arc<CommandLimiter>,
     pub login_throttle: Arc<LoginThrottle>,
-    /// Bytes of `joined.missed` each user may still be sent, all connections together.
-    pub recovery_budget: Arc<KeyedBuckets>,
+    /// Budgets per user, all their connections together (recovery bytes, new sockets).
+    pub user_budgets: Arc<UserBudgets>,
     /// Answers ordinary messages; `None` when `[assistant]` is not configured.
     pub assistant: Option<Arc<Assistant>>,
     /// The file the config came from; a plugin reload reads it again.
@@ -90,8 +90,7 @@ impl AppState {
             None => None,
         };
         let command_limits = Arc::new(CommandLimiter::new(&config.commands));
-        let per_user = config.realtime.recovery_user_bytes_per_sec as f64;
-        let recovery_budget = Arc::new(KeyedBuckets::new(4.0 * per_user, per_user));
+        let user_budgets = Arc::new(UserBudgets::new(&config.realtime));
         let login_throttle = Arc::new(LoginThrottle::new(&config.auth));
         Ok(AppState {
             config: Arc::new(config),
@@ -103,7 +102,7 @@ impl AppState {
             plugins: Arc::new(plugins),
             command_limits,
             login_throttle,
-            recovery_budget,
+            user_budgets,
             assistant,
             config_path: None,
             metrics,

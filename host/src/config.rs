@@ -210,6 +210,9 @@ pub struct RealtimeConfig {
     pub flood_strikes: f64,
     pub max_sessions_per_connection: usize,
     pub max_connections_per_user: usize,
+    /// New WebSocket connections one user may open per minute (a token bucket with that
+    /// burst); past it the socket gets `rate_limited` and close 1008.
+    pub connects_per_user_per_min: u32,
     /// Frames queued for one connection; a client that stops reading is closed when full.
     pub outbound_queue: usize,
     /// Bytes queued for one connection; past it the connection is closed like a full queue.
@@ -239,6 +242,7 @@ impl Default for RealtimeConfig {
             flood_strikes: 100.0,
             max_sessions_per_connection: 32,
             max_connections_per_user: 16,
+            connects_per_user_per_min: 60,
             outbound_queue: 1024,
             outbound_queue_bytes: 8 * 1024 * 1024,
             recovery_cap: 500,
@@ -535,6 +539,7 @@ impl Config {
             || r.outbound_queue_bytes == 0
             || r.max_sessions_per_connection == 0
             || r.max_connections_per_user == 0
+            || r.connects_per_user_per_min == 0
             || r.recovery_cap == 0
             || r.recovery_max_bytes == 0
             || r.recovery_bytes_per_sec == 0

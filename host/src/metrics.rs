@@ -48,6 +48,7 @@ struct LimitLabel {
 /// Every limit [`Metrics::limit_hit`] counts, so each series exists from the start.
 pub const LIMITS: &[&str] = &[
     "recovery_budget",
+    "connects_per_user",
     "connections_total",
     "connections_per_ip",
     "login_per_ip",

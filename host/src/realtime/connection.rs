@@ -69,6 +69,18 @@ pub async fn run(
         out: out.clone(),
         standing: Arc::new(standing),
     };
+    if let Err(retry_after) = state.user_budgets.connects.try_take(&principal.id) {
+        state.metrics.limit_hit("connects_per_user");
+        let err = AppError::RetryLater {
+            message: "too many new connections for this user; retry later".into(),
+            retry_after,
+        };
+        send_error(&out, &auth_id, &err);
+        out.close(close::POLICY, "too many new connections").await;
+        drop(out);
+        let _ = writer.await;
+        return;
+    }
     if !state.hub.register(
         handle.clone(),
         state.config.realtime.max_connections_per_user,
@@ -118,8 +130,10 @@ pub async fn run(
     let _ = writer.await;
 }
 
-/// How long a closing connection waits for the client's close frame.
+/// How long a closing connection waits for the client's close frame, and how many of its
+/// frames it reads (and drops) meanwhile.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+const CLOSE_HANDSHAKE_FRAMES: u32 = 64;
 
 /// How authentication ended.
 enum Auth {
@@ -275,10 +289,14 @@ impl Connection {
             self.out().close(code, reason).await;
             // The closing handshake: read (and drop) what the client still sends until its
             // close arrives. Dropping a socket with unread data makes the kernel send a
-            // reset, which can destroy our close frame before the client reads it.
+            // reset, which can destroy our close frame before the client reads it. Bounded
+            // in frames as well as time: a flooder being closed must not get two more
+            // seconds of reading at full speed.
             let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                let mut left = CLOSE_HANDSHAKE_FRAMES;
                 while let Some(Ok(msg)) = stream.next().await {
-                    if matches!(msg, Message::Close(_)) {
+                    left = left.saturating_sub(1);
+                    if matches!(msg, Message::Close(_)) || left == 0 {
                         break;
                     }
                 }
@@ -447,7 +465,7 @@ impl Connection {
         cap: i64,
     ) -> Result<(Vec<crate::store::Message>, bool), AppError> {
         let state = &self.state;
-        let user_budget = &state.recovery_budget;
+        let user_budget = &state.user_budgets.recovery;
         let grant = (state.config.realtime.recovery_max_bytes as f64)
             .min(self.recovery.available())
             .min(user_budget.available(&self.principal.id));
