@@ -74,6 +74,17 @@ pub fn now_secs() -> u64 {
         .as_secs()
 }
 
+/// Resident memory of process `pid`, in KiB (0 if it cannot be read). See
+/// [`Server::rss_kib`]; this form needs no `Server`, for a task that outlives a borrow.
+pub fn rss_kib_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A server configuration, rendered to `slashd.toml`.
 #[derive(Clone)]
 pub struct Setup {
@@ -134,11 +145,16 @@ impl Setup {
     }
 
     pub async fn start(self) -> Server {
+        self.start_with(Launch::default()).await
+    }
+
+    /// Like [`Setup::start`], launched as `launch` says.
+    pub async fn start_with(self, launch: Launch) -> Server {
         let pg = match self.backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(Arc::new(PgDatabase::create().await)),
         };
-        self.start_on(pg).await
+        self.start_on(pg, &launch).await
     }
 
     /// Start `n` nodes on one PostgreSQL database, fanning out over Redis at `redis_url`
@@ -151,16 +167,22 @@ impl Setup {
             .set("cluster", "namespace", &namespace);
         let mut nodes = Vec::new();
         for _ in 0..n {
-            nodes.push(setup.clone().start_on(Some(pg.clone())).await);
+            nodes.push(
+                setup
+                    .clone()
+                    .start_on(Some(pg.clone()), &Launch::default())
+                    .await,
+            );
         }
         nodes
     }
 
-    async fn start_on(self, pg: Option<Arc<PgDatabase>>) -> Server {
+    async fn start_on(self, pg: Option<Arc<PgDatabase>>, launch: &Launch) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = match &pg {
-            Some(pg) => pg.url.clone(),
-            None => format!("sqlite://{}/slashd.db?mode=rwc", dir.path().display()),
+        let url = match (&pg, &launch.sqlite_url) {
+            (Some(pg), _) => pg.url.clone(),
+            (None, Some(template)) => template.replace("{dir}", &dir.path().display().to_string()),
+            (None, None) => format!("sqlite://{}/slashd.db?mode=rwc", dir.path().display()),
         };
         let setup = self.set("database", "url", &format!("{url:?}")).set(
             "server",
@@ -180,7 +202,7 @@ impl Setup {
             pg,
             http: reqwest::Client::new(),
         };
-        server.spawn().await;
+        server.spawn_with(launch).await;
         server
     }
 }
@@ -210,13 +232,36 @@ impl Server {
 
     /// Start (or restart) the process and wait for its "listening" line.
     pub async fn spawn(&mut self) {
-        let mut child = Command::new(BIN)
-            .args(["--log-format", "json", "--config"])
+        self.spawn_with(&Launch::default()).await
+    }
+
+    /// Start (or restart) the process as `launch` says and wait for its "listening" line.
+    pub async fn spawn_with(&mut self, launch: &Launch) {
+        let mut command = match launch.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let human = launch.human_logs;
+        command
+            .args([
+                "--log-format",
+                if human { "human" } else { "json" },
+                "--config",
+            ])
             .arg(&self.config_path)
             .arg("serve")
             .current_dir(self.dir.path())
             .env("SLASHD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SLASHD_LOG", "info,slashd=debug,tower_http=warn,sqlx=warn")
+            .env("SLASHD_LOG", "info,slashd=debug,tower_http=warn,sqlx=warn");
+        if human {
+            // Plain lines, without colour codes (the JSON format has none).
+            command.env("NO_COLOR", "1");
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -231,6 +276,16 @@ impl Server {
                     if v["fields"]["message"] == "listening" {
                         let _ =
                             tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                    }
+                } else if human {
+                    let plain = strip_ansi(&line);
+                    if plain.contains(" listening") {
+                        if let Some(addr) = plain
+                            .split_whitespace()
+                            .find_map(|w| w.strip_prefix("addr="))
+                        {
+                            let _ = tx.send(addr.to_string());
+                        }
                     }
                 }
                 logs.lock().unwrap().push(line);
@@ -340,13 +395,7 @@ impl Server {
 
     /// Resident memory of the server process, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
+        rss_kib_of(self.pid())
     }
 
     /// Run the CLI against this server's config (and database).
@@ -414,17 +463,8 @@ impl Server {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let (status, _, body) = self.call_via(&self.http, method, path, token, body).await;
+        (status, body)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -697,6 +737,39 @@ impl Ws {
             .await
             .expect("connection did not close")
     }
+
+    /// Every text frame until the connection ends (or `within` passes: `None`), and how it
+    /// ended.
+    pub async fn frames_until_close(&mut self, within: Duration) -> Option<(Vec<Value>, Closed)> {
+        frames_until_close_of(&mut self.stream, within).await
+    }
+}
+
+/// [`Ws::frames_until_close`] for any stream of messages (the read half of a split
+/// connection, say).
+pub async fn frames_until_close_of(
+    stream: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    within: Duration,
+) -> Option<(Vec<Value>, Closed)> {
+    let read = async {
+        let mut frames = Vec::new();
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    frames.push(serde_json::from_str(&t).expect("server sent JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return (
+                        frames,
+                        Closed::Code(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
+                    );
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return (frames, Closed::Abrupt),
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.ok()
 }
 
 pub fn close_code(code: u16) -> Closed {
@@ -743,103 +816,7 @@ pub fn strip_ansi(line: &str) -> String {
     out
 }
 
-impl Setup {
-    /// Like [`Setup::start`], launched as `launch` says.
-    pub async fn start_with(self, launch: Launch) -> Server {
-        let pg = match self.backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(Arc::new(PgDatabase::create().await)),
-        };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = match (&pg, &launch.sqlite_url) {
-            (Some(pg), _) => pg.url.clone(),
-            (None, Some(template)) => template.replace("{dir}", &dir.path().display().to_string()),
-            (None, None) => format!("sqlite://{}/slashd.db?mode=rwc", dir.path().display()),
-        };
-        let setup = self.set("database", "url", &format!("{url:?}")).set(
-            "server",
-            "data_dir",
-            &format!("{:?}", dir.path().join("data")),
-        );
-        let config_path = dir.path().join("slashd.toml");
-        std::fs::write(&config_path, setup.render()).expect("write config");
-        let mut server = Server {
-            backend: setup.backend,
-            base: String::new(),
-            ws_url: String::new(),
-            dir,
-            config_path,
-            child: None,
-            logs: Arc::new(Mutex::new(Vec::new())),
-            pg,
-            http: reqwest::Client::new(),
-        };
-        server.spawn_with(&launch).await;
-        server
-    }
-}
-
 impl Server {
-    /// Start (or restart) the process as `launch` says and wait for its "listening" line.
-    pub async fn spawn_with(&mut self, launch: &Launch) {
-        let mut command = match launch.nofile {
-            Some(n) => {
-                let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(BIN);
-                c
-            }
-            None => Command::new(BIN),
-        };
-        let format = if launch.human_logs { "human" } else { "json" };
-        let mut child = command
-            .args(["--log-format", format, "--config"])
-            .arg(&self.config_path)
-            .arg("serve")
-            .current_dir(self.dir.path())
-            .env("SLASHD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SLASHD_LOG", "info,slashd=debug,tower_http=warn,sqlx=warn")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn slashd");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = self.logs.clone();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["fields"]["message"] == "listening" {
-                        let _ =
-                            tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
-                    }
-                } else {
-                    let plain = strip_ansi(&line);
-                    if plain.contains(" listening") {
-                        if let Some(addr) = plain
-                            .split_whitespace()
-                            .find_map(|w| w.strip_prefix("addr="))
-                        {
-                            let _ = tx.send(addr.to_string());
-                        }
-                    }
-                }
-                logs.lock().unwrap().push(line);
-            }
-        });
-        self.child = Some(child);
-        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
-            .await
-            .unwrap();
-        let addr = match addr {
-            Ok(addr) => addr,
-            Err(_) => panic!("slashd did not start; its log:\n{}", self.logs_text()),
-        };
-        self.base = format!("http://{addr}");
-        self.ws_url = format!("ws://{addr}/ws");
-    }
-
     /// Every stderr line so far, as written (JSON or text).
     pub fn raw_log_lines(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()

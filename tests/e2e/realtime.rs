@@ -18,7 +18,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::harness::{now_secs, Backend, Closed, Server, Setup, User, Ws, WAIT};
+use crate::harness::{
+    frames_until_close_of, now_secs, Backend, Closed, Server, Setup, User, Ws, WAIT,
+};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -80,35 +82,14 @@ async fn next_json(reader: &mut Reader) -> Value {
         .expect("no frame within WAIT")
 }
 
-/// Every text frame until the connection ends, and how it ended.
-async fn frames_until_close_of(
-    stream: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
-) -> (Vec<Value>, Closed) {
-    let read = async {
-        let mut frames = Vec::new();
-        loop {
-            match stream.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    frames.push(serde_json::from_str(&t).expect("server sent JSON"))
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return (
-                        frames,
-                        Closed::Code(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
-                    );
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return (frames, Closed::Abrupt),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(25), read)
+/// How long [`frames_until_close`] waits for the server to end a connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(25);
+
+/// Every text frame until the connection ends, and how it ended; panics after [`CLOSE_WAIT`].
+async fn frames_until_close(ws: &mut Ws) -> (Vec<Value>, Closed) {
+    ws.frames_until_close(CLOSE_WAIT)
         .await
         .expect("connection did not close")
-}
-
-async fn frames_until_close(ws: &mut Ws) -> (Vec<Value>, Closed) {
-    frames_until_close_of(&mut ws.stream).await
 }
 
 /// Prove the connection still works: a ping is answered by exactly its pong.
@@ -1553,7 +1534,9 @@ async fn graceful_shutdown_closes_1001_and_keeps_acked_messages(backend: Backend
         }
     }
     let poster_task = tokio::spawn(async move {
-        let (frames, closed) = frames_until_close_of(&mut reader).await;
+        let (frames, closed) = frames_until_close_of(&mut reader, CLOSE_WAIT)
+            .await
+            .expect("connection did not close");
         (frames, closed, writer)
     });
     let mut others = Vec::new();

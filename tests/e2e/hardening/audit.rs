@@ -8,6 +8,7 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::user_in_own_session;
 use crate::harness::{Backend, Setup};
 use crate::on_both_backends;
 
@@ -24,10 +25,7 @@ async fn a_long_unknown_command_name_is_stored_cut_to_64(backend: Backend) {
         .set("realtime", "max_content_chars", "9000")
         .start()
         .await;
-    let user = server.user("vera", "viewer").await;
-    let session = server.session(&user, "audit").await;
-    let mut ws = server.ws(&user).await;
-    ws.join(&session).await;
+    let (user, session, mut ws) = user_in_own_session(&server, "vera", "audit").await;
     let line = format!("/{}", "a".repeat(8000));
     let answer = ws
         .request(json!({"type": "message", "session_id": session, "content": line, "id": "long"}))
@@ -60,10 +58,7 @@ async fn rate_limited_commands_are_not_audited(backend: Backend) {
         .set("realtime", "rate_burst", "100000.0")
         .start()
         .await;
-    let user = server.user("vera", "viewer").await;
-    let session = server.session(&user, "audit").await;
-    let mut ws = server.ws(&user).await;
-    ws.join(&session).await;
+    let (user, session, mut ws) = user_in_own_session(&server, "vera", "audit").await;
     let started = Instant::now();
     for i in 0..N {
         let frame = json!({"type": "message", "session_id": session,

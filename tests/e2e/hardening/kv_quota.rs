@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::user_in_own_session;
 use crate::harness::{Backend, Setup};
 use crate::on_both_backends;
 
@@ -24,10 +25,7 @@ async fn concurrent_first_writes_respect_kv_max_keys(backend: Backend) {
     let barrier = Arc::new(tokio::sync::Barrier::new(USERS));
     let mut tasks = Vec::new();
     for u in 0..USERS {
-        let user = server.user(&format!("user{u}"), "viewer").await;
-        let session = server.session(&user, "kv").await;
-        let mut ws = server.ws(&user).await;
-        ws.join(&session).await;
+        let (_, session, mut ws) = user_in_own_session(&server, &format!("user{u}"), "kv").await;
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;

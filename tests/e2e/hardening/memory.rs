@@ -10,8 +10,8 @@ use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{json_bytes, post, post_many, usable};
-use crate::harness::{Backend, Server, Setup};
+use super::{json_bytes, post, post_many, usable, user_in_own_session};
+use crate::harness::{rss_kib_of, Backend, Server, Setup, User, Ws};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -31,13 +31,22 @@ const RSS_GROWTH_BOUND_KIB: u64 = 64 * 1024;
 /// an unfixed server cannot take the machine's memory with it.
 const RSS_KILL_KIB: u64 = 2 * RSS_GROWTH_BOUND_KIB;
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+/// An owner and a member of a session `title`, with the owner's connection joined to it and
+/// `n` messages of `chars` characters posted on it.
+async fn posted_backlog(
+    server: &Server,
+    title: &str,
+    n: usize,
+    chars: usize,
+) -> (User, User, String, Ws) {
+    let owner = server.user("owner", "viewer").await;
+    let member = server.user("member", "viewer").await;
+    let sid = server.session(&owner, title).await;
+    server.add_member(&owner, &sid, &member).await;
+    let mut poster = server.ws(&owner).await;
+    poster.join(&sid).await;
+    post_many(&mut poster, &sid, n, chars).await;
+    (owner, member, sid, poster)
 }
 
 /// A session with 300 messages of ~7,000 characters; a client that never reads sends
@@ -51,17 +60,12 @@ async fn join_flood_from_a_non_reader_keeps_memory_bounded(backend: Backend) {
         .set("realtime", "flood_strikes", "100000.0")
         .start()
         .await;
-    let owner = server.user("owner", "viewer").await;
-    let member = server.user("member", "viewer").await;
-    let sid = server.session(&owner, "big backlog").await;
-    server.add_member(&owner, &sid, &member).await;
-    let mut poster = server.ws(&owner).await;
-    poster.join(&sid).await;
-    post_many(&mut poster, &sid, 300, 7000).await;
+    // The poster's connection stays open through the flood.
+    let (_, member, sid, _poster) = posted_backlog(&server, "big backlog", 300, 7000).await;
 
     let pid = server.pid();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let baseline = rss_kib(pid);
+    let baseline = server.rss_kib();
     assert!(baseline > 0, "cannot read the server's RSS");
     let stop = Arc::new(AtomicBool::new(false));
     let killed = Arc::new(AtomicBool::new(false));
@@ -70,7 +74,7 @@ async fn join_flood_from_a_non_reader_keeps_memory_bounded(backend: Backend) {
         let (stop, killed, peak) = (stop.clone(), killed.clone(), peak.clone());
         async move {
             while !stop.load(Ordering::Relaxed) {
-                let rss = rss_kib(pid);
+                let rss = rss_kib_of(pid);
                 peak.fetch_max(rss, Ordering::Relaxed);
                 if rss > baseline + RSS_KILL_KIB {
                     killed.store(true, Ordering::Relaxed);
@@ -158,10 +162,7 @@ async fn join_flood_from_a_non_reader_keeps_memory_bounded(backend: Backend) {
     drop(flood);
 
     // A normal client is served.
-    let other = server.user("other", "viewer").await;
-    let own = server.session(&other, "fresh").await;
-    let mut ws = server.ws(&other).await;
-    ws.join(&own).await;
+    let (_, own, mut ws) = user_in_own_session(&server, "other", "fresh").await;
     post(&mut ws, &own, "still serving").await;
     usable(&mut ws).await;
 }
@@ -232,13 +233,7 @@ async fn missed_is_cut_at_recovery_max_bytes(backend: Backend) {
         .set("realtime", "rate_burst", "1000.0")
         .start()
         .await;
-    let owner = server.user("owner", "viewer").await;
-    let member = server.user("member", "viewer").await;
-    let sid = server.session(&owner, "room").await;
-    server.add_member(&owner, &sid, &member).await;
-    let mut o = server.ws(&owner).await;
-    o.join(&sid).await;
-    post_many(&mut o, &sid, 12, 4000).await;
+    let (_, member, sid, mut o) = posted_backlog(&server, "room", 12, 4000).await;
     // One message larger than the cap on its own.
     post(&mut o, &sid, &"h".repeat(25_000)).await;
 
@@ -307,10 +302,7 @@ async fn recovery_budget_per_connection(backend: Backend) {
         .set("realtime", "rate_burst", "1000.0")
         .start()
         .await;
-    let owner = server.user("owner", "viewer").await;
-    let sid = server.session(&owner, "room").await;
-    let mut o = server.ws(&owner).await;
-    o.join(&sid).await;
+    let (_, sid, mut o) = user_in_own_session(&server, "owner", "room").await;
     post_many(&mut o, &sid, 12, 4000).await;
     let left = o.request(json!({"type": "leave", "session_id": sid})).await;
     assert_eq!(left["type"], "left");
@@ -361,13 +353,8 @@ async fn recovery_budget_per_user(backend: Backend) {
         .set("realtime", "rate_burst", "1000.0")
         .start()
         .await;
-    let owner = server.user("owner", "viewer").await;
-    let member = server.user("member", "viewer").await;
-    let sid = server.session(&owner, "room").await;
-    server.add_member(&owner, &sid, &member).await;
-    let mut o = server.ws(&owner).await;
-    o.join(&sid).await;
-    post_many(&mut o, &sid, 12, 4000).await;
+    // The poster's connection stays open while the member recovers.
+    let (owner, member, sid, _poster) = posted_backlog(&server, "room", 12, 4000).await;
 
     let started = Instant::now();
     let mut counts = Vec::new();

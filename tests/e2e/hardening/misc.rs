@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{frames_until_close, json_bytes, post_many, usable};
+use super::{json_bytes, post_many, usable, user_in_own_session};
 use crate::harness::{now_secs, Backend, Closed, Launch, Server, Setup};
 use crate::on_both_backends;
 
@@ -50,7 +50,7 @@ async fn ping_control_frames_count_against_the_rate() {
         }
     }
     let _ = ws.stream.flush().await;
-    let ended = frames_until_close(&mut ws, Duration::from_secs(5)).await;
+    let ended = ws.frames_until_close(Duration::from_secs(5)).await;
     let (_, closed) = ended.expect("a ping flood was not closed within 5 s");
     assert_eq!(closed, Closed::Code(1008), "a ping flood closes with 1008");
     // Others are fine.
@@ -105,10 +105,7 @@ async fn message_pages_are_byte_capped_and_page_on(backend: Backend) {
         .set("realtime", "rate_burst", "1000.0")
         .start()
         .await;
-    let user = server.user("olga", "viewer").await;
-    let sid = server.session(&user, "history").await;
-    let mut ws = server.ws(&user).await;
-    ws.join(&sid).await;
+    let (user, sid, mut ws) = user_in_own_session(&server, "olga", "history").await;
     post_many(&mut ws, &sid, 12, 4000).await;
 
     let mut all: Vec<i64> = Vec::new();
@@ -168,7 +165,8 @@ async fn auto_provisioning_a_taken_name_is_unauthorized(backend: Backend) {
     assert_eq!(body["error"]["code"], "unauthorized", "{body}");
     // And over WebSocket.
     let mut ws = server.ws_with_header(Some(&token)).await;
-    let (frames, closed) = frames_until_close(&mut ws, Duration::from_secs(10))
+    let (frames, closed) = ws
+        .frames_until_close(Duration::from_secs(10))
         .await
         .expect("closed");
     assert_eq!(frames.len(), 1, "{frames:?}");
@@ -214,10 +212,7 @@ async fn plugin_traps_answer_one_line() {
         .set("commands", "rate_burst", "1000.0")
         .start()
         .await;
-    let user = server.user("eve", "viewer").await;
-    let session = server.session(&user, "traps").await;
-    let mut ws = server.ws(&user).await;
-    ws.join(&session).await;
+    let (_, session, mut ws) = user_in_own_session(&server, "eve", "traps").await;
     for line in ["/panic", "/recurse", "/membomb"] {
         let answer = ws.command(&session, line).await;
         assert_eq!(answer["type"], "error", "{line}: {answer}");
@@ -267,7 +262,8 @@ async fn valid_tokens_of_unknown_or_disabled_users_get_a_generic_refusal(backend
             "{what} over REST"
         );
         let mut ws = server.ws_with_header(Some(token)).await;
-        let (frames, closed) = frames_until_close(&mut ws, Duration::from_secs(10))
+        let (frames, closed) = ws
+            .frames_until_close(Duration::from_secs(10))
             .await
             .expect("closed");
         assert_eq!(frames.len(), 1, "{what}: {frames:?}");

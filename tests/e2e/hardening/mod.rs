@@ -14,40 +14,26 @@ mod membership;
 mod memory;
 mod misc;
 mod nul;
+mod reconnects;
 mod revocation;
 mod token_slots;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{Closed, Server, Ws};
+use crate::harness::{Server, User, Ws};
 
-/// Every text frame until the connection ends (or `within` passes: `None`), and how it
-/// ended.
-pub async fn frames_until_close(ws: &mut Ws, within: Duration) -> Option<(Vec<Value>, Closed)> {
-    let read = async {
-        let mut frames = Vec::new();
-        loop {
-            match ws.stream.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    frames.push(serde_json::from_str(&t).expect("server sent JSON"))
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return (
-                        frames,
-                        Closed::Code(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
-                    );
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return (frames, Closed::Abrupt),
-            }
-        }
-    };
-    tokio::time::timeout(within, read).await.ok()
+/// A new viewer `name` with a session `title` of their own, and a connection of theirs
+/// joined to it.
+pub async fn user_in_own_session(server: &Server, name: &str, title: &str) -> (User, String, Ws) {
+    let user = server.user(name, "viewer").await;
+    let session = server.session(&user, title).await;
+    let mut ws = server.ws(&user).await;
+    ws.join(&session).await;
+    (user, session, ws)
 }
 
 /// Prove a connection still works: a ping is answered by exactly its pong.

@@ -81,7 +81,7 @@ async fn disabling_a_user_closes_their_open_sockets(backend: Backend) {
         String::from_utf8_lossy(&out.stderr)
     );
     for (name, conn) in [("joined socket", &mut ws), ("idle socket", &mut idle)] {
-        let ended = super::frames_until_close(conn, Duration::from_secs(3)).await;
+        let ended = conn.frames_until_close(Duration::from_secs(3)).await;
         let (frames, closed) =
             ended.unwrap_or_else(|| panic!("{name}: still open 3 s after `user disable`"));
         assert!(

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{frames_until_close, usable};
+use super::usable;
 use crate::harness::{now_secs, Backend, Server, Setup, User, Ws};
 use crate::on_both_backends;
 
@@ -43,7 +43,7 @@ async fn a_far_future_exp_does_not_leak_connection_slots(backend: Backend) {
         if first["type"] == "ready" {
             ws.stream.close(None).await.expect("close");
             assert!(
-                frames_until_close(&mut ws, Duration::from_secs(5))
+                ws.frames_until_close(Duration::from_secs(5))
                     .await
                     .is_some(),
                 "round {i}: the server did not complete the close"
@@ -51,7 +51,7 @@ async fn a_far_future_exp_does_not_leak_connection_slots(backend: Backend) {
         } else {
             assert_eq!(first["type"], "error", "round {i}: {first}");
             assert!(
-                frames_until_close(&mut ws, Duration::from_secs(5))
+                ws.frames_until_close(Duration::from_secs(5))
                     .await
                     .is_some(),
                 "round {i}: a refused connection stayed open"
