@@ -877,27 +877,13 @@ pub async fn hostile(server: &Server, p: &HostileParams) -> anyhow::Result<Vec<P
             normal.merge(h.await.context("normal client task")?);
         }
         let mut outcomes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        for (k, h) in hostile_tasks {
-            let counts = match tokio::time::timeout(Duration::from_secs(15), h).await {
-                Ok(Ok(Ok(c))) => c,
-                Ok(Ok(Err(e))) => BTreeMap::from([(format!("client failed: {e:#}"), 1)]),
-                Ok(Err(e)) => BTreeMap::from([(format!("task: {e}"), 1)]),
-                Err(_) => BTreeMap::from([("no answer within 15 s".to_string(), 1)]),
-            };
-            let entry = outcomes.entry(HOSTILE[k].0.to_string()).or_default();
-            for (what, c) in counts {
-                *entry.entry(what).or_default() += c;
-            }
-        }
-        for (name, h) in attack_tasks {
-            let counts = match tokio::time::timeout(Duration::from_secs(15), h).await {
-                Ok(Ok(Ok(c))) => c,
-                Ok(Ok(Err(e))) => BTreeMap::from([(format!("client failed: {e:#}"), 1)]),
-                Ok(Err(e)) => BTreeMap::from([(format!("task: {e}"), 1)]),
-                Err(_) => BTreeMap::from([("did not stop within 15 s".to_string(), 1)]),
-            };
+        let named = hostile_tasks
+            .into_iter()
+            .map(|(k, h)| (HOSTILE[k].0, h))
+            .chain(attack_tasks);
+        for (name, h) in named {
             let entry = outcomes.entry(name.to_string()).or_default();
-            for (what, c) in counts {
+            for (what, c) in tally(h).await {
                 *entry.entry(what).or_default() += c;
             }
         }
@@ -922,6 +908,18 @@ pub async fn hostile(server: &Server, p: &HostileParams) -> anyhow::Result<Vec<P
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     Ok(results)
+}
+
+type Counts = BTreeMap<String, u64>;
+
+/// What a hostile or attacking task counted, or how it failed to finish.
+async fn tally(task: tokio::task::JoinHandle<anyhow::Result<Counts>>) -> Counts {
+    match tokio::time::timeout(Duration::from_secs(15), task).await {
+        Ok(Ok(Ok(counts))) => counts,
+        Ok(Ok(Err(e))) => BTreeMap::from([(format!("client failed: {e:#}"), 1)]),
+        Ok(Err(e)) => BTreeMap::from([(format!("task: {e}"), 1)]),
+        Err(_) => BTreeMap::from([("no answer within 15 s".to_string(), 1)]),
+    }
 }
 
 const JOIN_FLOOD: &str = "join flood";

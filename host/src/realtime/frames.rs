@@ -60,7 +60,7 @@ pub fn decode(text: &str) -> Result<(FrameId, ClientFrame), BadFrame> {
         return Err(bad(None, "frame must be a JSON object".into()));
     };
     let id = take_id(&mut map).map_err(|msg| bad(None, msg))?;
-    if nul::may_be_in_json_text(text.as_bytes()) && nul::in_json(&Value::Object(map.clone())) {
+    if nul::may_be_in_json_text(text.as_bytes()) && nul::in_map(&map) {
         return Err(bad(id, nul::REFUSED.into()));
     }
     if !matches!(map.get("type"), Some(Value::String(_))) {
@@ -80,13 +80,17 @@ pub fn peek_id(text: &str) -> FrameId {
         #[serde(default)]
         id: Option<Value>,
     }
-    let mut map = Map::new();
-    map.insert("id".into(), serde_json::from_str::<IdOnly>(text).ok()?.id?);
-    take_id(&mut map).ok().flatten()
+    check_id(serde_json::from_str::<IdOnly>(text).ok()?.id)
+        .ok()
+        .flatten()
 }
 
 fn take_id(map: &mut Map<String, Value>) -> Result<FrameId, String> {
-    match map.remove("id") {
+    check_id(map.remove("id"))
+}
+
+fn check_id(id: Option<Value>) -> Result<FrameId, String> {
+    match id {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= MAX_ID_CHARS => Ok(Some(Value::String(s))),
         Some(Value::Number(n)) => Ok(Some(Value::Number(n))),

@@ -12,9 +12,14 @@ pub fn in_json(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains('\0'),
         Value::Array(items) => items.iter().any(in_json),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || in_json(v)),
+        Value::Object(map) => in_map(map),
         Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
+}
+
+/// [`in_json`] for an object's keys and values.
+pub fn in_map(map: &serde_json::Map<String, Value>) -> bool {
+    map.iter().any(|(k, v)| k.contains('\0') || in_json(v))
 }
 
 /// Could JSON text decode to a string with a NUL? A cheap test that lets the common case
