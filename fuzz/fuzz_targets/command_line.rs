@@ -1,4 +1,4 @@
-//! The command-line parser (`slashd::commands::parse`): `split_command` and `split_args`
+//! The command-line parser (`slashd::protocol::command_line`): `split_command` and `split_args`
 //! never panic; `split_command` finds a lowercase name and a trimmed rest; a line without
 //! quotes or backslashes splits into exactly its words (nothing is dropped — `#` included);
 //! `split_args` agrees with `shlex::split` wherever shell comments play no part; arguments
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use slashd::commands::parse::{split_args, split_command};
+use slashd::protocol::command_line::{split_args, split_command};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(line) = std::str::from_utf8(data) else {

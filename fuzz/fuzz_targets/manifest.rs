@@ -1,8 +1,8 @@
 //! The plugin manifest decoders (`slashd::plugins::manifest`):
 //! - the API-version custom-section reader, on any bytes and on a component that carries
 //!   the section with any contents;
-//! - the JSON manifest a native plugin returns (`Manifest::from_json`), then
-//!   `Manifest::validate`, the check every plugin's manifest passes before it is enabled.
+//! - the JSON manifest a native plugin returns (`manifest::from_json`), then
+//!   `manifest::validate`, the check every plugin's manifest passes before it is enabled.
 //!
 //! Properties: nothing panics; the reader finds exactly the section's contents; a manifest
 //! serialized by the SDK decodes to the same manifest; and `validate` accepts exactly the
@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use slashd::plugins::manifest::{
-    api_version, check_api_version, valid_command_name, Manifest, API_VERSION_SECTION,
-    SUPPORTED_API,
+    api_version, check_api_version, from_json, valid_command_name, validate, Manifest,
+    API_VERSION_SECTION, SUPPORTED_API,
 };
 use slashd_plugin_api as sdk;
 
@@ -86,9 +86,9 @@ fn run(input: Input) {
             );
         }
         Input::Json(bytes) => {
-            if let Ok(manifest) = Manifest::from_json(&bytes) {
+            if let Ok(manifest) = from_json(&bytes) {
                 assert_eq!(
-                    manifest.validate().is_ok(),
+                    validate(&manifest).is_ok(),
                     allowed(&manifest),
                     "{manifest:?}"
                 );
@@ -97,22 +97,10 @@ fn run(input: Input) {
         Input::Sdk(m) => {
             let sdk = to_sdk(m);
             let json = serde_json::to_vec(&sdk).unwrap();
-            let manifest = Manifest::from_json(&json).expect("the SDK's manifest decodes");
-            assert_eq!(manifest.name, sdk.name);
-            assert_eq!(manifest.version, sdk.version);
-            assert_eq!(manifest.commands.len(), sdk.commands.len());
-            for (ours, theirs) in manifest.commands.iter().zip(&sdk.commands) {
-                assert_eq!(ours.name, theirs.name);
-                assert_eq!(ours.aliases, theirs.aliases);
-                assert_eq!(ours.summary, theirs.summary);
-                assert_eq!(ours.usage, theirs.usage);
-                assert_eq!(ours.min_role.as_str(), theirs.min_role.as_str());
-            }
-            let caps: Vec<&str> = manifest.capabilities.iter().map(|c| c.as_str()).collect();
-            let want: Vec<&str> = sdk.capabilities.iter().map(|c| c.as_str()).collect();
-            assert_eq!(caps, want);
+            let manifest = from_json(&json).expect("the SDK's manifest decodes");
+            assert_eq!(manifest, sdk);
             assert_eq!(
-                manifest.validate().is_ok(),
+                validate(&manifest).is_ok(),
                 allowed(&manifest),
                 "{manifest:?}"
             );
@@ -120,7 +108,7 @@ fn run(input: Input) {
     }
 }
 
-/// The manifest rules, stated independently of `Manifest::validate`.
+/// The manifest rules, stated independently of `manifest::validate`.
 fn allowed(m: &Manifest) -> bool {
     let mut names = HashSet::new();
     let names_ok = m.commands.iter().all(|c| {

@@ -1,10 +1,9 @@
-//! Application assembly: state, router, start-up (migrations, keys, first admin) and
-//! graceful shutdown.
+//! Application assembly: build every part once (`build`), the router, start-up
+//! (migrations, keys, first admin, background tasks) and graceful shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
@@ -20,95 +19,76 @@ use tower_http::trace::TraceLayer;
 use crate::assistant::Assistant;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{self, Authenticator, Role, TokenKeys};
+use crate::chat::Chat;
 use crate::cluster::{Cluster, ClusterKey, PluginCommand};
-use crate::commands::{CommandLimiter, ServerServices};
+use crate::commands::{Commands, ServerServices};
 use crate::config::Config;
-use crate::error::AppError;
+use crate::hub::{Hub, Presence};
+use crate::limits::UserBudgets;
 use crate::metrics::Metrics;
 use crate::plugins::PluginHost;
-use crate::realtime::hub::Hub;
-use crate::realtime::limits::UserBudgets;
+use crate::retention::Retention;
+use crate::state::AppState;
 use crate::store::Store;
-use crate::{http, realtime, retention};
+use crate::{http, realtime};
 
-/// Everything a handler may use. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub auth: Arc<Authenticator>,
-    pub hub: Hub,
-    /// Cancelled when the server begins shutting down.
-    pub shutdown: CancellationToken,
-    /// Connection tasks and background jobs, awaited on shutdown.
-    pub tasks: TaskTracker,
-    pub plugins: Arc<PluginHost>,
-    pub command_limits: Arc<CommandLimiter>,
-    pub login_throttle: Arc<LoginThrottle>,
-    /// Budgets per user, all their connections together (recovery bytes, new sockets).
-    pub user_budgets: Arc<UserBudgets>,
-    /// Answers ordinary messages; `None` when `[assistant]` is not configured.
-    pub assistant: Option<Arc<Assistant>>,
-    /// The file the config came from; a plugin reload reads it again.
-    pub config_path: Option<Arc<PathBuf>>,
-    /// Redis fan-out to other nodes; `None` on a single node.
-    pub cluster: Option<Arc<Cluster>>,
-    /// What `GET /metrics` reports.
-    pub metrics: Arc<Metrics>,
-}
-
-impl AppState {
-    /// Connect, migrate, and load the token keys.
-    pub async fn build(config: Config) -> anyhow::Result<AppState> {
-        let store = open_store(&config).await?;
-        let keys = token_keys(&config)?;
-        let auth = Authenticator::new(keys, store.clone(), config.auth.auto_provision);
-        let hub = Hub::default();
-        let metrics = Arc::new(Metrics::new(config.cluster.redis_url.is_some()));
-        let cluster = match &config.cluster.redis_url {
-            Some(url) => Some(
-                Cluster::start(
-                    url,
-                    &config.cluster.namespace,
-                    ClusterKey::from_config(&config)?,
-                    hub.clone(),
-                    metrics.clone(),
-                )
-                .await
-                .with_context(|| format!("cannot reach Redis at {}", crate::store::redact(url)))?,
-            ),
-            None => None,
-        };
-        let services = ServerServices {
-            store: store.clone(),
-            hub: hub.clone(),
-            started: Instant::now(),
-        };
-        let plugins = PluginHost::start(&config, Arc::new(services)).await?;
-        let assistant = match &config.assistant {
-            Some(c) => Some(Arc::new(Assistant::new(c)?)),
-            None => None,
-        };
-        let command_limits = Arc::new(CommandLimiter::new(&config.commands));
-        let user_budgets = Arc::new(UserBudgets::new(&config.realtime));
-        let login_throttle = Arc::new(LoginThrottle::new(&config.auth));
-        Ok(AppState {
-            config: Arc::new(config),
-            store,
-            auth: Arc::new(auth),
-            hub,
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-            plugins: Arc::new(plugins),
-            command_limits,
-            login_throttle,
-            user_budgets,
-            assistant,
-            config_path: None,
-            metrics,
-            cluster,
-        })
-    }
+/// Connect, migrate, load the token keys, and build every part, each handed only what it
+/// needs: the chat core first, then the services above it.
+pub async fn build(config: Config) -> anyhow::Result<AppState> {
+    let store = open_store(&config).await?;
+    let keys = token_keys(&config)?;
+    let auth = Authenticator::new(keys, store.clone(), config.auth.auto_provision);
+    let hub = Hub::default();
+    let metrics = Arc::new(Metrics::new(config.cluster.redis_url.is_some()));
+    let cluster = match &config.cluster.redis_url {
+        Some(url) => Some(
+            Cluster::start(
+                url,
+                &config.cluster.namespace,
+                ClusterKey::from_config(&config)?,
+                hub.clone(),
+                metrics.clone(),
+            )
+            .await
+            .with_context(|| format!("cannot reach Redis at {}", crate::store::redact(url)))?,
+        ),
+        None => None,
+    };
+    let tasks = TaskTracker::new();
+    let shutdown = CancellationToken::new();
+    let presence = cluster.clone().map(|c| c as Arc<dyn Presence>);
+    let chat = Chat::new(store, hub, metrics, presence, tasks.clone());
+    let services = ServerServices::new(chat.clone());
+    let plugins = Arc::new(PluginHost::start(&config, Arc::new(services)).await?);
+    let commands = Commands::new(
+        chat.clone(),
+        plugins.clone(),
+        &config.commands,
+        tasks.clone(),
+    );
+    let assistant = match &config.assistant {
+        Some(c) => Some(Arc::new(Assistant::new(
+            c,
+            chat.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        )?)),
+        None => None,
+    };
+    Ok(AppState {
+        user_budgets: Arc::new(UserBudgets::new(&config.realtime)),
+        login_throttle: Arc::new(LoginThrottle::new(&config.auth)),
+        config: Arc::new(config),
+        chat,
+        auth: Arc::new(auth),
+        commands: Arc::new(commands),
+        plugins,
+        assistant,
+        config_path: None,
+        cluster,
+        shutdown,
+        tasks,
+    })
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -151,15 +131,19 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    let mut state = AppState::build(config).await?;
+    let mut state = build(config).await?;
     state.config_path = config_path.map(Arc::new);
     spawn_reload_on_sighup(state.clone());
     spawn_cluster_plugin_sync(&state);
     bootstrap_admin(&state).await?;
-    retention::spawn(state.clone());
+    Retention::from_config(&state.config).spawn(
+        state.chat.clone(),
+        &state.tasks,
+        state.shutdown.clone(),
+    );
     realtime::revocation::spawn(
-        state.store.clone(),
-        state.hub.clone(),
+        state.chat.store.clone(),
+        state.chat.hub.clone(),
         state.config.auth.revocation_poll,
         state.shutdown.clone(),
     );
@@ -169,7 +153,7 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     let shutdown = state.shutdown.clone();
     let tasks = state.tasks.clone();
     let grace = state.config.server.shutdown_grace;
-    let store = state.store.clone();
+    let store = state.chat.store.clone();
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -179,7 +163,7 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
         }
     });
     let limits = crate::listener::Limits::from_config(&state.config.server);
-    let metrics = state.metrics.clone();
+    let metrics = state.chat.metrics.clone();
     crate::listener::serve(listener, router(state), limits, metrics, shutdown).await;
     tasks.close();
     if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
@@ -190,20 +174,11 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     Ok(())
 }
 
-/// Re-read the config file and reload the plugins from it. An invalid file is refused whole
-/// and the running plugins stay. Only `[plugins.*]` (and the per-plugin defaults in
-/// `[commands]`) apply without a restart.
-pub async fn reload_plugins(state: &AppState) -> Result<(), AppError> {
+/// Re-read the config file and reload the plugins from it (SIGHUP, another node's reload).
+async fn reload_plugins(state: &AppState) {
     let path = state.config_path.as_deref().map(PathBuf::as_path);
-    let config = Config::load(path).map_err(|e| {
-        tracing::warn!(
-            error = format!("{e:#}"),
-            "plugin reload refused: invalid config; the running plugins stay"
-        );
-        AppError::BadRequest(format!("invalid config, nothing changed: {e:#}"))
-    })?;
-    state.plugins.reload(&config).await;
-    Ok(())
+    // A refusal is logged by `reload_from`; the running plugins stay.
+    let _ = state.plugins.reload_from(path).await;
 }
 
 /// Apply plugin changes that an admin made on another node.
@@ -221,7 +196,7 @@ fn spawn_cluster_plugin_sync(state: &AppState) {
             match command {
                 PluginCommand::Reload => {
                     tracing::info!("another node reloaded its plugins: reloading");
-                    let _ = reload_plugins(&state).await;
+                    reload_plugins(&state).await;
                 }
                 PluginCommand::SetEnabled { name, enabled } => {
                     if let Err(e) = state.plugins.set_enabled(&name, enabled).await {
@@ -242,7 +217,7 @@ fn spawn_reload_on_sighup(state: AppState) {
         };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading plugins");
-            let _ = reload_plugins(&state).await;
+            reload_plugins(&state).await;
         }
     });
     #[cfg(not(unix))]
@@ -275,7 +250,7 @@ async fn wait_for_signal() {
 /// A fresh database gets an `admin` user: password from `SLASHD_ADMIN_PASSWORD`, or a random
 /// one printed once.
 async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
-    if state.store.count_users().await? > 0 {
+    if state.chat.store.count_users().await? > 0 {
         return Ok(());
     }
     let (password, generated) = match std::env::var("SLASHD_ADMIN_PASSWORD") {
@@ -289,6 +264,7 @@ async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
     })
     .await??;
     match state
+        .chat
         .store
         .create_user("admin", Role::Admin, Some(&hash.0))
         .await

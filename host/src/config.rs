@@ -15,7 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Role;
+use slashd_plugin_api::Role;
 
 /// Environment variables that share the prefix but are not config keys.
 const NON_CONFIG_ENV: &[&str] = &["ADMIN_PASSWORD", "CONFIG", "LOG", "LOG_FORMAT"];

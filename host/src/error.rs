@@ -1,27 +1,17 @@
-//! The one error type of the server. Every failure a client can see passes through
-//! [`AppError`], which decides — in one place — the HTTP status and the protocol code.
+//! The one error type of the transports. Every failure a client can see passes through
+//! [`AppError`], which decides — in one place — the HTTP status and the protocol code. The
+//! layers below speak their own errors (`ChatError`, `CommandError`, `AuthError`,
+//! `AdminError`); their `From` impls here are the only place those become statuses.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// Protocol error codes (DESIGN §3). Shared by REST bodies and WebSocket `error` frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    BadRequest,
-    TooLarge,
-    RateLimited,
-    UnknownCommand,
-    Usage,
-    PluginFailed,
-    PluginTimeout,
-    AssistantFailed,
-    Internal,
-}
+use crate::auth::AuthError;
+use crate::chat::ChatError;
+use crate::commands::CommandError;
+use crate::plugins::AdminError;
+pub use crate::protocol::ErrorCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -109,14 +99,6 @@ impl AppError {
         self.to_string()
     }
 
-    pub fn not_found_session() -> Self {
-        AppError::NotFound("no such session".into())
-    }
-
-    pub fn session_ended() -> Self {
-        AppError::Conflict("the session has ended".into())
-    }
-
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         AppError::Internal(err.into())
     }
@@ -125,6 +107,51 @@ impl AppError {
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         AppError::Internal(err.into())
+    }
+}
+
+impl From<ChatError> for AppError {
+    fn from(err: ChatError) -> Self {
+        match err {
+            ChatError::BadSessionId => AppError::BadRequest(err.to_string()),
+            ChatError::NoSession => AppError::NotFound(err.to_string()),
+            ChatError::Ended => AppError::Conflict(err.to_string()),
+            ChatError::Db(e) => AppError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<CommandError> for AppError {
+    fn from(err: CommandError) -> Self {
+        match err {
+            CommandError::NotACommand => AppError::BadRequest(err.to_string()),
+            CommandError::RateLimited => AppError::RateLimited(err.to_string()),
+            CommandError::Unknown(m) => AppError::UnknownCommand(m),
+            CommandError::Forbidden(m) => AppError::Forbidden(m),
+            CommandError::Usage(m) => AppError::Usage(m),
+            CommandError::Failed(m) => AppError::PluginFailed(m),
+            CommandError::Timeout(m) => AppError::PluginTimeout(m),
+            CommandError::Chat(e) => e.into(),
+        }
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Refused(reason) => AppError::Unauthorized(reason),
+            AuthError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
+impl From<AdminError> for AppError {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::NoSuchPlugin(_) => AppError::NotFound(err.to_string()),
+            AdminError::Refused(_) => AppError::Conflict(err.to_string()),
+            AdminError::InvalidConfig(_) => AppError::BadRequest(err.to_string()),
+        }
     }
 }
 

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
+use crate::config::RealtimeConfig;
+
 /// `capacity` tokens, refilled at `per_sec`. Tokens may go into debt (down to
 /// `-capacity`) when a charge must be paid after the fact, e.g. bytes already sent.
 pub struct TokenBucket {
@@ -179,6 +181,26 @@ impl KeyedBuckets {
 
     pub fn is_empty(&self) -> bool {
         self.buckets.is_empty()
+    }
+}
+
+/// Budgets kept per user across all their connections (on this node).
+pub struct UserBudgets {
+    /// Bytes of `joined.missed` each user may still be sent.
+    pub recovery: KeyedBuckets,
+    /// New WebSocket connections each user may open: a client closed for flooding cannot
+    /// come straight back and flood again.
+    pub connects: KeyedBuckets,
+}
+
+impl UserBudgets {
+    pub fn new(config: &RealtimeConfig) -> Self {
+        let per_user = config.recovery_user_bytes_per_sec as f64;
+        let connects = f64::from(config.connects_per_user_per_min);
+        UserBudgets {
+            recovery: KeyedBuckets::new(4.0 * per_user, per_user),
+            connects: KeyedBuckets::new(connects, connects / 60.0),
+        }
     }
 }
 

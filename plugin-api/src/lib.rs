@@ -32,9 +32,24 @@ mod types;
 
 pub use types::*;
 
-/// The API version this SDK builds plugins against. The host reads it from the
-/// component's `slashd-plugin-api` custom section and refuses versions it does not speak.
+/// The API version this SDK builds plugins against — the one place it is written (the WIT
+/// package `wit/since_v…/plugin.wit` carries it too; a test holds the two together). The
+/// host reads it from the component's `slashd-plugin-api` custom section and refuses
+/// versions it does not speak.
 pub const API_VERSION: &str = "0.1.0";
+
+/// [`API_VERSION`] as the bytes [`export_plugin!`] stamps into the custom section.
+#[doc(hidden)]
+pub const API_VERSION_BYTES: [u8; API_VERSION.len()] = {
+    let text = API_VERSION.as_bytes();
+    let mut bytes = [0u8; API_VERSION.len()];
+    let mut i = 0;
+    while i < text.len() {
+        bytes[i] = text[i];
+        i += 1;
+    }
+    bytes
+};
 
 /// The custom section that carries [`API_VERSION`] inside a built component.
 pub const API_VERSION_SECTION: &str = "slashd-plugin-api";
@@ -91,7 +106,28 @@ macro_rules! export_plugin {
 
             #[used]
             #[link_section = "slashd-plugin-api"]
-            static __SLASHD_PLUGIN_API_VERSION: [u8; 5] = *b"0.1.0";
+            static __SLASHD_PLUGIN_API_VERSION: [u8; $crate::API_VERSION.len()] =
+                $crate::API_VERSION_BYTES;
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    /// The WIT world's package and folder name the version [`API_VERSION`] says.
+    #[test]
+    fn the_wit_package_is_the_api_version() {
+        let dir = format!(
+            "{}/wit/since_v{}",
+            env!("CARGO_MANIFEST_DIR"),
+            super::API_VERSION
+        );
+        let wit = std::fs::read_to_string(format!("{dir}/plugin.wit")).expect("the WIT folder");
+        let package = format!("package slashd:plugin@{};", super::API_VERSION);
+        assert!(
+            wit.contains(&package),
+            "{dir}/plugin.wit must declare {package}"
+        );
+        assert_eq!(super::API_VERSION_BYTES, super::API_VERSION.as_bytes());
+    }
 }

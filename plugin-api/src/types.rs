@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// viewer < analyst < admin.
+/// viewer < analyst < admin. The one definition of roles: the host uses this type too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -20,10 +21,38 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// The single authorization rule: may a caller with this role use something that needs
+    /// `required`?
+    pub fn allows(self, required: Role) -> bool {
+        self >= required
+    }
 }
 
-/// A host capability a plugin asks for. `log` needs no grant and is not listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "analyst" => Ok(Role::Analyst),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role {other:?} (expected viewer, analyst or admin)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A host capability a plugin asks for. `log` needs no grant and is not listed. The one
+/// definition: the host grants exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Capability {
     /// List the commands the caller may run.
@@ -39,6 +68,14 @@ pub enum Capability {
 }
 
 impl Capability {
+    pub const ALL: [Capability; 5] = [
+        Capability::Commands,
+        Capability::Stats,
+        Capability::Sessions,
+        Capability::Kv,
+        Capability::Config,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Capability::Commands => "commands",
@@ -47,6 +84,17 @@ impl Capability {
             Capability::Kv => "kv",
             Capability::Config => "config",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// The WIT interface that carries this capability (`slashd:plugin/kv@…`).
+    pub fn of_import(import: &str) -> Option<Capability> {
+        let rest = import.strip_prefix("slashd:plugin/")?;
+        let interface = rest.split('@').next()?;
+        Capability::parse(interface)
     }
 }
 
@@ -201,4 +249,28 @@ pub enum PluginError {
     Usage(String),
     /// Something went wrong running it.
     Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Capability, Role};
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Admin.allows(Role::Analyst));
+        assert!(Role::Analyst.allows(Role::Analyst));
+        assert!(!Role::Viewer.allows(Role::Analyst));
+        assert!("root".parse::<Role>().is_err());
+        assert!("Admin".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn capabilities_are_named_by_their_interface() {
+        let kv = format!("slashd:plugin/kv@{}", crate::API_VERSION);
+        assert_eq!(Capability::of_import(&kv), Some(Capability::Kv));
+        assert_eq!(Capability::of_import("slashd:plugin/log@0.1.0"), None);
+        for c in Capability::ALL {
+            assert_eq!(Capability::parse(c.as_str()), Some(c));
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! - a status other than 200, a stream that is not SSE or whose data is not a chunk, an
 //!   error event, and a stream that ends before `[DONE]` (or a `finish_reason`) all fail.
 //!
-//! Failures are `AppError::AssistantFailed` with a message fit for chat participants; the
+//! Failures are `AssistantError::Failed` with a message fit for chat participants; the
 //! details go to the log. The API key is sent as a sensitive header and is never logged.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::timeout;
 
+use super::AssistantError;
 use crate::config::AssistantConfig;
-use crate::error::{AppError, AppResult};
 
 /// One message of the prompt, as the endpoint takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,7 +119,7 @@ impl ModelClient {
         &self,
         messages: &[ChatMessage],
         mut on_delta: impl FnMut(&str),
-    ) -> AppResult<String> {
+    ) -> Result<String, AssistantError> {
         match timeout(self.total_timeout, self.stream(messages, &mut on_delta)).await {
             Ok(result) => result,
             Err(_) => Err(failed(format!(
@@ -133,7 +133,7 @@ impl ModelClient {
         &self,
         messages: &[ChatMessage],
         on_delta: &mut impl FnMut(&str),
-    ) -> AppResult<String> {
+    ) -> Result<String, AssistantError> {
         let body = serde_json::json!({
             "model": self.model,
             "messages": messages,
@@ -186,7 +186,7 @@ impl ModelClient {
         &self,
         response: reqwest::Response,
         on_delta: &mut impl FnMut(&str),
-    ) -> AppResult<String> {
+    ) -> Result<String, AssistantError> {
         // Bytes fed to the parser since the last event: bounds what it may buffer.
         let pending = Arc::new(AtomicUsize::new(0));
         let chunks = futures_util::stream::unfold(
@@ -254,14 +254,14 @@ impl ModelClient {
         Ok(reply)
     }
 
-    fn stalled(&self) -> AppError {
+    fn stalled(&self) -> AssistantError {
         failed(format!(
             "the model endpoint sent nothing for {}",
             humantime::format_duration(self.read_timeout)
         ))
     }
 
-    fn read_failure(&self, err: EventStreamError<ReadError>) -> AppError {
+    fn read_failure(&self, err: EventStreamError<ReadError>) -> AssistantError {
         match err {
             EventStreamError::Transport(ReadError::Stalled) => self.stalled(),
             EventStreamError::Transport(ReadError::Oversized) => failed(format!(
@@ -344,7 +344,7 @@ struct Delta {
 
 /// Parse one event's data: `[DONE]`, or a `chat.completion.chunk` (only the first choice is
 /// used; slashd asks for one).
-fn parse_data(data: &str) -> AppResult<Data> {
+fn parse_data(data: &str) -> Result<Data, AssistantError> {
     if data.trim() == "[DONE]" {
         return Ok(Data::Done);
     }
@@ -374,8 +374,8 @@ fn parse_data(data: &str) -> AppResult<Data> {
     })
 }
 
-fn failed(message: impl std::fmt::Display) -> AppError {
-    AppError::AssistantFailed(format!("the assistant could not answer: {message}"))
+fn failed(message: impl std::fmt::Display) -> AssistantError {
+    AssistantError::Failed(format!("the assistant could not answer: {message}"))
 }
 
 fn truncate(text: &str) -> &str {

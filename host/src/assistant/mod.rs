@@ -22,25 +22,53 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::app::AppState;
-use crate::chat;
+use crate::chat::{Chat, ChatError};
 use crate::config::AssistantConfig;
-use crate::error::{AppError, AppResult};
-use crate::realtime::frames::ServerFrame;
+use crate::protocol::frames::ServerFrame;
+use crate::protocol::ErrorCode;
 use crate::store::{new_id, MessageRole, NewMessage, SessionStatus};
 use client::ModelClient;
+
+/// Why a reply failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AssistantError {
+    /// The model endpoint failed, stalled, or sent something unusable; the text is fit
+    /// for the session's participants.
+    #[error("{0}")]
+    Failed(String),
+    /// Ours: logged, and told only as "internal error".
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AssistantError {
+    fn from(err: sqlx::Error) -> Self {
+        AssistantError::Internal(err.into())
+    }
+}
 
 pub struct Assistant {
     config: AssistantConfig,
     client: ModelClient,
+    chat: Chat,
+    /// Replies being written, awaited on shutdown.
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
     /// Sessions with a reply in flight → whether a message arrived meanwhile.
     in_flight: DashMap<String, bool>,
     slots: Semaphore,
 }
 
 impl Assistant {
-    pub fn new(config: &AssistantConfig) -> anyhow::Result<Assistant> {
+    pub fn new(
+        config: &AssistantConfig,
+        chat: Chat,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Assistant> {
         let client = ModelClient::new(config)?;
         tracing::info!(
             base_url = config.base_url.as_str(),
@@ -50,6 +78,9 @@ impl Assistant {
         Ok(Assistant {
             config: config.clone(),
             client,
+            chat,
+            tasks,
+            shutdown,
             in_flight: DashMap::new(),
             slots: Semaphore::new(config.max_concurrent),
         })
@@ -86,21 +117,19 @@ impl Assistant {
     }
 }
 
-/// A user's ordinary message was stored and broadcast: have the assistant answer it.
-pub fn on_user_message(state: &AppState, session_id: &str) {
-    let Some(assistant) = state.assistant.clone() else {
-        return;
-    };
-    if !assistant.claim(session_id) {
-        return;
+impl Assistant {
+    /// A user's ordinary message was stored and broadcast: answer it.
+    pub fn on_user_message(self: &Arc<Self>, session_id: &str) {
+        if !self.claim(session_id) {
+            return;
+        }
+        let slot = Slot {
+            assistant: self.clone(),
+            session_id: session_id.to_string(),
+            held: true,
+        };
+        self.tasks.spawn(serve(slot));
     }
-    let slot = Slot {
-        assistant,
-        session_id: session_id.to_string(),
-        held: true,
-    };
-    let state = state.clone();
-    state.tasks.clone().spawn(serve(state, slot));
 }
 
 /// A session's reply slot; released on drop if `again` did not release it (shutdown, panic).
@@ -118,13 +147,14 @@ impl Drop for Slot {
     }
 }
 
-async fn serve(state: AppState, mut slot: Slot) {
+async fn serve(mut slot: Slot) {
+    let assistant = slot.assistant.clone();
     loop {
         tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            () = reply(&state, &slot.assistant, &slot.session_id) => {}
+            _ = assistant.shutdown.cancelled() => return,
+            () = reply(&assistant, &slot.session_id) => {}
         }
-        if !slot.assistant.again(&slot.session_id) {
+        if !assistant.again(&slot.session_id) {
             slot.held = false;
             return;
         }
@@ -132,38 +162,37 @@ async fn serve(state: AppState, mut slot: Slot) {
 }
 
 /// One reply; a failure is told to the session's participants.
-async fn reply(state: &AppState, assistant: &Assistant, session_id: &str) {
-    let result = try_reply(state, assistant, session_id).await;
+async fn reply(assistant: &Assistant, session_id: &str) {
+    let result = try_reply(assistant, session_id).await;
     let outcome = match &result {
         Ok(Replied::Stored) => "ok",
         Ok(Replied::Discarded) => "discarded",
         Ok(Replied::NotAsked) => return,
         Err(_) => "failed",
     };
-    state.metrics.assistant_reply(outcome);
+    let chat = &assistant.chat;
+    chat.metrics.assistant_reply(outcome);
     let Err(err) = result else {
         return;
     };
-    let err = match err {
-        AppError::AssistantFailed(_) => err,
-        AppError::Internal(cause) => {
+    let message = match err {
+        AssistantError::Failed(message) => message,
+        AssistantError::Internal(cause) => {
             tracing::error!(
                 error = format!("{cause:#}"),
                 session = session_id,
                 "assistant: internal error"
             );
-            AppError::AssistantFailed("the assistant could not answer: internal error".into())
+            "the assistant could not answer: internal error".to_string()
         }
-        other => AppError::AssistantFailed(format!("the assistant could not answer: {other}")),
     };
-    tracing::warn!(session = session_id, error = %err, "assistant failed");
-    let message = err.public_message();
+    tracing::warn!(session = session_id, error = %message, "assistant failed");
     let frame = ServerFrame::Error {
         id: &None,
-        code: err.code(),
+        code: ErrorCode::AssistantFailed,
         message: &message,
     };
-    state.hub.broadcast(session_id, frame.to_text(), None);
+    chat.hub.broadcast(session_id, frame.to_text(), None);
 }
 
 /// How a reply attempt ended, short of failing.
@@ -175,18 +204,14 @@ enum Replied {
     NotAsked,
 }
 
-async fn try_reply(
-    state: &AppState,
-    assistant: &Assistant,
-    session_id: &str,
-) -> AppResult<Replied> {
-    let config = &assistant.config;
+async fn try_reply(assistant: &Assistant, session_id: &str) -> Result<Replied, AssistantError> {
+    let (config, chat) = (&assistant.config, &assistant.chat);
     let _permit = assistant
         .slots
         .acquire()
         .await
-        .map_err(AppError::internal)?;
-    let Some(session) = state.store.session(session_id).await? else {
+        .map_err(|e| AssistantError::Internal(e.into()))?;
+    let Some(session) = chat.store.session(session_id).await? else {
         return Ok(Replied::NotAsked);
     };
     if session.status != SessionStatus::Active
@@ -194,7 +219,7 @@ async fn try_reply(
     {
         return Ok(Replied::NotAsked);
     }
-    let history = state
+    let history = chat
         .store
         .context_messages(session_id, config.max_context_messages as i64)
         .await?;
@@ -213,7 +238,7 @@ async fn try_reply(
                 message_id: &message_id,
                 delta,
             };
-            state.hub.broadcast(session_id, frame.to_text(), None);
+            chat.hub.broadcast(session_id, frame.to_text(), None);
         })
         .await?;
 
@@ -229,10 +254,11 @@ async fn try_reply(
             "duration_ms": started.elapsed().as_millis() as u64,
         }),
     };
-    match chat::post(state, new, |_| {}).await {
+    match chat.post(new, |_| {}).await {
         Ok(_) => Ok(Replied::Stored),
         // The session ended (or was deleted) while the reply was written: nobody to tell.
-        Err(AppError::Conflict(_) | AppError::NotFound(_)) => Ok(Replied::Discarded),
-        Err(err) => Err(err),
+        Err(ChatError::Ended | ChatError::NoSession) => Ok(Replied::Discarded),
+        Err(ChatError::Db(e)) => Err(e.into()),
+        Err(e @ ChatError::BadSessionId) => Err(AssistantError::Internal(e.into())),
     }
 }

@@ -6,16 +6,15 @@
 //! tokens at once.
 
 pub mod password;
-mod role;
 pub mod throttle;
 pub mod token;
 
-pub use role::Role;
+/// Roles are the plugin API's: one definition for the SDK and the server.
+pub use slashd_plugin_api::Role;
 pub use token::{Issued, TokenKeys};
 
 use serde::Serialize;
 
-use crate::error::AppError;
 use crate::store::{CreateUserError, Store, UserStatus};
 
 /// An authenticated caller.
@@ -55,18 +54,18 @@ impl Authenticator {
         &self,
         token: &str,
         transport: &'static str,
-    ) -> Result<Principal, AppError> {
+    ) -> Result<Principal, AuthError> {
         match self.check(token).await {
             Ok(principal) => Ok(principal),
             Err(Refusal::Client(reason)) => {
                 log_refusal(Refused::Token, transport, None, &reason);
-                Err(AppError::Unauthorized(reason))
+                Err(AuthError::Refused(reason))
             }
             Err(Refusal::Subject(reason)) => {
                 log_refusal(Refused::Token, transport, None, &reason);
-                Err(AppError::Unauthorized(SUBJECT_REFUSED.into()))
+                Err(AuthError::Refused(SUBJECT_REFUSED.into()))
             }
-            Err(Refusal::Internal(err)) => Err(err),
+            Err(Refusal::Internal(err)) => Err(AuthError::Internal(err)),
         }
     }
 
@@ -193,17 +192,27 @@ pub fn log_refusal(what: Refused, transport: &'static str, user: Option<&str>, r
 /// disabled, not provisionable): the log says which, the client learns nothing about users.
 pub const SUBJECT_REFUSED: &str = "token is not accepted";
 
+/// Why a token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Refused; the text is safe to tell the client (and was logged).
+    #[error("{0}")]
+    Refused(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
 enum Refusal {
     /// Something wrong with the token itself; the reason is safe to tell the client.
     Client(String),
     /// A good token for a subject we refuse; the reason goes to the log only.
     Subject(String),
-    Internal(AppError),
+    Internal(anyhow::Error),
 }
 
 impl Refusal {
     fn db(err: impl Into<anyhow::Error>) -> Refusal {
-        Refusal::Internal(AppError::internal(err))
+        Refusal::Internal(err.into())
     }
 }
 

@@ -24,8 +24,8 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use tokio::sync::mpsc;
 
+use crate::hub::{Fanout, Hub, Presence, RoomEvent};
 use crate::metrics::Metrics;
-use crate::realtime::hub::{Fanout, Hub, RoomEvent};
 use crate::time_fmt::now_ms;
 
 mod envelope;
@@ -153,57 +153,6 @@ impl Cluster {
             name: name.to_string(),
             enabled,
         });
-    }
-
-    /// Mark `user` present in `session` on this node. Returns whether the user was already
-    /// present on another node (then no `presence joined` is due).
-    pub async fn join(&self, session_id: &str, user_id: &str) -> bool {
-        let mut conn = self.presence.clone();
-        let key = self.presence_key(session_id);
-        let expires = now_ms() + PRESENCE_TTL_MS;
-        let added: redis::RedisResult<()> = conn.zadd(&key, self.member(user_id), expires).await;
-        if let Err(e) = added {
-            self.unhealthy(&e);
-            return false;
-        }
-        self.present_elsewhere(session_id, user_id).await
-    }
-
-    /// Unmark `user` on this node. Returns whether the user is still present elsewhere.
-    pub async fn leave(&self, session_id: &str, user_id: &str) -> bool {
-        let mut conn = self.presence.clone();
-        let removed: redis::RedisResult<()> = conn
-            .zrem(self.presence_key(session_id), self.member(user_id))
-            .await;
-        if let Err(e) = removed {
-            self.unhealthy(&e);
-            return false;
-        }
-        self.present_elsewhere(session_id, user_id).await
-    }
-
-    /// Users present in a session on any node (unexpired entries).
-    pub async fn participants(&self, session_id: &str) -> Option<Vec<String>> {
-        let mut conn = self.presence.clone();
-        let members: redis::RedisResult<Vec<String>> = conn
-            .zrangebyscore(self.presence_key(session_id), now_ms(), "+inf")
-            .await;
-        match members {
-            Ok(members) => {
-                let mut seen = HashSet::new();
-                Some(
-                    members
-                        .into_iter()
-                        .filter_map(|m| m.split_once('@').map(|(user, _)| user.to_string()))
-                        .filter(|u| seen.insert(u.clone()))
-                        .collect(),
-                )
-            }
-            Err(e) => {
-                self.unhealthy(&e);
-                None
-            }
-        }
     }
 
     async fn present_elsewhere(&self, session_id: &str, user_id: &str) -> bool {
@@ -368,6 +317,61 @@ fn deliver(sub: &Subscriber, envelope: Envelope) {
             let _ = sub
                 .commands
                 .send(PluginCommand::SetEnabled { name, enabled });
+        }
+    }
+}
+
+/// Presence across nodes: a sorted set per session in Redis.
+#[async_trait::async_trait]
+impl Presence for Cluster {
+    /// Mark `user` present in `session` on this node. Returns whether the user was already
+    /// present on another node (then no `presence joined` is due).
+    async fn join(&self, session_id: &str, user_id: &str) -> bool {
+        let mut conn = self.presence.clone();
+        let key = self.presence_key(session_id);
+        let expires = now_ms() + PRESENCE_TTL_MS;
+        let added: redis::RedisResult<()> = conn.zadd(&key, self.member(user_id), expires).await;
+        if let Err(e) = added {
+            self.unhealthy(&e);
+            return false;
+        }
+        self.present_elsewhere(session_id, user_id).await
+    }
+
+    /// Unmark `user` on this node. Returns whether the user is still present elsewhere.
+    async fn leave(&self, session_id: &str, user_id: &str) -> bool {
+        let mut conn = self.presence.clone();
+        let removed: redis::RedisResult<()> = conn
+            .zrem(self.presence_key(session_id), self.member(user_id))
+            .await;
+        if let Err(e) = removed {
+            self.unhealthy(&e);
+            return false;
+        }
+        self.present_elsewhere(session_id, user_id).await
+    }
+
+    /// Users present in a session on any node (unexpired entries).
+    async fn participants(&self, session_id: &str) -> Option<Vec<String>> {
+        let mut conn = self.presence.clone();
+        let members: redis::RedisResult<Vec<String>> = conn
+            .zrangebyscore(self.presence_key(session_id), now_ms(), "+inf")
+            .await;
+        match members {
+            Ok(members) => {
+                let mut seen = HashSet::new();
+                Some(
+                    members
+                        .into_iter()
+                        .filter_map(|m| m.split_once('@').map(|(user, _)| user.to_string()))
+                        .filter(|u| seen.insert(u.clone()))
+                        .collect(),
+                )
+            }
+            Err(e) => {
+                self.unhealthy(&e);
+                None
+            }
         }
     }
 }

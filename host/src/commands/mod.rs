@@ -10,28 +10,74 @@
 //!
 //! Every invocation, allowed or denied, gets one audit row and one structured log line.
 
-pub mod parse;
 mod services;
 
 pub use services::ServerServices;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tokio_util::task::TaskTracker;
 
-use crate::app::AppState;
 use crate::auth::{log_refusal, Principal, Refused};
-use crate::chat;
+use crate::chat::{Chat, ChatError};
 use crate::config::CommandsConfig;
-use crate::error::AppError;
 use crate::limits::KeyedBuckets;
-use crate::plugins::{may_run, CallContext, CallError, CallInput, PluginReply, Route};
-use crate::realtime::connection::send_error;
-use crate::realtime::frames::FrameId;
-use crate::realtime::outbound::Outbound;
+use crate::plugins::{may_run, CallContext, CallError, CallInput, PluginHost, PluginReply, Route};
+use crate::protocol::command_line as parse;
+use crate::protocol::frames::ServerFrame;
+use crate::protocol::{Text, WireMessage};
 use crate::store::{nul, AuditEntry, MessageRole, NewMessage};
 use crate::time_fmt::{now_ms, rfc3339};
+
+/// Why a command was refused or failed. Refusals come before anything is stored; the rest
+/// reach the invoker through its [`ReplySink`].
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("not a command")]
+    NotACommand,
+    #[error("too many commands; slow down")]
+    RateLimited,
+    #[error("{0}")]
+    Unknown(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// The line's quoting is broken, or the plugin said the arguments are wrong; the text
+    /// has the usage.
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("{0}")]
+    Timeout(String),
+    /// Storing the invocation or the reply failed.
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+}
+
+impl CommandError {
+    /// The audit log's word for a refusal.
+    fn outcome(&self) -> &'static str {
+        match self {
+            CommandError::Unknown(_) => "unknown",
+            CommandError::Forbidden(_) => "forbidden",
+            CommandError::Usage(_) => "usage",
+            CommandError::RateLimited => "rate_limited",
+            CommandError::Timeout(_) => "timeout",
+            CommandError::NotACommand | CommandError::Failed(_) | CommandError::Chat(_) => "failed",
+        }
+    }
+}
+
+/// Where a running command answers its invoker alone: an error, or an ephemeral reply. The
+/// socket layer implements it for the invoking connection (with the frame's `id`).
+pub trait ReplySink: Send + Sync {
+    fn error(&self, error: CommandError);
+    /// A frame for the invoker only (an ephemeral reply).
+    fn send(&self, frame: Text);
+}
 
 /// A command that passed every check and may run.
 pub struct Approved {
@@ -46,238 +92,271 @@ impl Approved {
     }
 }
 
-/// Per-user command rate limits.
-pub struct CommandLimiter {
-    buckets: KeyedBuckets,
-}
-
-impl CommandLimiter {
-    pub fn new(config: &CommandsConfig) -> Self {
-        CommandLimiter {
-            buckets: KeyedBuckets::new(config.rate_burst, config.rate_per_sec),
-        }
-    }
-
-    fn allow(&self, user_id: &str) -> bool {
-        self.buckets.try_take(user_id).is_ok()
-    }
-}
-
-/// Check a `/command` line for `caller`: the caller is within the command rate (checked
-/// first, and not audited: a flood must cost nothing), the command exists, the caller may
-/// run it, and its arguments parse. Those refusals are audited and logged before they are
-/// answered.
-pub async fn approve(
-    state: &AppState,
-    caller: &Principal,
-    session_id: &str,
-    content: &str,
-) -> Result<Approved, AppError> {
-    let Some((name, raw_args)) = parse::split_command(content) else {
-        return Err(AppError::BadRequest("not a command".into()));
-    };
-    // The rate comes first, before any lookup or write: a flood of commands — known or not —
-    // costs one token-bucket check each and leaves no audit rows (only the metric).
-    if !state.command_limits.allow(&caller.id) {
-        state.metrics.command_refused("rate_limited");
-        return Err(AppError::RateLimited("too many commands; slow down".into()));
-    }
-    // What the log and the audit keep of a name nobody registered: a bounded prefix.
-    let name = cut(&name, MAX_LOGGED_NAME_CHARS);
-    match check(state, caller, &name, raw_args) {
-        Ok(approved) => Ok(approved),
-        Err((outcome, err)) => {
-            let plugin = state
-                .plugins
-                .registry()
-                .route(&name)
-                .map(|r| r.plugin.name.clone())
-                .unwrap_or_default();
-            log_invocation(
-                &caller.name,
-                session_id,
-                &name,
-                &plugin,
-                "denied",
-                outcome,
-                0,
-            );
-            state.metrics.command_refused(outcome);
-            if let AppError::Forbidden(reason) = &err {
-                log_refusal(Refused::Role, "ws", Some(&caller.name), reason);
-            }
-            let entry = AuditEntry {
-                user_id: &caller.id,
-                session_id: Some(session_id),
-                command: &name,
-                plugin: None,
-                args_sha256: &sha256_hex(raw_args),
-                decision: "denied",
-                outcome,
-                duration_ms: 0,
-            };
-            if let Err(e) = state.store.audit(entry).await {
-                tracing::error!(error = %e, "cannot write the command audit row");
-            }
-            Err(err)
-        }
-    }
-}
-
-/// The decision alone: the approved command, or the audit outcome and the error.
-fn check(
-    state: &AppState,
-    caller: &Principal,
-    name: &str,
-    raw_args: &str,
-) -> Result<Approved, (&'static str, AppError)> {
-    let registry = state.plugins.registry();
-    let Some(route) = registry.route(name) else {
-        let hint = did_you_mean(name, &registry.visible_names(caller.role));
-        let message = match hint {
-            Some(s) => format!("unknown command /{name}: did you mean /{s}?"),
-            None => format!("unknown command /{name}: /help lists the commands you can run"),
-        };
-        return Err(("unknown", AppError::UnknownCommand(message)));
-    };
-    if !may_run(caller.role, route) {
-        return Err((
-            "forbidden",
-            AppError::Forbidden(format!("/{name} needs the {} role", route.min_role)),
-        ));
-    }
-    let Some(args) = parse::split_args(raw_args) else {
-        return Err((
-            "usage",
-            AppError::Usage(format!("unbalanced quotes; usage: {}", route.command.usage)),
-        ));
-    };
-    Ok(Approved {
-        route: route.clone(),
-        args,
-        raw_args: raw_args.to_string(),
-    })
-}
-
-/// Where a running command reports back.
-pub struct Invoker {
-    pub principal: Principal,
+/// Who invoked an approved command, where, and where its answers go.
+pub struct Invocation {
+    pub caller: Principal,
     pub connection_id: String,
+    /// Unix milliseconds.
     pub connected_at: i64,
-    pub out: Outbound,
-    pub frame_id: FrameId,
+    pub session_id: String,
+    pub session_title: String,
+    /// The id of the stored invocation message, which the reply refers to.
+    pub reply_to: String,
+    pub reply: Arc<dyn ReplySink>,
+    pub approved: Approved,
 }
 
-/// Run an approved command in its own task; the reply or error goes out when it finishes.
-pub fn spawn(
-    state: AppState,
-    invoker: Invoker,
-    session_id: String,
-    session_title: String,
-    reply_to: String,
-    approved: Approved,
-) {
-    let tasks = state.tasks.clone();
-    tasks.spawn(async move {
-        run(
-            &state,
-            &invoker,
-            &session_id,
-            session_title,
-            &reply_to,
-            approved,
-        )
+/// Command dispatch: what approving and running commands needs, and nothing else.
+pub struct Commands {
+    chat: Chat,
+    plugins: Arc<PluginHost>,
+    limiter: KeyedBuckets,
+    /// Running commands, awaited on shutdown.
+    tasks: TaskTracker,
+}
+
+impl Commands {
+    pub fn new(
+        chat: Chat,
+        plugins: Arc<PluginHost>,
+        config: &CommandsConfig,
+        tasks: TaskTracker,
+    ) -> Commands {
+        Commands {
+            chat,
+            plugins,
+            limiter: KeyedBuckets::new(config.rate_burst, config.rate_per_sec),
+            tasks,
+        }
+    }
+
+    /// Check a `/command` line for `caller`: the caller is within the command rate (checked
+    /// first, and not audited: a flood must cost nothing), the command exists, the caller
+    /// may run it, and its arguments parse. Those refusals are audited and logged before
+    /// they are answered.
+    pub async fn approve(
+        &self,
+        caller: &Principal,
+        session_id: &str,
+        content: &str,
+    ) -> Result<Approved, CommandError> {
+        let Some((name, raw_args)) = parse::split_command(content) else {
+            return Err(CommandError::NotACommand);
+        };
+        // The rate comes first, before any lookup or write: a flood of commands — known or
+        // not — costs one token-bucket check each and leaves no audit rows (only the metric).
+        if self.limiter.try_take(&caller.id).is_err() {
+            self.chat.metrics.command_refused("rate_limited");
+            return Err(CommandError::RateLimited);
+        }
+        // What the log and the audit keep of a name nobody registered: a bounded prefix.
+        let name = cut(&name, MAX_LOGGED_NAME_CHARS);
+        let err = match self.check(caller, &name, raw_args) {
+            Ok(approved) => return Ok(approved),
+            Err(err) => err,
+        };
+        let outcome = err.outcome();
+        let plugin = self
+            .plugins
+            .registry()
+            .route(&name)
+            .map(|r| r.plugin.name.clone())
+            .unwrap_or_default();
+        log_invocation(
+            &caller.name,
+            session_id,
+            &name,
+            &plugin,
+            "denied",
+            outcome,
+            0,
+        );
+        self.chat.metrics.command_refused(outcome);
+        if let CommandError::Forbidden(reason) = &err {
+            log_refusal(Refused::Role, "ws", Some(&caller.name), reason);
+        }
+        self.audit(AuditEntry {
+            user_id: &caller.id,
+            session_id: Some(session_id),
+            command: &name,
+            plugin: None,
+            args_sha256: &sha256_hex(raw_args),
+            decision: "denied",
+            outcome,
+            duration_ms: 0,
+        })
         .await;
-    });
-}
+        Err(err)
+    }
 
-async fn run(
-    state: &AppState,
-    invoker: &Invoker,
-    session_id: &str,
-    session_title: String,
-    reply_to: &str,
-    approved: Approved,
-) {
-    let started = Instant::now();
-    let ctx = CallContext {
-        user_id: invoker.principal.id.clone(),
-        user_name: invoker.principal.name.clone(),
-        role: invoker.principal.role,
-        session_id: session_id.to_string(),
-        session_title,
-        connection_id: invoker.connection_id.clone(),
-        connected_at: rfc3339(invoker.connected_at),
-    };
-    let input = CallInput {
-        command: approved.route.command.name.clone(),
-        args: approved.args,
-        raw_args: approved.raw_args.clone(),
-    };
-    let result = state
-        .plugins
-        .invoke(&approved.route, ctx, input)
-        .await
-        .and_then(storable);
-    let elapsed = started.elapsed();
-    let duration_ms = elapsed.as_millis() as i64;
-    let plugin = approved.route.plugin.name.as_str();
-    let command = approved.route.command.name.as_str();
-    let outcome = match result {
-        Ok(reply) => {
-            deliver(
-                state,
-                invoker,
-                session_id,
-                reply_to,
-                command,
-                plugin,
-                duration_ms,
-                reply,
-            )
-            .await;
-            "ok"
+    /// The decision alone.
+    fn check(
+        &self,
+        caller: &Principal,
+        name: &str,
+        raw_args: &str,
+    ) -> Result<Approved, CommandError> {
+        let registry = self.plugins.registry();
+        let Some(route) = registry.route(name) else {
+            let hint = did_you_mean(name, &registry.visible_names(caller.role));
+            return Err(CommandError::Unknown(match hint {
+                Some(s) => format!("unknown command /{name}: did you mean /{s}?"),
+                None => format!("unknown command /{name}: /help lists the commands you can run"),
+            }));
+        };
+        if !may_run(caller.role, route) {
+            return Err(CommandError::Forbidden(format!(
+                "/{name} needs the {} role",
+                route.min_role
+            )));
         }
-        Err(err) => {
-            let (outcome, app_err) = match err {
-                CallError::Usage(text) => {
-                    ("usage", AppError::Usage(usage_text(&text, &approved.route)))
-                }
-                CallError::Failed(text) => (
-                    "failed",
-                    AppError::PluginFailed(format!("/{command} failed: {text}")),
-                ),
-                e @ CallError::Timeout(_) => (
-                    "timeout",
-                    AppError::PluginTimeout(format!("/{command}: {e}")),
-                ),
+        let Some(args) = parse::split_args(raw_args) else {
+            return Err(CommandError::Usage(format!(
+                "unbalanced quotes; usage: {}",
+                route.command.usage
+            )));
+        };
+        Ok(Approved {
+            route: route.clone(),
+            args,
+            raw_args: raw_args.to_string(),
+        })
+    }
+
+    /// Run an approved command in its own task; the reply or error goes out when it
+    /// finishes.
+    pub fn spawn(self: &Arc<Self>, invocation: Invocation) {
+        let commands = self.clone();
+        self.tasks
+            .spawn(async move { commands.run(invocation).await });
+    }
+
+    async fn run(&self, call: Invocation) {
+        let started = Instant::now();
+        let route = &call.approved.route;
+        let ctx = CallContext {
+            user_id: call.caller.id.clone(),
+            user_name: call.caller.name.clone(),
+            role: call.caller.role,
+            session_id: call.session_id.clone(),
+            session_title: call.session_title.clone(),
+            connection_id: call.connection_id.clone(),
+            connected_at: rfc3339(call.connected_at),
+        };
+        let input = CallInput {
+            command: route.command.name.clone(),
+            args: call.approved.args.clone(),
+            raw_args: call.approved.raw_args.clone(),
+        };
+        let result = self
+            .plugins
+            .invoke(route, ctx, input)
+            .await
+            .and_then(storable);
+        let elapsed = started.elapsed();
+        let duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
+        let plugin = route.plugin.name.as_str();
+        let command = route.command.name.as_str();
+        let outcome = match result {
+            Ok(reply) => {
+                self.deliver(&call, reply, duration_ms).await;
+                "ok"
+            }
+            Err(err) => {
+                let err = match err {
+                    CallError::Usage(text) => CommandError::Usage(usage_text(&text, route)),
+                    CallError::Failed(text) => {
+                        CommandError::Failed(format!("/{command} failed: {text}"))
+                    }
+                    e @ CallError::Timeout(_) => CommandError::Timeout(format!("/{command}: {e}")),
+                };
+                let outcome = err.outcome();
+                call.reply.error(err);
+                outcome
+            }
+        };
+        log_invocation(
+            &call.caller.name,
+            &call.session_id,
+            command,
+            plugin,
+            "allowed",
+            outcome,
+            duration_ms,
+        );
+        self.chat.metrics.command_finished(plugin, outcome, elapsed);
+        self.audit(AuditEntry {
+            user_id: &call.caller.id,
+            session_id: Some(&call.session_id),
+            command,
+            plugin: Some(plugin),
+            args_sha256: &sha256_hex(&call.approved.raw_args),
+            decision: "allowed",
+            outcome,
+            duration_ms,
+        })
+        .await;
+    }
+
+    /// Store and broadcast the reply as a `command` message — or, if ephemeral, send it to
+    /// the invoker alone, unstored.
+    async fn deliver(&self, call: &Invocation, reply: PluginReply, duration_ms: i64) {
+        let route = &call.approved.route;
+        let mut metadata = json!({
+            "command": route.command.name,
+            "plugin": route.plugin.name,
+            "status": "ok",
+            "duration_ms": duration_ms,
+            "format": reply.format.as_str(),
+            "reply_to": call.reply_to,
+        });
+        if let Some(data) = reply.data {
+            metadata["data"] = data;
+        }
+        if !reply.ephemeral {
+            let new = NewMessage {
+                id: None,
+                session_id: &call.session_id,
+                role: MessageRole::Command,
+                user_id: None,
+                content: &reply.body,
+                metadata: metadata.clone(),
             };
-            send_error(&invoker.out, &invoker.frame_id, &app_err);
-            outcome
+            match self.chat.post(new, |_| {}).await {
+                Ok(_) => return,
+                // The command ended its own session (`/clear`): the invoker still gets the
+                // answer, as an ephemeral one.
+                Err(ChatError::Ended) => {}
+                Err(err) => return call.reply.error(err.into()),
+            }
         }
-    };
-    log_invocation(
-        &invoker.principal.name,
-        session_id,
-        command,
-        plugin,
-        "allowed",
-        outcome,
-        duration_ms,
-    );
-    state.metrics.command_finished(plugin, outcome, elapsed);
-    let entry = AuditEntry {
-        user_id: &invoker.principal.id,
-        session_id: Some(session_id),
-        command,
-        plugin: Some(plugin),
-        args_sha256: &sha256_hex(&approved.raw_args),
-        decision: "allowed",
-        outcome,
-        duration_ms,
-    };
-    if let Err(e) = state.store.audit(entry).await {
-        tracing::error!(error = %e, "cannot write the command audit row");
+        metadata["ephemeral"] = Value::Bool(true);
+        let id = crate::store::new_id();
+        let frame = ServerFrame::Message {
+            session_id: &call.session_id,
+            message: WireMessage {
+                id: &id,
+                session_id: &call.session_id,
+                seq: None,
+                role: MessageRole::Command,
+                user_id: None,
+                content: &reply.body,
+                metadata: &metadata,
+                created_at: now_ms(),
+            },
+        };
+        call.reply.send(frame.to_text());
+    }
+
+    async fn audit(&self, entry: AuditEntry<'_>) {
+        if let Err(e) = self.chat.store.audit(entry).await {
+            tracing::error!(error = %e, "cannot write the command audit row");
+        }
+    }
+
+    /// The commands a caller may run (for `GET /commands`).
+    pub fn visible(&self, caller: &Principal) -> Vec<crate::plugins::CommandInfo> {
+        self.plugins.registry().visible(caller.role)
     }
 }
 
@@ -323,62 +402,6 @@ fn usage_text(plugin_text: &str, route: &Route) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn deliver(
-    state: &AppState,
-    invoker: &Invoker,
-    session_id: &str,
-    reply_to: &str,
-    command: &str,
-    plugin: &str,
-    duration_ms: i64,
-    reply: PluginReply,
-) {
-    let mut metadata = json!({
-        "command": command,
-        "plugin": plugin,
-        "status": "ok",
-        "duration_ms": duration_ms,
-        "format": reply.format.as_str(),
-        "reply_to": reply_to,
-    });
-    if let Some(data) = reply.data {
-        metadata["data"] = data;
-    }
-    if !reply.ephemeral {
-        let new = NewMessage {
-            id: None,
-            session_id,
-            role: MessageRole::Command,
-            user_id: None,
-            content: &reply.body,
-            metadata: metadata.clone(),
-        };
-        match chat::post(state, new, |_| {}).await {
-            Ok(_) => return,
-            // The command ended its own session (`/clear`): the invoker still gets the answer.
-            Err(AppError::Conflict(_)) => {}
-            Err(err) => {
-                send_error(&invoker.out, &invoker.frame_id, &err);
-                return;
-            }
-        }
-    }
-    metadata["ephemeral"] = Value::Bool(true);
-    let message = json!({
-        "id": crate::store::new_id(),
-        "session_id": session_id,
-        "seq": null,
-        "role": "command",
-        "user_id": null,
-        "content": reply.body,
-        "metadata": metadata,
-        "created_at": rfc3339(now_ms()),
-    });
-    let frame = json!({"type": "message", "session_id": session_id, "message": message});
-    invoker.out.push(frame.to_string().into());
-}
-
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -405,11 +428,6 @@ fn did_you_mean<'a>(typed: &str, names: &[&'a str]) -> Option<&'a str> {
         .filter(|(d, n)| *d <= 2.max(n.len() / 3))
         .min()
         .map(|(_, n)| n)
-}
-
-/// The commands a caller may run (for `GET /commands`).
-pub fn visible(state: &AppState, caller: &Principal) -> Vec<crate::plugins::CommandInfo> {
-    state.plugins.registry().visible(caller.role)
 }
 
 #[cfg(test)]

@@ -4,18 +4,25 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use crate::chat;
+use crate::chat::Chat;
 use crate::plugins::capabilities::{
     CallContext, HostServices, ServerStats, SessionDetail, SessionSummary,
 };
-use crate::realtime::hub::Hub;
-use crate::store::{Access, KvError, Store};
+use crate::store::{Access, KvError};
 use crate::time_fmt::rfc3339;
 
 pub struct ServerServices {
-    pub store: Store,
-    pub hub: Hub,
-    pub started: Instant,
+    chat: Chat,
+    started: Instant,
+}
+
+impl ServerServices {
+    pub fn new(chat: Chat) -> ServerServices {
+        ServerServices {
+            chat,
+            started: Instant::now(),
+        }
+    }
 }
 
 /// A storage failure is logged in full and reported to the plugin in general terms.
@@ -27,11 +34,11 @@ fn storage_error(err: impl std::fmt::Display) -> String {
 #[async_trait]
 impl HostServices for ServerServices {
     async fn stats(&self) -> Result<ServerStats, String> {
-        let counts = self.store.counts().await.map_err(storage_error)?;
+        let counts = self.chat.store.counts().await.map_err(storage_error)?;
         Ok(ServerStats {
             uptime_secs: self.started.elapsed().as_secs(),
-            connections: self.hub.connection_count() as u64,
-            users_online: self.hub.users_online() as u64,
+            connections: self.chat.hub.connection_count() as u64,
+            users_online: self.chat.hub.users_online() as u64,
             sessions_active: counts.sessions_active as u64,
             sessions_total: counts.sessions_total as u64,
             messages_total: counts.messages_total as u64,
@@ -41,18 +48,20 @@ impl HostServices for ServerServices {
 
     async fn current_session(&self, ctx: &CallContext) -> Result<SessionDetail, String> {
         let (session, _) = self
+            .chat
             .store
             .session_for(&ctx.session_id, &ctx.user_id)
             .await
             .map_err(storage_error)?
             .ok_or("no such session")?;
         let message_count = self
+            .chat
             .store
             .message_count(&session.id)
             .await
             .map_err(storage_error)?;
         Ok(SessionDetail {
-            participants: self.hub.participants(&session.id),
+            participants: self.chat.hub.participants(&session.id),
             message_count: message_count as u64,
             created_at: rfc3339(session.created_at),
             status: session.status.as_str().into(),
@@ -68,6 +77,7 @@ impl HostServices for ServerServices {
         limit: u32,
     ) -> Result<Vec<SessionSummary>, String> {
         let (sessions, _) = self
+            .chat
             .store
             .list_sessions(&ctx.user_id, None, limit as i64, 0)
             .await
@@ -86,6 +96,7 @@ impl HostServices for ServerServices {
 
     async fn end_current_session(&self, ctx: &CallContext) -> Result<(), String> {
         match self
+            .chat
             .store
             .session_for(&ctx.session_id, &ctx.user_id)
             .await
@@ -95,14 +106,19 @@ impl HostServices for ServerServices {
             Some((_, Access::Member)) => return Err("only the session's owner can end it".into()),
             None => return Err("no such session".into()),
         }
-        chat::end_session_in(&self.store, &self.hub, &ctx.session_id)
+        self.chat
+            .end_session(&ctx.session_id)
             .await
             .map(drop)
             .map_err(|e| e.to_string())
     }
 
     async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.store.kv_get(plugin, key).await.map_err(storage_error)
+        self.chat
+            .store
+            .kv_get(plugin, key)
+            .await
+            .map_err(storage_error)
     }
 
     async fn kv_set(
@@ -112,7 +128,7 @@ impl HostServices for ServerServices {
         value: &[u8],
         max_keys: i64,
     ) -> Result<(), String> {
-        match self.store.kv_set(plugin, key, value, max_keys).await {
+        match self.chat.store.kv_set(plugin, key, value, max_keys).await {
             Ok(()) => Ok(()),
             Err(e @ KvError::Quota(_)) => Err(e.to_string()),
             Err(KvError::Db(e)) => Err(storage_error(e)),
@@ -120,14 +136,16 @@ impl HostServices for ServerServices {
     }
 
     async fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), String> {
-        self.store
+        self.chat
+            .store
             .kv_delete(plugin, key)
             .await
             .map_err(storage_error)
     }
 
     async fn kv_list(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, String> {
-        self.store
+        self.chat
+            .store
             .kv_keys(plugin, prefix)
             .await
             .map_err(storage_error)

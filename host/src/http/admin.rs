@@ -5,10 +5,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Auth, Path, Query};
-use crate::app::{self, AppState};
 use crate::auth::{log_refusal, Principal, Refused, Role};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::plugins::{AdminError, PluginView};
+use crate::state::AppState;
 use crate::store::AuditRow;
 
 fn require_admin(caller: &Principal) -> AppResult<()> {
@@ -110,14 +110,7 @@ async fn set_enabled(
     enabled: bool,
 ) -> AppResult<Json<OnePlugin>> {
     require_admin(&caller)?;
-    state
-        .plugins
-        .set_enabled(&name, enabled)
-        .await
-        .map_err(|e| match e {
-            AdminError::NoSuchPlugin => AppError::NotFound(format!("no plugin named {name:?}")),
-            AdminError::Refused(_) => AppError::Conflict(e.to_string()),
-        })?;
+    state.plugins.set_enabled(&name, enabled).await?;
     if let Some(cluster) = &state.cluster {
         cluster.broadcast_plugin_state(&name, enabled);
     }
@@ -126,7 +119,7 @@ async fn set_enabled(
         .describe()
         .into_iter()
         .find(|p| p.name == name)
-        .ok_or_else(|| AppError::NotFound(format!("no plugin named {name:?}")))?;
+        .ok_or(AdminError::NoSuchPlugin(name))?;
     Ok(Json(OnePlugin { plugin }))
 }
 
@@ -148,7 +141,11 @@ pub async fn reload(
     Auth(caller): Auth,
 ) -> AppResult<Json<PluginList>> {
     require_admin(&caller)?;
-    app::reload_plugins(&state).await?;
+    let path = state
+        .config_path
+        .as_deref()
+        .map(std::path::PathBuf::as_path);
+    state.plugins.reload_from(path).await?;
     if let Some(cluster) = &state.cluster {
         cluster.broadcast_reload();
     }
@@ -199,7 +196,7 @@ pub async fn audit(
     let (limit, offset) = super::sessions::page(params.limit, params.offset, 100)?;
     let user_id = match params.user.as_deref() {
         None | Some("") => None,
-        Some(who) => Some(match state.store.user_by_name(who).await? {
+        Some(who) => Some(match state.chat.store.user_by_name(who).await? {
             Some(user) => user.id,
             None => who.to_string(),
         }),
@@ -209,6 +206,7 @@ pub async fn audit(
         .as_deref()
         .map(|c| c.trim_start_matches('/').to_string());
     let (entries, has_more) = state
+        .chat
         .store
         .list_audit(user_id.as_deref(), command.as_deref(), limit, offset)
         .await?;

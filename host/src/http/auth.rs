@@ -7,9 +7,9 @@ use axum::Json as JsonResponse;
 use serde::{Deserialize, Serialize};
 
 use super::extract::Json;
-use crate::app::AppState;
 use crate::auth::{log_refusal, password, Refused, Role};
 use crate::error::{AppError, AppResult, ErrorBody};
+use crate::state::AppState;
 use crate::store::UserStatus;
 use crate::time_fmt::rfc3339;
 
@@ -68,14 +68,14 @@ pub async fn login(
         .login_throttle
         .admit(peer.ip(), &req.username)
         .map_err(|throttled| {
-            state.metrics.limit_hit(throttled.limit);
+            state.chat.metrics.limit_hit(throttled.limit);
             log_refusal(Refused::Login, "rest", Some(&req.username), throttled.limit);
             AppError::RetryLater {
                 message: "too many login attempts; retry later".into(),
                 retry_after: throttled.retry_after,
             }
         })?;
-    let user = state.store.user_by_name(&req.username).await?;
+    let user = state.chat.store.user_by_name(&req.username).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let verified = password::verify(req.password, hash).await;
     let user = match user {

@@ -5,10 +5,9 @@ use axum::Json;
 use serde::Serialize;
 
 use super::extract::Auth;
-use crate::app::AppState;
-use crate::commands;
 use crate::error::ErrorBody;
 use crate::plugins::CommandInfo;
+use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CommandList {
@@ -28,6 +27,6 @@ pub struct CommandList {
 )]
 pub async fn list(State(state): State<AppState>, Auth(caller): Auth) -> Json<CommandList> {
     Json(CommandList {
-        commands: commands::visible(&state, &caller),
+        commands: state.commands.visible(&caller),
     })
 }

@@ -7,10 +7,10 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
 use crate::auth::{log_refusal, Principal, Refused};
 use crate::error::AppError;
 use crate::realtime::bearer;
+use crate::state::AppState;
 use crate::store::nul;
 
 /// A JSON request body; syntax, type, size and NUL problems become `AppError`s.
@@ -135,6 +135,11 @@ impl FromRequestParts<AppState> for Auth {
             log_refusal(Refused::Token, "rest", None, reason);
             AppError::Unauthorized(reason.into())
         })?;
-        state.auth.authenticate(token, "rest").await.map(Auth)
+        state
+            .auth
+            .authenticate(token, "rest")
+            .await
+            .map(Auth)
+            .map_err(Into::into)
     }
 }

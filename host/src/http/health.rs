@@ -7,9 +7,9 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::metrics::{Live, CONTENT_TYPE};
+use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -49,7 +49,7 @@ pub async fn healthz() -> Json<Health> {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let database = state.store.ping().await;
+    let database = state.chat.store.ping().await;
     let redis = state.cluster.as_ref().map(|c| c.healthy());
     let ready = database && redis.unwrap_or(true);
     let status = if ready {
@@ -78,10 +78,14 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
 )]
 pub async fn metrics(State(state): State<AppState>) -> AppResult<impl IntoResponse> {
     let live = Live {
-        connections: state.hub.connection_count(),
-        users_online: state.hub.users_online(),
+        connections: state.chat.hub.connection_count(),
+        users_online: state.chat.hub.users_online(),
         redis_connected: state.cluster.as_ref().map(|c| c.healthy()),
     };
-    let text = state.metrics.render(live).map_err(AppError::internal)?;
+    let text = state
+        .chat
+        .metrics
+        .render(live)
+        .map_err(AppError::internal)?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text))
 }

@@ -22,8 +22,8 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::error::{AppError, ErrorBody};
+use crate::state::AppState;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(

@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use super::auth::UserView;
 use super::extract::{Auth, Json, Path, Query};
-use crate::app::AppState;
-use crate::chat;
+use crate::chat::ChatError;
 use crate::config::SessionsConfig;
 use crate::error::{AppError, AppResult, ErrorBody};
+use crate::state::AppState;
 use crate::store::{Access, Message, Session, SessionPatch, SessionStatus};
 
 /// Most items one page may hold (`limit`).
@@ -87,6 +87,8 @@ pub struct SessionList {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct MessagePage {
+    #[serde(serialize_with = "crate::protocol::message::serialize_all")]
+    #[schema(value_type = Vec<crate::protocol::WireMessage>)]
     messages: Vec<Message>,
     has_more: bool,
 }
@@ -133,6 +135,7 @@ pub async fn create(
     let metadata =
         valid_metadata(req.metadata, limits)?.unwrap_or_else(|| Value::Object(Default::default()));
     let session = state
+        .chat
         .store
         .create_session(&caller.id, title, &metadata, limits.max_owned_per_user)
         .await?
@@ -174,6 +177,7 @@ pub async fn list(
         }
     };
     let (sessions, total) = state
+        .chat
         .store
         .list_sessions(&caller.id, status, limit, offset)
         .await?;
@@ -198,7 +202,7 @@ pub async fn get(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> AppResult<JsonResponse<Session>> {
-    let (session, _) = chat::visible_session(&state, &caller.id, &id).await?;
+    let (session, _) = state.chat.visible_session(&caller.id, &id).await?;
     Ok(JsonResponse(session))
 }
 
@@ -241,13 +245,14 @@ pub async fn update(
         ));
     }
     if session.status == SessionStatus::Ended {
-        return Err(AppError::session_ended());
+        return Err(ChatError::Ended.into());
     }
     let updated = state
+        .chat
         .store
         .update_session(&id, &patch)
         .await?
-        .ok_or_else(AppError::session_ended)?;
+        .ok_or(ChatError::Ended)?;
     Ok(JsonResponse(updated))
 }
 
@@ -270,7 +275,7 @@ pub async fn end(
     Path(id): Path<String>,
 ) -> AppResult<JsonResponse<Session>> {
     owned_session(&state, &caller.id, &id).await?;
-    Ok(JsonResponse(chat::end_session(&state, &id).await?))
+    Ok(JsonResponse(state.chat.end_session(&id).await?))
 }
 
 #[utoipa::path(
@@ -292,10 +297,11 @@ pub async fn messages(
     Path(id): Path<String>,
     Query(params): Query<MessagesParams>,
 ) -> AppResult<JsonResponse<MessagePage>> {
-    chat::visible_session(&state, &caller.id, &id).await?;
+    state.chat.visible_session(&caller.id, &id).await?;
     let (limit, offset) = page(params.limit, params.offset, 100)?;
     let after_seq = non_negative("after_seq", params.after_seq.unwrap_or(0))?;
     let (messages, has_more) = state
+        .chat
         .store
         .messages_page(
             &id,
@@ -327,7 +333,7 @@ pub async fn context(
     Path(id): Path<String>,
     Query(params): Query<ContextParams>,
 ) -> AppResult<JsonResponse<Context>> {
-    chat::visible_session(&state, &caller.id, &id).await?;
+    state.chat.visible_session(&caller.id, &id).await?;
     let max = params.max_messages.unwrap_or(20);
     if !(0..=MAX_PAGE).contains(&max) {
         return Err(AppError::BadRequest(format!(
@@ -335,6 +341,7 @@ pub async fn context(
         )));
     }
     let messages = state
+        .chat
         .store
         .context_messages(&id, max)
         .await?
@@ -371,11 +378,11 @@ pub async fn add_member(
 ) -> AppResult<(StatusCode, JsonResponse<MemberAdded>)> {
     let session = owned_session(&state, &caller.id, &id).await?;
     if session.status == SessionStatus::Ended {
-        return Err(AppError::session_ended());
+        return Err(ChatError::Ended.into());
     }
     let user = match (req.user_id.as_deref(), req.username.as_deref()) {
-        (Some(user_id), None) => state.store.user_by_id(user_id).await?,
-        (None, Some(name)) => state.store.user_by_name(name).await?,
+        (Some(user_id), None) => state.chat.store.user_by_id(user_id).await?,
+        (None, Some(name)) => state.chat.store.user_by_name(name).await?,
         _ => {
             return Err(AppError::BadRequest(
                 "send exactly one of user_id and username".into(),
@@ -388,7 +395,7 @@ pub async fn add_member(
             "the owner is already in the session".into(),
         ));
     }
-    state.store.add_member(&id, &user.id).await?;
+    state.chat.store.add_member(&id, &user.id).await?;
     Ok((
         StatusCode::CREATED,
         JsonResponse(MemberAdded {
@@ -424,7 +431,7 @@ pub async fn remove_member(
     Auth(caller): Auth,
     Path((id, user_id)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
-    let (session, access) = chat::visible_session(&state, &caller.id, &id).await?;
+    let (session, access) = state.chat.visible_session(&caller.id, &id).await?;
     if user_id == session.owner_id {
         return Err(AppError::BadRequest(
             "the owner cannot be removed from their session".into(),
@@ -435,17 +442,17 @@ pub async fn remove_member(
             "only the session's owner may remove other members".into(),
         ));
     }
-    if !state.store.remove_member(&id, &user_id).await? {
+    if !state.chat.store.remove_member(&id, &user_id).await? {
         return Err(AppError::NotFound("no such member".into()));
     }
-    state.hub.expel(&id, &user_id);
+    state.chat.hub.expel(&id, &user_id);
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The session if the caller owns it. Members may read but not change it (403); anyone
 /// else gets 404.
 async fn owned_session(state: &AppState, user_id: &str, id: &str) -> AppResult<Session> {
-    match chat::visible_session(state, user_id, id).await? {
+    match state.chat.visible_session(user_id, id).await? {
         (session, Access::Owner) => Ok(session),
         (_, Access::Member) => Err(AppError::Forbidden(
             "only the session's owner may do that".into(),

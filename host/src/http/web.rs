@@ -17,7 +17,7 @@ use axum::routing::get;
 use axum::Router;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 struct Asset {
     bytes: &'static [u8],

@@ -3,7 +3,6 @@
 //! `manifest()`). The server supplies the real operations through [`HostServices`]; the
 //! plugin test harness supplies fakes.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,37 +13,10 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::slashd::plugin::{commands, config, kv, log, sessions, stats, types};
+use super::grants::Grants;
 use super::manifest::Capability;
 use super::registry::{Counters, Registry};
 use crate::auth::Role;
-
-/// The capabilities config grants a plugin.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants(BTreeSet<Capability>);
-
-impl Grants {
-    pub fn parse(names: &[String]) -> Result<Grants, String> {
-        names
-            .iter()
-            .map(|n| {
-                Capability::parse(n).ok_or_else(|| format!("unknown capability {n:?} in grants"))
-            })
-            .collect::<Result<_, _>>()
-            .map(Grants)
-    }
-
-    pub fn of(caps: &[Capability]) -> Grants {
-        Grants(caps.iter().copied().collect())
-    }
-
-    pub fn has(&self, cap: Capability) -> bool {
-        self.0.contains(&cap)
-    }
-
-    pub fn names(&self) -> Vec<&'static str> {
-        self.0.iter().map(|c| c.as_str()).collect()
-    }
-}
 
 /// Who runs a command, where.
 #[derive(Debug, Clone)]

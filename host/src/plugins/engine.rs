@@ -563,32 +563,28 @@ fn role_from_wit(role: types::Role) -> Role {
 }
 
 fn manifest_from_wit(m: types::Manifest) -> Manifest {
-    Manifest {
-        name: m.name,
-        version: m.version,
-        commands: m
-            .commands
-            .into_iter()
-            .map(|c| CommandSpec {
-                name: c.name,
-                aliases: c.aliases,
-                summary: c.summary,
-                usage: c.usage,
-                min_role: role_from_wit(c.min_role),
-            })
-            .collect(),
-        capabilities: m
-            .capabilities
-            .into_iter()
-            .map(|c| match c {
-                types::Capability::Commands => Capability::Commands,
-                types::Capability::Stats => Capability::Stats,
-                types::Capability::Sessions => Capability::Sessions,
-                types::Capability::Kv => Capability::Kv,
-                types::Capability::Config => Capability::Config,
-            })
-            .collect(),
+    let mut manifest = Manifest::new(&m.name, &m.version);
+    for c in m.commands {
+        manifest.commands.push(CommandSpec {
+            name: c.name,
+            aliases: c.aliases,
+            summary: c.summary,
+            usage: c.usage,
+            min_role: role_from_wit(c.min_role),
+        });
     }
+    manifest.capabilities = m
+        .capabilities
+        .into_iter()
+        .map(|c| match c {
+            types::Capability::Commands => Capability::Commands,
+            types::Capability::Stats => Capability::Stats,
+            types::Capability::Sessions => Capability::Sessions,
+            types::Capability::Kv => Capability::Kv,
+            types::Capability::Config => Capability::Config,
+        })
+        .collect();
+    manifest
 }
 
 /// The reply size limit, the same for wasm and native plugins.

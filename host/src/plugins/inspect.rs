@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::capabilities::{CallEnv, Grants, PluginIdentity};
+use super::capabilities::{CallEnv, PluginIdentity};
 use super::engine::{CallLimits, Runtime};
+use super::fake_services::FakeServices;
+use super::grants::Grants;
 use super::manifest::{self, Capability, Manifest};
 use super::registry::{self, Counters, Registry};
-use super::testkit::FakeServices;
 use crate::config::CommandsConfig;
 
 /// What a valid component declares and needs.
@@ -58,7 +59,7 @@ pub async fn inspect(wasm: &[u8], defaults: &CommandsConfig) -> Result<Inspectio
         .manifest(&prepared, env)
         .await
         .map_err(|e| one_line(&e))?;
-    manifest.validate()?;
+    manifest::validate(&manifest)?;
     let asked = Grants::of(&manifest.capabilities);
     let unasked_imports = registry::missing_grants(&[], &prepared.imports, &asked);
     Ok(Inspection {

@@ -10,10 +10,14 @@ mod bindings;
 mod builtin;
 pub mod capabilities;
 pub mod engine;
+pub mod fake_services;
+pub mod grants;
 pub mod inspect;
 pub mod manifest;
 mod native;
 pub mod registry;
+/// The in-process harness plugin authors test with; off in the release binary.
+#[cfg(feature = "testkit")]
 pub mod testkit;
 
 use std::path::Path;
@@ -21,8 +25,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-pub use capabilities::{CallContext, Grants, HostServices};
+pub use capabilities::{CallContext, HostServices};
 pub use engine::{CallError, CallInput, PluginReply, ReplyFormat};
+pub use grants::Grants;
 pub use registry::{may_run, CommandInfo, PluginState, Registry, Route, Source};
 
 use capabilities::{CallEnv, PluginIdentity};
@@ -79,10 +84,13 @@ pub struct CommandView {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("no such plugin")]
-    NoSuchPlugin,
+    #[error("no plugin named {0:?}")]
+    NoSuchPlugin(String),
     #[error("the plugin was refused: {0}")]
     Refused(String),
+    /// A reload found the config file invalid; the running plugins stay.
+    #[error("invalid config, nothing changed: {0}")]
+    InvalidConfig(String),
 }
 
 pub struct PluginHost {
@@ -174,6 +182,21 @@ impl PluginHost {
 
     /// Load the plugins of a new config and swap them in. Calls in flight finish on the
     /// version they started with.
+    /// Re-read the config file and reload the plugins from it. An invalid file is refused
+    /// whole and the running plugins stay. Only `[plugins.*]` (and the per-plugin defaults
+    /// in `[commands]`) apply without a restart.
+    pub async fn reload_from(&self, path: Option<&Path>) -> Result<(), AdminError> {
+        let config = Config::load(path).map_err(|e| {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "plugin reload refused: invalid config; the running plugins stay"
+            );
+            AdminError::InvalidConfig(format!("{e:#}"))
+        })?;
+        self.reload(&config).await;
+        Ok(())
+    }
+
     pub async fn reload(&self, config: &Config) {
         let _one_at_a_time = self.admin.lock().await;
         let registry = self.load(config).await;
@@ -185,7 +208,9 @@ impl PluginHost {
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), AdminError> {
         let _one_at_a_time = self.admin.lock().await;
         let current = self.registry();
-        let target = current.plugin(name).ok_or(AdminError::NoSuchPlugin)?;
+        let target = current
+            .plugin(name)
+            .ok_or_else(|| AdminError::NoSuchPlugin(name.to_string()))?;
         if let PluginState::Refused(reason) = &target.state {
             return Err(AdminError::Refused(reason.clone()));
         }
@@ -408,7 +433,7 @@ impl PluginHost {
             }
             (None, Source::BuiltIn) => return Err("nothing to load".into()),
         };
-        manifest.validate()?;
+        manifest::validate(&manifest)?;
         if !matches!(source, Source::BuiltIn) && manifest.name != name {
             return Err(format!(
                 "the plugin calls itself {:?} but is configured as {name:?}",

@@ -21,7 +21,7 @@ use slashd_plugin_api::native::{Buffer, HostTable, PluginVTable, ABI_VERSION, EN
 
 use super::capabilities::{CallContext, CallEnv, PluginIdentity};
 use super::engine::{check_reply_size, CallError, CallInput, CallLimits, PluginReply, ReplyFormat};
-use super::manifest::{Capability, Manifest};
+use super::manifest::{self, Capability, Manifest};
 
 /// Libraries loaded so far, by canonical path: loaded once, never unloaded.
 static LOADED: LazyLock<Mutex<HashMap<PathBuf, &'static PluginVTable>>> =
@@ -86,7 +86,7 @@ impl NativePlugin {
             (self.vtable.free)(buffer);
             bytes
         };
-        Manifest::from_json(&bytes)
+        manifest::from_json(&bytes)
     }
 
     pub async fn invoke(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use serde::Serialize;
 
-use super::capabilities::Grants;
+use super::grants::Grants;
 use super::manifest::{Capability, CommandSpec, Manifest};
 use super::Runner;
 use crate::auth::Role;

@@ -10,24 +10,20 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use async_trait::async_trait;
-
-use super::capabilities::{
-    CallContext, CallEnv, Grants, HostServices, PluginIdentity, ServerStats, SessionDetail,
-    SessionSummary,
-};
+use super::capabilities::{CallContext, CallEnv, PluginIdentity};
 use super::engine::{CallError, CallInput, CallLimits, Mount, PluginReply, Runtime};
+use super::fake_services::FakeServices;
+use super::grants::Grants;
 use super::manifest::{self, Capability, Manifest};
 use super::registry::{Counters, PluginEntry, PluginState, Registry, Source};
 use crate::auth::Role;
-use crate::commands::parse;
 use crate::config::CommandsConfig;
+use crate::protocol::command_line as parse;
+use anyhow::Context;
 
 pub struct TesterBuilder {
     path: PathBuf,
@@ -110,7 +106,7 @@ impl TesterBuilder {
         let manifest = runtime
             .manifest(&first, env_with(Arc::new(Registry::default())))
             .await?;
-        manifest.validate().map_err(anyhow::Error::msg)?;
+        manifest::validate(&manifest).map_err(anyhow::Error::msg)?;
         let grants = Grants::of(self.grants.as_deref().unwrap_or(&manifest.capabilities));
         let missing =
             super::registry::missing_grants(&manifest.capabilities, &first.imports, &grants);
@@ -168,7 +164,7 @@ impl TesterBuilder {
         let defaults = CommandsConfig::default();
         let plugin = super::native::NativePlugin::load(&self.path).map_err(anyhow::Error::msg)?;
         let manifest = plugin.manifest().map_err(anyhow::Error::msg)?;
-        manifest.validate().map_err(anyhow::Error::msg)?;
+        manifest::validate(&manifest).map_err(anyhow::Error::msg)?;
         let grants = Grants::of(self.grants.as_deref().unwrap_or(&manifest.capabilities));
         let missing = super::registry::missing_grants(&manifest.capabilities, &[], &grants);
         if !missing.is_empty() {
@@ -284,118 +280,15 @@ impl PluginTester {
 
     /// Inspect or seed the plugin's kv.
     pub fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
-        self.services.kv().get(key).cloned()
+        self.services.kv_value(key)
     }
 
     pub fn kv_set(&self, key: &str, value: &[u8]) {
-        self.services.kv().insert(key.to_string(), value.to_vec());
+        self.services.seed_kv(key, value);
     }
 
     /// Whether the plugin ended the (fake) current session.
     pub fn session_ended(&self) -> bool {
-        *self
-            .services
-            .ended
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// In-memory stand-ins for the server's services.
-#[derive(Default)]
-pub(super) struct FakeServices {
-    kv: Mutex<HashMap<String, Vec<u8>>>,
-    ended: Mutex<bool>,
-}
-
-impl FakeServices {
-    const SESSION_ID: &'static str = "00000000-0000-7000-8000-000000000001";
-
-    fn kv(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
-        self.kv.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-#[async_trait]
-impl HostServices for FakeServices {
-    async fn stats(&self) -> Result<ServerStats, String> {
-        Ok(ServerStats {
-            uptime_secs: 60,
-            connections: 1,
-            users_online: 1,
-            sessions_active: 1,
-            sessions_total: 1,
-            messages_total: 1,
-            messages_last_24h: 1,
-        })
-    }
-
-    async fn current_session(&self, ctx: &CallContext) -> Result<SessionDetail, String> {
-        let ended = *self.ended.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(SessionDetail {
-            id: ctx.session_id.clone(),
-            title: ctx.session_title.clone(),
-            status: if ended { "ended" } else { "active" }.into(),
-            created_at: "2026-01-01T00:00:00Z".into(),
-            owner_id: ctx.user_id.clone(),
-            message_count: 1,
-            participants: vec![ctx.user_id.clone()],
-        })
-    }
-
-    async fn my_sessions(
-        &self,
-        ctx: &CallContext,
-        _limit: u32,
-    ) -> Result<Vec<SessionSummary>, String> {
-        Ok(vec![SessionSummary {
-            id: ctx.session_id.clone(),
-            title: ctx.session_title.clone(),
-            status: "active".into(),
-            last_activity_at: "2026-01-01T00:00:00Z".into(),
-            created_at: "2026-01-01T00:00:00Z".into(),
-        }])
-    }
-
-    async fn end_current_session(&self, _ctx: &CallContext) -> Result<(), String> {
-        *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        Ok(())
-    }
-
-    async fn kv_get(&self, _plugin: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.kv().get(key).cloned())
-    }
-
-    async fn kv_set(
-        &self,
-        _plugin: &str,
-        key: &str,
-        value: &[u8],
-        max_keys: i64,
-    ) -> Result<(), String> {
-        let mut kv = self.kv();
-        if !kv.contains_key(key) && kv.len() as i64 >= max_keys {
-            return Err(format!(
-                "kv quota reached: a plugin may keep at most {max_keys} keys"
-            ));
-        }
-        kv.insert(key.to_string(), value.to_vec());
-        Ok(())
-    }
-
-    async fn kv_delete(&self, _plugin: &str, key: &str) -> Result<(), String> {
-        self.kv().remove(key);
-        Ok(())
-    }
-
-    async fn kv_list(&self, _plugin: &str, prefix: &str) -> Result<Vec<String>, String> {
-        let mut keys: Vec<String> = self
-            .kv()
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect();
-        keys.sort();
-        Ok(keys)
+        self.services.session_ended()
     }
 }

@@ -11,16 +11,17 @@ use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use tokio::time::{interval_at, sleep, sleep_until, MissedTickBehavior};
 
-use super::frames::{self, ClientFrame, FrameId, PresenceState, ServerFrame, UserInfo};
-use super::hub::{ConnHandle, Standing};
 use super::limits::{RateLimiter, TokenBucket, Verdict};
-use super::outbound::{close, spawn_writer, Outbound, Outgoing};
-use crate::app::AppState;
-use crate::assistant;
+use super::writer::spawn_writer;
 use crate::auth::{log_refusal, Principal, Refused};
-use crate::chat;
-use crate::commands;
+use crate::chat::ChatError;
+use crate::commands::{CommandError, Invocation, ReplySink};
 use crate::error::AppError;
+use crate::hub::outbound::{close, Outgoing};
+use crate::hub::{ConnHandle, Outbound, Standing};
+use crate::protocol::frames::{self, ClientFrame, FrameId, ServerFrame, UserInfo};
+use crate::protocol::Text;
+use crate::state::AppState;
 use crate::store::{MessageRole, NewMessage};
 
 pub async fn run(
@@ -33,7 +34,7 @@ pub async fn run(
         sink,
         state.config.realtime.outbound_queue,
         state.config.realtime.outbound_queue_bytes,
-        state.metrics.clone(),
+        state.chat.metrics.clone(),
     );
 
     let outcome = match header_auth {
@@ -70,7 +71,7 @@ pub async fn run(
         standing: Arc::new(standing),
     };
     if let Err(retry_after) = state.user_budgets.connects.try_take(&principal.id) {
-        state.metrics.limit_hit("connects_per_user");
+        state.chat.metrics.limit_hit("connects_per_user");
         let err = AppError::RetryLater {
             message: "too many new connections for this user; retry later".into(),
             retry_after,
@@ -81,7 +82,7 @@ pub async fn run(
         let _ = writer.await;
         return;
     }
-    if !state.hub.register(
+    if !state.chat.hub.register(
         handle.clone(),
         state.config.realtime.max_connections_per_user,
     ) {
@@ -163,7 +164,7 @@ async fn first_frame_auth(state: &AppState, stream: &mut SplitStream<WebSocket>)
                     Ok((id, ClientFrame::Auth { token })) => {
                         match state.auth.authenticate(&token, "ws").await {
                             Ok(principal) => Auth::Ready(principal, id),
-                            Err(err) => Auth::Refused(err, id),
+                            Err(err) => Auth::Refused(err.into(), id),
                         }
                     }
                     _ => refused("authenticate first: send {\"type\":\"auth\",\"token\":…}"),
@@ -308,7 +309,9 @@ impl Connection {
     async fn handle_text(&mut self, text: &str) {
         let (id, frame) = match frames::decode(text) {
             Ok(decoded) => decoded,
-            Err(bad) => return send_error(self.out(), &bad.id, &bad.error),
+            Err(bad) => {
+                return send_error(self.out(), &bad.id, &AppError::BadRequest(bad.message));
+            }
         };
         let result = match frame {
             ClientFrame::Auth { .. } => Err(AppError::BadRequest("already authenticated".into())),
@@ -339,20 +342,18 @@ impl Connection {
         since_seq: Option<i64>,
     ) -> Result<(), AppError> {
         let state = self.state.clone();
+        let chat = &state.chat;
         let since_seq = since_seq.unwrap_or(i64::MAX);
         if since_seq < 0 {
             return Err(AppError::BadRequest("since_seq must be 0 or more".into()));
         }
-        let (session, _) = chat::visible_session(&state, &self.principal.id, session_id).await?;
-        if session.status != crate::store::SessionStatus::Active {
-            return Err(AppError::session_ended());
-        }
+        let session = chat.active_session(&self.principal.id, session_id).await?;
         self.joined
-            .retain(|s| state.hub.is_member(s, &self.handle.conn_id));
+            .retain(|s| chat.hub.is_member(s, &self.handle.conn_id));
         if self.joined.contains(session_id) {
             // Already joined: everything since the first join was delivered live, so the
             // answer needs no history — a repeated join costs one session lookup.
-            let participants = self.participants(session_id).await;
+            let participants = chat.participants(session_id).await;
             self.out().push(
                 ServerFrame::Joined {
                     id,
@@ -366,9 +367,7 @@ impl Connection {
             );
             return Ok(());
         }
-        if !self.joined.contains(session_id)
-            && self.joined.len() >= state.config.realtime.max_sessions_per_connection
-        {
+        if self.joined.len() >= state.config.realtime.max_sessions_per_connection {
             return Err(AppError::BadRequest(format!(
                 "a connection may join at most {} sessions",
                 state.config.realtime.max_sessions_per_connection
@@ -378,17 +377,17 @@ impl Connection {
         // Register and read the backlog under the room's post lock, so no message is both
         // in `missed` and broadcast, or in neither.
         loop {
-            let room = state.hub.room(session_id);
+            let room = chat.hub.room(session_id);
             let _order = room.post_lock.lock().await;
-            let Some(joined) = state.hub.add_member(session_id, &room, &self.handle) else {
+            let Some(joined) = chat.hub.add_member(session_id, &room, &self.handle) else {
                 continue;
             };
             let result = async {
-                let current = state
+                let current = chat
                     .store
                     .session(session_id)
                     .await?
-                    .ok_or_else(AppError::not_found_session)?;
+                    .ok_or(ChatError::NoSession)?;
                 let (missed, has_more) = if since_seq < current.last_seq {
                     self.recover(session_id, since_seq, cap).await?
                 } else {
@@ -400,21 +399,19 @@ impl Connection {
             let (current, missed, has_more) = match result {
                 Ok(r) => r,
                 Err(err) => {
-                    state.hub.remove_member(session_id, &self.handle.conn_id);
+                    chat.hub.remove_member(session_id, &self.handle.conn_id);
                     return Err(err);
                 }
             };
             self.joined.insert(session_id.to_string());
-            state.metrics.session_joined();
-            state.hub.note_last_seq(session_id, current.last_seq);
-            // In a cluster the user may already be present through another node.
-            let present_elsewhere = match &state.cluster {
-                Some(cluster) => {
-                    joined.first_for_user && cluster.join(session_id, &self.principal.id).await
-                }
-                None => false,
-            };
-            let participants = self.participants(session_id).await;
+            chat.metrics.session_joined();
+            chat.hub.note_last_seq(session_id, current.last_seq);
+            if joined.first_for_user {
+                // Registers cluster presence before the participants are read, so the
+                // joiner is among them on every node.
+                chat.user_joined(session_id, &self.principal.id).await;
+            }
+            let participants = chat.participants(session_id).await;
             self.out().push(
                 ServerFrame::Joined {
                     id,
@@ -426,33 +423,8 @@ impl Connection {
                 }
                 .to_text(),
             );
-            if joined.first_for_user && !present_elsewhere {
-                let frame = ServerFrame::Presence {
-                    session_id,
-                    user_id: &self.principal.id,
-                    state: PresenceState::Joined,
-                };
-                state
-                    .hub
-                    .broadcast(session_id, frame.to_text(), Some(&self.principal.id));
-            }
             return Ok(());
         }
-    }
-
-    /// The session's participants: in a cluster everyone's, not just this node's.
-    async fn participants(&self, session_id: &str) -> Vec<String> {
-        let local = self.state.hub.participants(session_id);
-        let Some(cluster) = &self.state.cluster else {
-            return local;
-        };
-        let mut everyone = cluster.participants(session_id).await.unwrap_or_default();
-        for user in local {
-            if !everyone.contains(&user) {
-                everyone.push(user);
-            }
-        }
-        everyone
     }
 
     /// The messages a join recovers, within the recovery budgets: one join's
@@ -470,10 +442,11 @@ impl Connection {
             .min(self.recovery.available())
             .min(user_budget.available(&self.principal.id));
         if grant < 1.0 {
-            state.metrics.limit_hit("recovery_budget");
+            state.chat.metrics.limit_hit("recovery_budget");
             return Ok((Vec::new(), true));
         }
         let (missed, has_more) = state
+            .chat
             .store
             .messages_page(session_id, since_seq, cap, 0, grant as usize)
             .await?;
@@ -494,22 +467,9 @@ impl Connection {
     }
 
     fn leave_room(&self, session_id: &str) {
-        if let Some((user_id, true)) = self
-            .state
-            .hub
-            .remove_member(session_id, &self.handle.conn_id)
-        {
-            let Some(cluster) = self.state.cluster.clone() else {
-                announce_left(&self.state.hub, session_id, &user_id);
-                return;
-            };
-            // Still present through another node? Then nobody left.
-            let (hub, session_id) = (self.state.hub.clone(), session_id.to_string());
-            self.state.tasks.spawn(async move {
-                if !cluster.leave(&session_id, &user_id).await {
-                    announce_left(&hub, &session_id, &user_id);
-                }
-            });
+        let chat = &self.state.chat;
+        if let Some((user_id, true)) = chat.hub.remove_member(session_id, &self.handle.conn_id) {
+            chat.user_left(session_id, &user_id);
         }
     }
 
@@ -521,14 +481,11 @@ impl Connection {
 
     /// Posting needs a prior `join`; the error says which applies.
     async fn require_joined(&self, session_id: &str) -> Result<(), AppError> {
-        if self.state.hub.is_member(session_id, &self.handle.conn_id) {
+        let chat = &self.state.chat;
+        if chat.hub.is_member(session_id, &self.handle.conn_id) {
             return Ok(());
         }
-        let (session, _) =
-            chat::visible_session(&self.state, &self.principal.id, session_id).await?;
-        if session.status != crate::store::SessionStatus::Active {
-            return Err(AppError::session_ended());
-        }
+        chat.active_session(&self.principal.id, session_id).await?;
         Err(AppError::BadRequest(
             "join the session before posting to it".into(),
         ))
@@ -540,7 +497,8 @@ impl Connection {
         session_id: &str,
         content: &str,
     ) -> Result<(), AppError> {
-        let max = self.state.config.realtime.max_content_chars;
+        let state = &self.state;
+        let max = state.config.realtime.max_content_chars;
         if content.trim().is_empty() {
             return Err(AppError::BadRequest("content must not be empty".into()));
         }
@@ -552,9 +510,12 @@ impl Connection {
         self.require_joined(session_id).await?;
         // A command is checked before anything is stored: a refused one is not broadcast.
         let approved = match content.starts_with('/') {
-            true => {
-                Some(commands::approve(&self.state, &self.principal, session_id, content).await?)
-            }
+            true => Some(
+                state
+                    .commands
+                    .approve(&self.principal, session_id, content)
+                    .await?,
+            ),
             false => None,
         };
         let metadata = match &approved {
@@ -570,40 +531,45 @@ impl Connection {
             metadata,
         };
         let out = self.handle.out.clone();
-        let message = chat::post(&self.state, new, |message| {
-            out.push(
-                ServerFrame::Ack {
-                    id,
-                    message_id: &message.id,
-                    seq: message.seq,
-                }
-                .to_text(),
-            );
-        })
-        .await?;
-        if let Some(approved) = approved {
-            let title = match self.state.store.session(session_id).await? {
-                Some(session) => session.title,
-                None => return Err(AppError::not_found_session()),
-            };
-            let invoker = commands::Invoker {
-                principal: self.principal.clone(),
-                connection_id: self.handle.conn_id.to_string(),
-                connected_at: self.connected_at,
-                out: self.handle.out.clone(),
-                frame_id: id.clone(),
-            };
-            commands::spawn(
-                self.state.clone(),
-                invoker,
-                session_id.to_string(),
-                title,
-                message.id,
-                approved,
-            );
-        } else {
+        let message = state
+            .chat
+            .post(new, |message| {
+                out.push(
+                    ServerFrame::Ack {
+                        id,
+                        message_id: &message.id,
+                        seq: message.seq,
+                    }
+                    .to_text(),
+                );
+            })
+            .await?;
+        match approved {
+            Some(approved) => {
+                let session_title = match state.chat.store.session(session_id).await? {
+                    Some(session) => session.title,
+                    None => return Err(ChatError::NoSession.into()),
+                };
+                state.commands.spawn(Invocation {
+                    caller: self.principal.clone(),
+                    connection_id: self.handle.conn_id.to_string(),
+                    connected_at: self.connected_at,
+                    session_id: session_id.to_string(),
+                    session_title,
+                    reply_to: message.id,
+                    reply: Arc::new(Reply {
+                        out: self.handle.out.clone(),
+                        frame_id: id.clone(),
+                    }),
+                    approved,
+                });
+            }
             // An ordinary message: the assistant (when configured) answers it.
-            assistant::on_user_message(&self.state, session_id);
+            None => {
+                if let Some(assistant) = &state.assistant {
+                    assistant.on_user_message(session_id);
+                }
+            }
         }
         Ok(())
     }
@@ -616,6 +582,7 @@ impl Connection {
             state: typing,
         };
         self.state
+            .chat
             .hub
             .broadcast(session_id, frame.to_text(), Some(&self.principal.id));
         Ok(())
@@ -626,22 +593,30 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.leave_all();
         self.state
+            .chat
             .hub
             .unregister(&self.handle.conn_id, &self.handle.user_id);
     }
 }
 
-fn announce_left(hub: &crate::realtime::hub::Hub, session_id: &str, user_id: &str) {
-    let frame = ServerFrame::Presence {
-        session_id,
-        user_id,
-        state: PresenceState::Left,
-    };
-    hub.broadcast(session_id, frame.to_text(), Some(user_id));
+/// A running command's answers to the connection that invoked it, echoing its frame's `id`.
+struct Reply {
+    out: Outbound,
+    frame_id: FrameId,
+}
+
+impl ReplySink for Reply {
+    fn error(&self, error: CommandError) {
+        send_error(&self.out, &self.frame_id, &error.into());
+    }
+
+    fn send(&self, frame: Text) {
+        self.out.push(frame);
+    }
 }
 
 /// Answer a client frame with an `error` (internal causes are logged, never sent).
-pub(crate) fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {
+fn send_error(out: &Outbound, id: &FrameId, err: &AppError) {
     if let AppError::Internal(cause) = err {
         tracing::error!(
             error = format!("{cause:#}"),

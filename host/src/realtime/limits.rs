@@ -4,29 +4,6 @@
 
 pub use crate::limits::TokenBucket;
 
-use crate::config::RealtimeConfig;
-use crate::limits::KeyedBuckets;
-
-/// Budgets kept per user across all their connections (on this node).
-pub struct UserBudgets {
-    /// Bytes of `joined.missed` each user may still be sent.
-    pub recovery: KeyedBuckets,
-    /// New WebSocket connections each user may open: a client closed for flooding cannot
-    /// come straight back and flood again.
-    pub connects: KeyedBuckets,
-}
-
-impl UserBudgets {
-    pub fn new(config: &RealtimeConfig) -> Self {
-        let per_user = config.recovery_user_bytes_per_sec as f64;
-        let connects = f64::from(config.connects_per_user_per_min);
-        UserBudgets {
-            recovery: KeyedBuckets::new(4.0 * per_user, per_user),
-            connects: KeyedBuckets::new(connects, connects / 60.0),
-        }
-    }
-}
-
 pub enum Verdict {
     Allow,
     /// Refuse this frame with `rate_limited`.

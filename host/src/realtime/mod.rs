@@ -1,19 +1,18 @@
-//! The WebSocket layer: protocol v1 frames, one task per connection, the hub that fans out
-//! to rooms, and the limits that keep one client from hurting the others.
+//! The WebSocket transport: the upgrade, one task per connection (protocol v1, decoded by
+//! `protocol::frames`), its writer, and the limits that keep one client from hurting the
+//! others. Rooms and fan-out are the hub's; the rules are the chat core's.
 
 pub mod connection;
-pub mod frames;
-pub mod hub;
 pub mod limits;
-pub mod outbound;
 pub mod revocation;
+pub mod writer;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// `GET /ws`. A token in the `Authorization` header is checked before the upgrade, but a
 /// refusal is still reported in-protocol (`error` + close 4001) so browsers can see it.
@@ -23,7 +22,13 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let header_auth = match bearer(&headers) {
-        Some(token) => Some(state.auth.authenticate(token, "ws").await),
+        Some(token) => Some(
+            state
+                .auth
+                .authenticate(token, "ws")
+                .await
+                .map_err(Into::into),
+        ),
         None => None,
     };
     let limits = &state.config.realtime;

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use super::hub::{Hub, Standing};
+use crate::hub::{Hub, Standing};
 use crate::store::{Store, UserStatus};
 use crate::time_fmt::now_ms;
 

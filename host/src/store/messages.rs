@@ -11,7 +11,7 @@ use sqlx::Row;
 
 use super::sessions::parse_metadata;
 use super::{new_id, Store};
-use crate::time_fmt::{self, now_ms};
+use crate::time_fmt::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -42,7 +42,8 @@ impl MessageRole {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A stored message row. Clients see it as `protocol::WireMessage`.
+#[derive(Debug, Clone)]
 pub struct Message {
     pub id: String,
     pub session_id: String,
@@ -50,10 +51,8 @@ pub struct Message {
     pub role: MessageRole,
     pub user_id: Option<String>,
     pub content: String,
-    #[schema(value_type = Object)]
     pub metadata: Value,
-    #[serde(serialize_with = "time_fmt::serialize")]
-    #[schema(value_type = String, format = DateTime)]
+    /// Unix milliseconds.
     pub created_at: i64,
 }
 

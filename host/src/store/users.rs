@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{is_unique_violation, new_id, Store};
-use crate::auth::Role;
 use crate::time_fmt::now_ms;
+use slashd_plugin_api::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,4 +1,6 @@
-//! The hub: which connection is in which session's room, presence, and fan-out.
+//! The hub: which connection is in which session's room, presence, and fan-out. It deals
+//! in connections' queues ([`Outbound`]) and already-serialized frames; the sockets that
+//! drain the queues are the realtime layer's.
 //!
 //! Fan-out seam: everything that reaches a room goes through [`Hub::broadcast`]. In one
 //! node it delivers to local queues; a cluster transport (Redis) publishes there as well and
@@ -10,11 +12,14 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 
-use super::frames::{PresenceState, ServerFrame};
-use super::outbound::Outbound;
+use crate::protocol::frames::{PresenceState, ServerFrame};
+use crate::protocol::Text;
+
+pub mod outbound;
+
+pub use outbound::Outbound;
 
 pub type ConnId = Arc<str>;
 
@@ -42,7 +47,7 @@ pub struct Room {
 struct Sequencer {
     /// The seq expected next; 0 until the room has seen one.
     next: i64,
-    pending: std::collections::BTreeMap<i64, Utf8Bytes>,
+    pending: std::collections::BTreeMap<i64, Text>,
     /// When the current gap opened (messages started waiting).
     gap_since: Option<std::time::Instant>,
     gap_timer: bool,
@@ -55,7 +60,7 @@ const GAP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Sequencer {
     /// Accept `seq`; returns what may be delivered now, in order, and whether a gap is open.
-    fn accept(&mut self, seq: i64, text: Utf8Bytes) -> (Vec<Utf8Bytes>, bool) {
+    fn accept(&mut self, seq: i64, text: Text) -> (Vec<Text>, bool) {
         if self.next == 0 {
             self.next = seq;
         }
@@ -80,7 +85,7 @@ impl Sequencer {
     }
 
     /// Give up on the gap: everything waiting goes out in order.
-    fn skip_gap(&mut self) -> Vec<Utf8Bytes> {
+    fn skip_gap(&mut self) -> Vec<Text> {
         self.gap_since = None;
         let pending = std::mem::take(&mut self.pending);
         if let Some((&last, _)) = pending.last_key_value() {
@@ -94,7 +99,7 @@ impl Sequencer {
 #[derive(Debug, Clone)]
 pub struct RoomEvent {
     pub session_id: String,
-    pub text: Utf8Bytes,
+    pub text: Text,
     pub skip_user: Option<String>,
     /// For `message` frames: its seq, so receivers deliver in order.
     pub seq: Option<i64>,
@@ -105,6 +110,18 @@ pub trait Fanout: Send + Sync {
     fn publish(&self, event: RoomEvent);
     /// A user was removed from a session: every node's connections of theirs leave it.
     fn expel(&self, session_id: &str, user_id: &str);
+}
+
+/// Who is present in a session on other nodes: the seam the cluster fills (a sorted set
+/// per session in Redis). Absent, a session's participants are this node's.
+#[async_trait::async_trait]
+pub trait Presence: Send + Sync {
+    /// `user_id` joined `session_id` here; `true` if already present through another node.
+    async fn join(&self, session_id: &str, user_id: &str) -> bool;
+    /// `user_id`'s last connection here left; `true` if still present through another node.
+    async fn leave(&self, session_id: &str, user_id: &str) -> bool;
+    /// Everyone present on any node; `None` when that cannot be read now.
+    async fn participants(&self, session_id: &str) -> Option<Vec<String>>;
 }
 
 impl Room {
@@ -273,24 +290,18 @@ impl Hub {
 
     /// Send a frame to everyone in a session's room (except `skip_user`'s connections), on
     /// this node and — through the fan-out seam — on every other.
-    pub fn broadcast(&self, session_id: &str, text: Utf8Bytes, skip_user: Option<&str>) {
+    pub fn broadcast(&self, session_id: &str, text: Text, skip_user: Option<&str>) {
         self.deliver_local(session_id, text.clone(), skip_user);
         self.publish(session_id, text, skip_user, None);
     }
 
     /// Broadcast a stored `message` frame; receivers deliver messages in seq order.
-    pub fn broadcast_message(&self, session_id: &str, seq: i64, text: Utf8Bytes) {
+    pub fn broadcast_message(&self, session_id: &str, seq: i64, text: Text) {
         self.deliver_message(session_id, seq, text.clone());
         self.publish(session_id, text, None, Some(seq));
     }
 
-    fn publish(
-        &self,
-        session_id: &str,
-        text: Utf8Bytes,
-        skip_user: Option<&str>,
-        seq: Option<i64>,
-    ) {
+    fn publish(&self, session_id: &str, text: Text, skip_user: Option<&str>, seq: Option<i64>) {
         if let Some(fanout) = self.inner.fanout.get() {
             fanout.publish(RoomEvent {
                 session_id: session_id.to_string(),
@@ -309,7 +320,7 @@ impl Hub {
         }
     }
 
-    fn deliver_message(&self, session_id: &str, seq: i64, text: Utf8Bytes) {
+    fn deliver_message(&self, session_id: &str, seq: i64, text: Text) {
         let Some(room) = self.existing_room(session_id) else {
             return;
         };
@@ -385,7 +396,7 @@ impl Hub {
 
     /// Deliver to this node's connections in the room. Never waits: a full queue closes
     /// that connection instead.
-    pub fn deliver_local(&self, session_id: &str, text: Utf8Bytes, skip_user: Option<&str>) {
+    pub fn deliver_local(&self, session_id: &str, text: Text, skip_user: Option<&str>) {
         let Some(room) = self.existing_room(session_id) else {
             return;
         };
@@ -469,7 +480,7 @@ impl Hub {
     }
 
     /// Send a frame to every connection of one user.
-    pub fn send_to_user(&self, user_id: &str, text: Utf8Bytes) {
+    pub fn send_to_user(&self, user_id: &str, text: Text) {
         if let Some(conns) = self.inner.users.get(user_id) {
             for conn in conns.iter() {
                 conn.out.push(text.clone());
@@ -481,13 +492,13 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::Sequencer;
-    use axum::extract::ws::Utf8Bytes;
+    use crate::protocol::Text;
 
-    fn t(seq: i64) -> Utf8Bytes {
-        Utf8Bytes::from(seq.to_string())
+    fn t(seq: i64) -> Text {
+        Text::from(seq.to_string())
     }
 
-    fn seqs(v: Vec<Utf8Bytes>) -> Vec<String> {
+    fn seqs(v: Vec<Text>) -> Vec<String> {
         v.iter().map(|t| t.as_str().to_string()).collect()
     }
 

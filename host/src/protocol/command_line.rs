@@ -69,20 +69,55 @@ pub fn split_args(raw: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
+    #[track_caller]
+    fn check_command(input: &str, expected: Option<(&str, &str)>) {
+        let got = split_command(input);
+        let got = got.as_ref().map(|(name, rest)| (name.as_str(), *rest));
+        assert_eq!(got, expected, "{input:?}");
+    }
+
+    /// `None`: refused (an unbalanced quote or a trailing backslash).
+    #[track_caller]
+    fn check(input: &str, expected: Option<&[&str]>) {
+        let got = split_args(input);
+        let got: Option<Vec<&str>> = got.as_ref().map(|a| a.iter().map(String::as_str).collect());
+        assert_eq!(got.as_deref(), expected, "{input:?}");
+    }
+
     #[test]
-    fn splits_commands_and_args() {
-        assert_eq!(split_command("/help"), Some(("help".into(), "")));
-        assert_eq!(
-            split_command("/Reload  7 days"),
-            Some(("reload".into(), "7 days"))
+    fn splits_the_command_name() {
+        check_command("/help", Some(("help", "")));
+        check_command("/Reload  7 days", Some(("reload", "7 days")));
+        check_command("/probe-echo a  b ", Some(("probe-echo", "a  b ")));
+        check_command("/x\tone", Some(("x", "one")));
+        check_command("/", Some(("", "")));
+        check_command("hello", None);
+        check_command(" /help", None);
+    }
+
+    #[test]
+    fn splits_arguments_as_sh_does() {
+        check("", Some(&[]));
+        check("   \t\n", Some(&[]));
+        check("a b  c", Some(&["a", "b", "c"]));
+        check(r#"a "b c" 'd e' f\ g"#, Some(&["a", "b c", "d e", "f g"]));
+        check(
+            r#"one "two words" 'three' four\ five"#,
+            Some(&["one", "two words", "three", "four five"]),
         );
-        assert_eq!(split_command("hello"), None);
-        assert_eq!(
-            split_args(r#"a "b c" 'd e' f\ g"#).unwrap(),
-            ["a", "b c", "d e", "f g"]
-        );
-        assert_eq!(split_args(r#"say "unterminated"#), None);
-        assert_eq!(split_args("").unwrap(), Vec::<String>::new());
+        check(r#""green pears""#, Some(&["green pears"]));
+        check("a\\\nb c\td\n", Some(&["ab", "c", "d"]));
+        // Empty quotes make an empty argument; quotes join with what touches them.
+        check("'' \"\"", Some(&["", ""]));
+        check(r#"a"b"'c'd"#, Some(&["abcd"]));
+        // Double quotes unescape only `\"`, `\\`, `\$`, `` \` `` and backslash-newline.
+        check(r#""a\"b\\c\$d\x" 'e\f'"#, Some(&[r#"a"b\c$d\x"#, r"e\f"]));
+        check(r#""\`""#, Some(&["`"]));
+        check("\"a\\\nb\"", Some(&["ab"]));
+        // Single quotes keep everything, backslashes and double quotes included.
+        check(r#"'a "b" \c'"#, Some(&[r#"a "b" \c"#]));
+        // Outside quotes a backslash escapes any character.
+        check(r"\'\x\\", Some(&["'x\\"]));
     }
 
     /// `shlex::split`, used before, treats a word starting with `#` as a shell comment and
@@ -90,27 +125,25 @@ mod tests {
     /// `command_line` fuzz target now checks that no word is lost.
     #[test]
     fn hash_is_an_ordinary_character() {
-        assert_eq!(
-            split_args("#ops deploy now").unwrap(),
-            ["#ops", "deploy", "now"]
-        );
-        assert_eq!(split_args("a #b\nc").unwrap(), ["a", "#b", "c"]);
-        assert_eq!(split_args("a#b '#c'").unwrap(), ["a#b", "#c"]);
+        check("#ops deploy now", Some(&["#ops", "deploy", "now"]));
+        check("a #b\nc", Some(&["a", "#b", "c"]));
+        check("a#b '#c'", Some(&["a#b", "#c"]));
     }
 
     #[test]
-    fn quoting_follows_sh() {
-        assert_eq!(split_args("'' \"\"").unwrap(), ["", ""]);
-        assert_eq!(
-            split_args(r#""a\"b\\c\$d\x" 'e\f'"#).unwrap(),
-            [r#"a"b\c$d\x"#, r"e\f"]
-        );
-        assert_eq!(split_args("a\\\nb c\td\n").unwrap(), ["ab", "c", "d"]);
-        assert_eq!(split_args("\"a\\\nb\"").unwrap(), ["ab"]);
-        assert_eq!(split_args(" x\\"), None);
-        assert_eq!(split_args("'open"), None);
+    fn refuses_unbalanced_quotes_and_a_trailing_backslash() {
+        check(r#"say "unterminated"#, None);
+        check(r#""unbalanced"#, None);
+        check("'open", None);
+        check(r#""a\""#, None);
+        check(" x\\", None);
+        check("\"x\\", None);
+    }
+
+    #[test]
+    fn words_quoted_by_shlex_split_back() {
         let args = ["a b", "it's", "\"q\"", "#x", "", "tab\there", "$HOME"];
         let line = shlex::try_join(args).unwrap();
-        assert_eq!(split_args(&line).unwrap(), args, "{line}");
+        check(&line, Some(&args));
     }
 }
