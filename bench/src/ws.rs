@@ -10,6 +10,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::server::User;
+
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long setup steps wait for an expected frame.
@@ -45,6 +47,33 @@ pub async fn join(ws: &mut Ws, session: &str) -> anyhow::Result<()> {
     .await?;
     recv_type(ws, "joined").await?;
     Ok(())
+}
+
+/// Open `n` authenticated connections (users taken in turn), `batch` at a time, optionally
+/// joining a session on each.
+pub async fn open_many(
+    urls: &[String],
+    users: &[User],
+    n: usize,
+    batch: usize,
+    session: Option<&str>,
+) -> Vec<anyhow::Result<Ws>> {
+    futures_util::stream::iter(0..n)
+        .map(|i| {
+            let token = users[i % users.len()].token.clone();
+            let url = urls[i % urls.len()].clone();
+            let session = session.map(str::to_string);
+            async move {
+                let mut ws = connect_ready(&url, &token).await?;
+                if let Some(session) = session {
+                    join(&mut ws, &session).await?;
+                }
+                Ok(ws)
+            }
+        })
+        .buffer_unordered(batch.max(1))
+        .collect()
+        .await
 }
 
 /// The next text frame; control frames are skipped (tungstenite answers pings itself).

@@ -14,23 +14,91 @@ use sqlx::{Connection, Row};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::server::{LogReport, Server, ServerOpts, User};
+use crate::flags::{postgres_url, seconds, ServerBin};
+use crate::report::{print_logs, progress};
+use crate::server::{LogReport, Server, User};
 use crate::ws::{self, frame_type, int_field, str_field};
 
-pub struct DurabilityParams {
-    /// None: SQLite in the server's temp dir. Some(postgres URL): a fresh database is
-    /// created next to the one this names, and dropped after a clean run.
-    pub postgres: Option<String>,
-    pub clients: usize,
-    pub sessions: usize,
-    pub window: usize,
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub bin: ServerBin,
+    /// PostgreSQL to create a fresh database beside (postgres://…), dropped after a clean
+    /// run; by default the server runs on SQLite in its temp dir.
+    #[arg(long, value_parser = postgres_url)]
+    pub database_url: Option<String>,
+    /// Posting clients.
+    #[arg(long, default_value_t = 8)]
+    pub dur_clients: usize,
+    /// Sessions the clients post in.
+    #[arg(long, default_value_t = 4)]
+    pub dur_sessions: usize,
+    /// Messages in flight per client.
+    #[arg(long, default_value_t = 8)]
+    pub dur_window: usize,
+    /// kill -9s, each after --cycle-secs of posting (and posting as long again after the
+    /// last restart).
+    #[arg(long, default_value_t = 3)]
     pub kills: usize,
-    /// Posting time before each kill, and after the last restart.
-    pub cycle: Duration,
+    /// Seconds of posting before each kill -9, and after the last restart.
+    #[arg(long, default_value_t = 3.0, value_parser = seconds)]
+    pub cycle_secs: f64,
+    /// Keep the fresh PostgreSQL database even when the check passed.
+    #[arg(long)]
     pub keep_database: bool,
     /// Check the checker: before verifying, add an ack the server never gave and change
     /// the seq of a real one; the run must then fail with a LOST and a MISMATCH.
+    #[arg(long, hide = true)]
     pub self_test: bool,
+}
+
+impl Args {
+    fn cycle(&self) -> Duration {
+        Duration::from_secs_f64(self.cycle_secs)
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let r = kill_and_check(&args).await?;
+    println!();
+    println!(
+        "durability — {}: {} clients × {} in flight over {} sessions; {} × kill -9 + restart \
+         (restarts took {} ms), {:.1} s in all",
+        r.backend,
+        args.dur_clients,
+        args.dur_window,
+        r.sessions,
+        r.kills,
+        r.restart_ms
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  sent {}, acked {}, refused {}, unanswered when the server died {} (may or may not \
+         be stored)",
+        r.sent, r.acked, r.refused, r.unanswered
+    );
+    println!(
+        "  database ({}): {} messages in our sessions",
+        r.database, r.rows
+    );
+    if r.violations.is_empty() {
+        println!(
+            "  PASS: all {} acked messages are stored with their seq and content; seqs \
+             unique and gap-free in every session",
+            r.acked
+        );
+    } else {
+        for v in &r.violations {
+            println!("  {v}");
+        }
+    }
+    print_logs("durability", &r.logs);
+    verdict(&r)
 }
 
 /// One acknowledged message, as the client saw it.
@@ -42,32 +110,30 @@ struct Acked {
     content: String,
 }
 
-pub struct DurabilityResult {
-    pub backend: String,
-    pub acked: usize,
-    pub sent: u64,
+struct DurabilityResult {
+    backend: String,
+    acked: usize,
+    sent: u64,
     /// Messages in flight (sent, not answered) when a connection broke: allowed either way.
-    pub unanswered: u64,
-    pub refused: u64,
-    pub kills: usize,
-    pub restart_ms: Vec<u128>,
-    pub rows: usize,
-    pub sessions: usize,
+    unanswered: u64,
+    refused: u64,
+    kills: usize,
+    restart_ms: Vec<u128>,
+    rows: usize,
+    sessions: usize,
     /// Every broken promise, described; empty when the run passed.
-    pub violations: Vec<String>,
-    pub logs: LogReport,
-    pub database: String,
+    violations: Vec<String>,
+    logs: LogReport,
+    database: String,
 }
 
-pub async fn run(
-    server_opts: &ServerOpts,
-    p: &DurabilityParams,
-) -> anyhow::Result<DurabilityResult> {
+/// Post, kill -9 and restart the server --kills times, then check the database.
+async fn kill_and_check(args: &Args) -> anyhow::Result<DurabilityResult> {
     sqlx::any::install_default_drivers();
-    let (db_url, backend, fresh) = match &p.postgres {
+    let (db_url, backend, fresh) = match &args.database_url {
         Some(base) => {
             let (url, name) = create_database(base).await?;
-            crate::progress(&format!("durability: fresh PostgreSQL database {name}"));
+            progress(&format!("durability: fresh PostgreSQL database {name}"));
             (
                 Some(url),
                 "PostgreSQL".to_string(),
@@ -76,15 +142,11 @@ pub async fn run(
         }
         None => (None, "SQLite".to_string(), None),
     };
-    let opts = ServerOpts {
-        database_url: db_url.clone(),
-        ..server_opts.clone()
-    };
-    let mut server = Server::start(&opts).await?;
+    let mut server = Server::start(&args.bin.opts(db_url.clone())).await?;
     let check_url = db_url.clone().unwrap_or_else(|| server.sqlite_url());
-    let users = server.users("dur", p.clients.clamp(1, 8)).await?;
+    let users = server.users("dur", args.dur_clients.clamp(1, 8)).await?;
     let mut sessions = Vec::new();
-    for s in 0..p.sessions.max(1) {
+    for s in 0..args.dur_sessions.max(1) {
         let owner = &users[0];
         let id = server.session(owner, &format!("durability {s}")).await?;
         for u in users.iter().skip(1) {
@@ -98,12 +160,12 @@ pub async fn run(
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::new(Mutex::new(Vec::new()));
     let counters = Arc::new(Counters::default());
     let mut clients = Vec::new();
-    for c in 0..p.clients.max(1) {
+    for c in 0..args.dur_clients.max(1) {
         let client = Client {
             index: c,
             user: users[c % users.len()].clone(),
             session: sessions[c % sessions.len()].clone(),
-            window: p.window.max(1),
+            window: args.dur_window.max(1),
             url: url_rx.clone(),
             stop: stop_rx.clone(),
             acked: acked.clone(),
@@ -113,12 +175,12 @@ pub async fn run(
     }
 
     let mut restart_ms = Vec::new();
-    for k in 0..p.kills {
-        tokio::time::sleep(p.cycle).await;
+    for k in 0..args.kills {
+        tokio::time::sleep(args.cycle()).await;
         let before = lock(&acked)?.len();
         let _ = url_tx.send(None);
         server.kill9()?;
-        crate::progress(&format!(
+        progress(&format!(
             "durability ({backend}): kill -9 #{} after {before} acks",
             k + 1
         ));
@@ -127,13 +189,13 @@ pub async fn run(
         restart_ms.push(started.elapsed().as_millis());
         let _ = url_tx.send(Some(server.ws_url.clone()));
     }
-    tokio::time::sleep(p.cycle).await;
+    tokio::time::sleep(args.cycle()).await;
     let _ = stop_tx.send(true);
     for c in clients {
         c.await.context("durability client task")?;
     }
     let mut acked = std::mem::take(&mut *lock(&acked)?);
-    if p.self_test {
+    if args.self_test {
         if let Some(first) = acked.first().cloned() {
             acked.push(Acked {
                 message_id: "self-test-never-acked".into(),
@@ -143,7 +205,7 @@ pub async fn run(
             acked[0].seq += 1_000_000;
         }
     }
-    crate::progress(&format!(
+    progress(&format!(
         "durability ({backend}): checking {} acked messages in the database",
         acked.len()
     ));
@@ -151,7 +213,7 @@ pub async fn run(
     let logs = server.stop();
     let database = match &fresh {
         Some((base, name)) => {
-            if violations.is_empty() && !p.keep_database {
+            if violations.is_empty() && !args.keep_database {
                 drop_database(base, name).await?;
                 format!("{name} (dropped)")
             } else {
@@ -166,7 +228,7 @@ pub async fn run(
         sent: counters.sent.load(Ordering::Relaxed),
         unanswered: counters.unanswered.load(Ordering::Relaxed),
         refused: counters.refused.load(Ordering::Relaxed),
-        kills: p.kills,
+        kills: args.kills,
         restart_ms,
         rows,
         sessions: sessions.len(),
@@ -439,7 +501,7 @@ async fn drop_database(base: &str, name: &str) -> anyhow::Result<()> {
 }
 
 /// Fails the run when the check found anything.
-pub fn verdict(r: &DurabilityResult) -> anyhow::Result<()> {
+fn verdict(r: &DurabilityResult) -> anyhow::Result<()> {
     if r.violations.is_empty() {
         Ok(())
     } else {

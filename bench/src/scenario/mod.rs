@@ -1,0 +1,14 @@
+//! The scenarios, one module each: its flags (`Args`, a subcommand of `bench`), its run
+//! and its report.
+
+pub mod all;
+pub mod cluster;
+pub mod durability;
+pub mod fanout;
+pub mod floor;
+pub mod hostile;
+pub mod idle;
+pub mod load;
+pub mod message;
+pub mod ping;
+pub mod soak;
