@@ -19,8 +19,9 @@ use axum::{Json, Router};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{Backend, Server, Setup, User, Ws, ADMIN_PASSWORD};
+use crate::harness::{Backend, Server, Setup, Ws, ADMIN_PASSWORD};
 use crate::on_both_backends;
+use crate::support::{history, Shared};
 
 on_both_backends!(
     context_is_the_system_prompt_and_the_last_messages,
@@ -303,14 +304,6 @@ fn concat_deltas(deltas: &[Value]) -> String {
         .collect()
 }
 
-async fn history(server: &Server, user: &User, session: &str) -> Vec<Value> {
-    let (status, body) = server
-        .get(&format!("/chat/sessions/{session}/messages"), &user.token)
-        .await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
-    body["messages"].as_array().unwrap().clone()
-}
-
 fn roles_and_contents(messages: &[Value]) -> Vec<(String, String)> {
     messages
         .iter()
@@ -328,19 +321,6 @@ fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(r, c)| (r.to_string(), c.to_string()))
         .collect()
-}
-
-/// Two participants (owner and member) joined to one session.
-async fn two_in_a_session(server: &Server) -> (User, User, String, Ws, Ws) {
-    let alice = server.user("alice", "viewer").await;
-    let bob = server.user("bob", "viewer").await;
-    let session = server.session(&alice, "chat").await;
-    server.add_member(&alice, &session, &bob).await;
-    let mut a = server.ws(&alice).await;
-    a.join(&session).await;
-    let mut b = server.ws(&bob).await;
-    b.join(&session).await;
-    (alice, bob, session, a, b)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -413,7 +393,13 @@ async fn deltas_stream_in_order_and_make_up_the_stored_reply(backend: Backend) {
     let fake = Fake::start().await;
     fake.set_chunk_delay(Duration::from_millis(40));
     let server = start(backend, &fake.base_url, |s| s).await;
-    let (alice, _bob, session, mut a, mut b) = two_in_a_session(&server).await;
+    let shared = Shared::create(&server, "alice", "bob", "chat").await;
+    let (mut a, mut b) = shared.join_both(&server).await;
+    let Shared {
+        owner: alice,
+        session,
+        ..
+    } = shared;
 
     let ack = say(&mut a, &session, "hello there").await;
     let expected = reply_to("hello there");
@@ -447,7 +433,7 @@ async fn deltas_stream_in_order_and_make_up_the_stored_reply(backend: Backend) {
     assert_eq!(bob_deltas, deltas);
     assert_eq!(bob_stored, stored);
 
-    let messages = history(&server, &alice, &session).await;
+    let messages = history(&server, &session, &alice.token).await;
     assert_eq!(
         roles_and_contents(&messages),
         pairs(&[("user", "hello there"), ("assistant", &expected)])
@@ -464,7 +450,13 @@ async fn expect_failure(
     partial: Option<&str>,
     message_says: &str,
 ) -> (String, Ws, Duration) {
-    let (alice, _bob, session, mut a, mut b) = two_in_a_session(server).await;
+    let shared = Shared::create(server, "alice", "bob", "chat").await;
+    let (mut a, mut b) = shared.join_both(server).await;
+    let Shared {
+        owner: alice,
+        session,
+        ..
+    } = shared;
     let started = std::time::Instant::now();
     let ack = say(&mut a, &session, text).await;
     let mut took = Duration::ZERO;
@@ -482,7 +474,7 @@ async fn expect_failure(
         }
         took = took.max(started.elapsed());
     }
-    let messages = history(server, &alice, &session).await;
+    let messages = history(server, &session, &alice.token).await;
     assert_eq!(roles_and_contents(&messages), pairs(&[("user", text)]));
     assert_eq!(messages[0]["id"], ack["message_id"]);
     let stored = server
@@ -683,7 +675,7 @@ async fn messages_during_a_reply_are_coalesced(backend: Backend) {
         ])
     );
     // Stored in the order everyone saw.
-    let messages = history(&server, &alice, &session).await;
+    let messages = history(&server, &session, &alice.token).await;
     assert_eq!(
         roles_and_contents(&messages),
         pairs(&[

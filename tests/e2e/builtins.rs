@@ -6,8 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::{plugin_wasm, Backend, Server, Setup, User, Ws};
+use crate::harness::{plugin_wasm, Backend, Server, Setup};
 use crate::on_both_backends;
+use crate::support::{joined, Shared};
 
 on_both_backends!(
     reload_then_stat_counts_exactly,
@@ -98,17 +99,10 @@ fn data(frame: &Value) -> &Value {
     &frame["message"]["metadata"]["data"]
 }
 
-async fn joined(server: &Server, user: &User) -> (Ws, String) {
-    let session = server.session(user, "built-ins").await;
-    let mut ws = server.ws(user).await;
-    ws.join(&session).await;
-    (ws, session)
-}
-
 async fn reload_then_stat_counts_exactly(backend: Backend) {
     let mut fixture = start(backend, |s| s).await;
     let anna = fixture.user("anna", "analyst").await;
-    let (mut ws, session) = joined(&fixture, &anna).await;
+    let (mut ws, session) = joined(&fixture, &anna, "built-ins").await;
 
     let before = ws.command(&session, "/stat").await;
     assert_eq!(data(&before)["logs"], Value::Null);
@@ -174,7 +168,7 @@ async fn reload_then_stat_counts_exactly(backend: Backend) {
 async fn reload_rejects_bad_days_and_viewers(backend: Backend) {
     let server = start(backend, |s| s).await;
     let anna = server.user("anna", "analyst").await;
-    let (mut ws, session) = joined(&server, &anna).await;
+    let (mut ws, session) = joined(&server, &anna, "built-ins").await;
     for bad in [
         "/reload banana",
         "/reload 0",
@@ -190,7 +184,7 @@ async fn reload_rejects_bad_days_and_viewers(backend: Backend) {
         );
     }
     let vera = server.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&server, &vera).await;
+    let (mut ws, session) = joined(&server, &vera, "built-ins").await;
     let refused = ws.command(&session, "/reload").await;
     assert_eq!(refused["code"], "forbidden");
 
@@ -221,15 +215,9 @@ async fn reload_rejects_bad_days_and_viewers(backend: Backend) {
 
 async fn clear_ends_the_session_for_everyone(backend: Backend) {
     let server = start(backend, |s| s).await;
-    let owner = server.user("olga", "viewer").await;
-    let member = server.user("mike", "viewer").await;
-    let session = server.session(&owner, "to clear").await;
-    server.add_member(&owner, &session, &member).await;
-    let mut a = server.ws(&owner).await;
-    a.join(&session).await;
-    let mut b = server.ws(&member).await;
-    b.join(&session).await;
-    a.recv_type("presence").await;
+    let shared = Shared::create(&server, "olga", "mike", "to clear").await;
+    let (mut a, mut b) = shared.join_both(&server).await;
+    let Shared { owner, session, .. } = shared;
 
     // A member may not end the owner's session.
     let denied = b.command(&session, "/clear").await;
@@ -311,7 +299,7 @@ async fn admins_disable_and_enable_at_once(backend: Backend) {
     let server = start(backend, |s| s).await;
     let admin = server.admin().await;
     let vera = server.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&server, &vera).await;
+    let (mut ws, session) = joined(&server, &vera, "built-ins").await;
     assert_eq!(
         data(&ws.command(&session, "/status").await)["session"]["id"],
         session.as_str()
@@ -354,7 +342,7 @@ async fn config_reload_applies_without_reconnecting(backend: Backend) {
     let server = start(backend, |s| s).await;
     let admin = server.admin().await;
     let vera = server.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&server, &vera).await;
+    let (mut ws, session) = joined(&server, &vera, "built-ins").await;
     assert_eq!(ws.command(&session, "/stat").await["type"], "message");
 
     server.edit_config(|text| {
@@ -402,7 +390,7 @@ async fn an_invalid_config_reload_changes_nothing(backend: Backend) {
     let server = start(backend, |s| s).await;
     let admin = server.admin().await;
     let vera = server.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&server, &vera).await;
+    let (mut ws, session) = joined(&server, &vera, "built-ins").await;
     let (_, before) = server.get("/admin/plugins", &admin.token).await;
 
     server.edit_config(|text| text + "\n[plugins.logs\nbroken = \n");
@@ -456,7 +444,7 @@ async fn a_new_version_at_the_same_path_is_picked_up(backend: Backend) {
     })
     .await;
     let admin = server.admin().await;
-    let (mut ws, session) = joined(&server, &admin).await;
+    let (mut ws, session) = joined(&server, &admin, "built-ins").await;
     assert_eq!(
         ws.command(&session, "/hello").await["message"]["content"],
         "Hello, **admin**!"
@@ -511,7 +499,7 @@ async fn admin_routes_are_for_admins(backend: Backend) {
         assert_eq!(body["error"]["code"], "forbidden");
     }
     let admin = server.admin().await;
-    let (mut ws, session) = joined(&server, &admin).await;
+    let (mut ws, session) = joined(&server, &admin, "built-ins").await;
     ws.command(&session, "/help").await;
     let (status, body) = server.get("/admin/plugins", &admin.token).await;
     assert_eq!(status, StatusCode::OK);

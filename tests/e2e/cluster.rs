@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{Backend, Server, Setup, User, Ws};
+use crate::harness::{Backend, Server, Setup, Ws};
+use crate::support::Shared;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -28,19 +29,15 @@ async fn until(ws: &mut Ws, pick: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
-async fn owner_and_member(a: &Server, b: &Server) -> (User, User, String) {
-    let owner = a.user("olga", "viewer").await;
-    let member = b.user("mike", "viewer").await;
-    let session = a.session(&owner, "across nodes").await;
-    a.add_member(&owner, &session, &member).await;
-    (owner, member, session)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_nodes_once_each_in_order() {
     let nodes = setup().start_cluster(2, REDIS).await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let (owner, member, session) = owner_and_member(a, b).await;
+    let Shared {
+        owner,
+        member,
+        session,
+    } = Shared::across(a, b, "olga", "mike", "across nodes").await;
     let mut on_a = a.ws(&owner).await;
     on_a.join(&session).await;
     let mut on_b = b.ws(&member).await;
@@ -120,7 +117,11 @@ async fn events_cross_nodes_once_each_in_order() {
 async fn one_user_on_two_nodes_is_one_participant() {
     let nodes = setup().start_cluster(2, REDIS).await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let (owner, member, session) = owner_and_member(a, b).await;
+    let Shared {
+        owner,
+        member,
+        session,
+    } = Shared::across(a, b, "olga", "mike", "across nodes").await;
     let mut watcher = a.ws(&owner).await;
     watcher.join(&session).await;
     let mut m1 = a.ws(&member).await;
@@ -146,7 +147,11 @@ async fn one_user_on_two_nodes_is_one_participant() {
 async fn concurrent_posters_on_both_nodes_get_gapless_seqs() {
     let nodes = setup().start_cluster(2, REDIS).await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let (owner, member, session) = owner_and_member(a, b).await;
+    let Shared {
+        owner,
+        member,
+        session,
+    } = Shared::across(a, b, "olga", "mike", "across nodes").await;
     let mut readers = Vec::new();
     for (node, user) in [(a, &owner), (b, &member)] {
         let mut ws = node.ws(user).await;
@@ -197,11 +202,9 @@ async fn concurrent_posters_on_both_nodes_get_gapless_seqs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_nodes_clients_recover_on_another() {
     let mut nodes = setup().start_cluster(2, REDIS).await;
-    let (owner, member, session) = owner_and_member(&nodes[0], &nodes[1]).await;
-    let mut on_a = nodes[0].ws(&owner).await;
-    on_a.join(&session).await;
-    let mut on_b = nodes[1].ws(&member).await;
-    on_b.join(&session).await;
+    let shared = Shared::across(&nodes[0], &nodes[1], "olga", "mike", "across nodes").await;
+    let (mut on_a, mut on_b) = shared.join_both_across(&nodes[0], &nodes[1]).await;
+    let Shared { owner, session, .. } = shared;
     for i in 0..5 {
         on_b.send(
             json!({"type": "message", "session_id": session, "content": format!("before {i}")}),
@@ -316,11 +319,11 @@ async fn redis_outage_degrades_then_recovers() {
     let mut redis = OwnRedis::start();
     let nodes = setup().start_cluster(2, &redis.url()).await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let (owner, member, session) = owner_and_member(a, b).await;
-    let mut on_a = a.ws(&owner).await;
-    on_a.join(&session).await;
-    let mut on_b = b.ws(&member).await;
-    on_b.join(&session).await;
+    let shared = Shared::across(a, b, "olga", "mike", "across nodes").await;
+    let (mut on_a, mut on_b) = shared.join_both_across(a, b).await;
+    let Shared {
+        member, session, ..
+    } = shared;
     assert_eq!(wait_ready(a, StatusCode::OK).await["redis"], true);
 
     redis.down();
@@ -408,11 +411,9 @@ async fn assistant_deltas_cross_nodes_in_order() {
         .start_cluster(2, REDIS)
         .await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let (owner, member, session) = owner_and_member(a, b).await;
-    let mut on_a = a.ws(&owner).await;
-    on_a.join(&session).await;
-    let mut on_b = b.ws(&member).await;
-    on_b.join(&session).await;
+    let shared = Shared::across(a, b, "olga", "mike", "across nodes").await;
+    let (mut on_a, mut on_b) = shared.join_both_across(a, b).await;
+    let Shared { session, .. } = shared;
     on_a.send(json!({"type": "message", "session_id": session, "content": "hello"}))
         .await;
     // On the other node: every delta once, in order, then the stored reply with their id.

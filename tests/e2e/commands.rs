@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{Backend, Server, Setup, User, Ws};
+use crate::harness::{Backend, Server, Setup};
 use crate::on_both_backends;
+use crate::support::{history, joined, Shared};
 
 on_both_backends!(
     help_and_get_commands_agree_per_role,
@@ -85,13 +86,6 @@ fn error_code(frame: &Value) -> &str {
     frame["code"].as_str().unwrap()
 }
 
-async fn joined(server: &Server, user: &User) -> (Ws, String) {
-    let session = server.session(user, "commands").await;
-    let mut ws = server.ws(user).await;
-    ws.join(&session).await;
-    (ws, session)
-}
-
 fn names(commands: &Value) -> Vec<String> {
     commands
         .as_array()
@@ -107,7 +101,7 @@ async fn help_and_get_commands_agree_per_role(backend: Backend) {
         let user = server.user(user, role).await;
         let (_, listed) = server.get("/commands", &user.token).await;
         let listed = names(&listed["commands"]);
-        let (mut ws, session) = joined(&server, &user).await;
+        let (mut ws, session) = joined(&server, &user, "commands").await;
         let reply = ws.command(&session, "/help").await;
         let shown = names(&reply["message"]["metadata"]["data"]["commands"]);
         assert_eq!(
@@ -147,15 +141,9 @@ async fn help_and_get_commands_agree_per_role(backend: Backend) {
 
 async fn replies_are_stored_and_broadcast(backend: Backend) {
     let server = plugin_server(backend).await;
-    let owner = server.user("olga", "viewer").await;
-    let member = server.user("mike", "viewer").await;
-    let session = server.session(&owner, "shared").await;
-    server.add_member(&owner, &session, &member).await;
-    let mut a = server.ws(&owner).await;
-    a.join(&session).await;
-    let mut b = server.ws(&member).await;
-    b.join(&session).await;
-    a.recv_type("presence").await;
+    let shared = Shared::create(&server, "olga", "mike", "shared").await;
+    let (mut a, mut b) = shared.join_both(&server).await;
+    let Shared { owner, session, .. } = shared;
 
     a.send(json!({"type": "message", "session_id": session, "content": "/probe-echo hi there", "id": 7})).await;
     let ack = a.recv().await;
@@ -193,17 +181,10 @@ async fn replies_are_stored_and_broadcast(backend: Backend) {
     let seen_reply = b.recv_type("message").await;
     assert_eq!(seen_reply["message"], *message);
 
-    let (_, history) = server
-        .get(&format!("/chat/sessions/{session}/messages"), &owner.token)
-        .await;
-    let roles: Vec<&str> = history["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
+    let stored = history(&server, &session, &owner.token).await;
+    let roles: Vec<&str> = stored.iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["user", "command"]);
-    assert_eq!(history["messages"][1], *message);
+    assert_eq!(stored[1], *message);
 
     // A failing plugin answers only the invoker, with the frame id.
     let failed = a.command(&session, "/probe-fail").await;
@@ -224,15 +205,9 @@ async fn replies_are_stored_and_broadcast(backend: Backend) {
 
 async fn ephemeral_replies_reach_only_the_invoker(backend: Backend) {
     let server = plugin_server(backend).await;
-    let owner = server.user("olga", "viewer").await;
-    let member = server.user("mike", "viewer").await;
-    let session = server.session(&owner, "shared").await;
-    server.add_member(&owner, &session, &member).await;
-    let mut a = server.ws(&owner).await;
-    a.join(&session).await;
-    let mut b = server.ws(&member).await;
-    b.join(&session).await;
-    a.recv_type("presence").await;
+    let shared = Shared::create(&server, "olga", "mike", "shared").await;
+    let (mut a, mut b) = shared.join_both(&server).await;
+    let Shared { owner, session, .. } = shared;
 
     let reply = a.command(&session, "/probe-ephemeral").await;
     assert_eq!(reply_text(&reply), "only you can see this");
@@ -249,11 +224,8 @@ async fn ephemeral_replies_reach_only_the_invoker(backend: Backend) {
         "pong",
         "no reply reached the member before the pong"
     );
-    let (_, history) = server
-        .get(&format!("/chat/sessions/{session}/messages"), &owner.token)
-        .await;
     assert_eq!(
-        history["messages"].as_array().unwrap().len(),
+        history(&server, &session, &owner.token).await.len(),
         1,
         "the ephemeral reply is not stored"
     );
@@ -262,7 +234,7 @@ async fn ephemeral_replies_reach_only_the_invoker(backend: Backend) {
 async fn arguments_aliases_and_typos(backend: Backend) {
     let server = plugin_server(backend).await;
     let user = server.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&server, &user).await;
+    let (mut ws, session) = joined(&server, &user, "commands").await;
 
     let reply = ws
         .command(
@@ -335,7 +307,7 @@ async fn config_can_raise_a_role(backend: Backend) {
     let (_, listed) = server.get("/commands", &anna.token).await;
     let listed = names(&listed["commands"]);
     assert!(!listed.iter().any(|n| n.starts_with("probe")), "{listed:?}");
-    let (mut ws, session) = joined(&server, &anna).await;
+    let (mut ws, session) = joined(&server, &anna, "commands").await;
     assert_eq!(
         error_code(&ws.command(&session, "/probe-echo x").await),
         "forbidden"
@@ -352,7 +324,7 @@ async fn config_can_raise_a_role(backend: Backend) {
         .unwrap()
         .clone();
     assert_eq!(echo["min_role"], "admin");
-    let (mut ws, session) = joined(&server, &admin).await;
+    let (mut ws, session) = joined(&server, &admin, "commands").await;
     assert_eq!(
         reply_text(&ws.command(&session, "/probe-echo ok").await),
         "ok"
@@ -362,7 +334,7 @@ async fn config_can_raise_a_role(backend: Backend) {
 async fn hostile_plugins_are_contained(backend: Backend) {
     let server = plugin_server(backend).await;
     let user = server.user("eve", "viewer").await;
-    let (mut ws, session) = joined(&server, &user).await;
+    let (mut ws, session) = joined(&server, &user, "commands").await;
     for (line, expect) in [
         ("/membomb", "plugin_failed"),
         ("/bigreply 100", "plugin_failed"),
@@ -402,8 +374,8 @@ async fn an_infinite_loop_times_out_while_others_are_served(backend: Backend) {
     let server = plugin_server(backend).await;
     let eve = server.user("eve", "viewer").await;
     let bob = server.user("bob", "viewer").await;
-    let (mut spinner, s1) = joined(&server, &eve).await;
-    let (mut other, s2) = joined(&server, &bob).await;
+    let (mut spinner, s1) = joined(&server, &eve, "commands").await;
+    let (mut other, s2) = joined(&server, &bob, "commands").await;
 
     let started = Instant::now();
     spinner
@@ -437,7 +409,7 @@ async fn an_infinite_loop_times_out_while_others_are_served(backend: Backend) {
 async fn filesystem_is_only_what_config_preopens(backend: Backend) {
     let server = plugin_server(backend).await;
     let user = server.user("fred", "viewer").await;
-    let (mut ws, session) = joined(&server, &user).await;
+    let (mut ws, session) = joined(&server, &user, "commands").await;
     let read = ws.command(&session, "/probe-fs /logs/app.log").await;
     assert_eq!(
         reply_text(&read),
@@ -466,7 +438,7 @@ async fn kv_is_private_and_persistent(backend: Backend) {
     let mut fixture = plugin_server(backend).await;
     let user = fixture.user("kim", "viewer").await;
     {
-        let (mut ws, session) = joined(&fixture, &user).await;
+        let (mut ws, session) = joined(&fixture, &user, "commands").await;
         assert_eq!(
             reply_text(&ws.command(&session, "/probe-kvset secret s3cr3t").await),
             "stored"
@@ -490,7 +462,7 @@ async fn kv_is_private_and_persistent(backend: Backend) {
     fixture.server.kill();
     fixture.server.spawn().await;
     let user = fixture.login("kim", crate::harness::PASSWORD).await;
-    let (mut ws, session) = joined(&fixture, &user).await;
+    let (mut ws, session) = joined(&fixture, &user, "commands").await;
     assert_eq!(
         reply_text(&ws.command(&session, "/probe-kvget secret").await),
         "value: s3cr3t"
@@ -515,7 +487,7 @@ async fn plugins_are_refused_with_reasons(backend: Backend) {
     })
     .await;
     let user = server.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&server, &user).await;
+    let (mut ws, session) = joined(&server, &user, "commands").await;
     assert_eq!(
         error_code(&ws.command(&session, "/greedy").await),
         "unknown_command"
@@ -579,7 +551,7 @@ async fn plugins_are_refused_with_reasons(backend: Backend) {
 async fn two_plugins_claiming_a_name_get_neither(backend: Backend) {
     let server = plugin_setup(backend, |s| s.plugin("hello", &[]).plugin("clash", &[])).await;
     let user = server.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&server, &user).await;
+    let (mut ws, session) = joined(&server, &user, "commands").await;
     assert_eq!(
         error_code(&ws.command(&session, "/hello").await),
         "unknown_command"
@@ -598,7 +570,7 @@ async fn two_plugins_claiming_a_name_get_neither(backend: Backend) {
 async fn plugin_output_and_settings(backend: Backend) {
     let server = plugin_server(backend).await;
     let user = server.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&server, &user).await;
+    let (mut ws, session) = joined(&server, &user, "commands").await;
     assert_eq!(
         reply_text(&ws.command(&session, "/probe-config greeting").await),
         "\"hi\""
@@ -667,7 +639,7 @@ async fn compiled_plugins_are_cached_across_restarts(backend: Backend) {
         "a restart loads compiled plugins from the cache"
     );
     let user = fixture.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&fixture, &user).await;
+    let (mut ws, session) = joined(&fixture, &user, "commands").await;
     assert_eq!(
         reply_text(&ws.command(&session, "/probe-echo cached").await),
         "cached"

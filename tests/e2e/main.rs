@@ -2,6 +2,7 @@
 //! and PostgreSQL. Most tests run once per backend (`on_both_backends!`).
 
 mod harness;
+mod support;
 
 mod assistant;
 mod auth;

@@ -3,8 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{plugin_native, plugin_wasm, Backend, Server, Setup, User, Ws};
+use crate::harness::{plugin_native, plugin_wasm, Backend, Setup};
 use crate::on_both_backends;
+use crate::support::joined;
 
 on_both_backends!(
     wasm_and_native_answer_identically,
@@ -15,13 +16,6 @@ on_both_backends!(
 
 fn quoted(path: &str) -> String {
     format!("{path:?}")
-}
-
-async fn joined(server: &Server, user: &User) -> (Ws, String) {
-    let session = server.session(user, "native").await;
-    let mut ws = server.ws(user).await;
-    ws.join(&session).await;
-    (ws, session)
 }
 
 /// The reply as a user sees it: text, format and data (ids and timings differ).
@@ -37,8 +31,8 @@ async fn transcript(setup: Setup) -> Vec<Value> {
     let server = setup.set("commands", "rate_burst", "100.0").start().await;
     let anna = server.user("anna", "analyst").await;
     let vera = server.user("vera", "viewer").await;
-    let (mut a, sa) = joined(&server, &anna).await;
-    let (mut v, sv) = joined(&server, &vera).await;
+    let (mut a, sa) = joined(&server, &anna, "native").await;
+    let (mut v, sv) = joined(&server, &vera, "native").await;
     let mut out = Vec::new();
     for line in [
         "/tally apples",
@@ -121,7 +115,7 @@ async fn native_needs_the_opt_in_and_the_right_abi(backend: Backend) {
             .contains("native ABI version 99 is not supported"),
         "{badabi}"
     );
-    let (mut ws, session) = joined(&server, &admin).await;
+    let (mut ws, session) = joined(&server, &admin, "native").await;
     assert_eq!(
         ws.command(&session, "/tally x").await["code"],
         "unknown_command"
@@ -140,7 +134,7 @@ async fn a_panicking_native_plugin_fails_only_its_call(backend: Backend) {
         .start()
         .await;
     let vera = server.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&server, &vera).await;
+    let (mut ws, session) = joined(&server, &vera, "native").await;
     for _ in 0..3 {
         let answer = ws.command(&session, "/panic").await;
         assert_eq!(answer["code"], "plugin_failed", "{answer}");
@@ -176,7 +170,7 @@ async fn native_host_calls_are_gated_by_grants(backend: Backend) {
         .start()
         .await;
     let vera = server.user("vera", "viewer").await;
-    let (mut ws, session) = joined(&server, &vera).await;
+    let (mut ws, session) = joined(&server, &vera, "native").await;
     // The liar declared nothing and was granted nothing: its kv call is refused.
     let answer = ws.command(&session, "/liar").await;
     assert_eq!(answer["code"], "plugin_failed", "{answer}");

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{Backend, Server, Setup, User, Ws};
 use crate::on_both_backends;
+use crate::support::history;
 
 on_both_backends!(
     crud_and_listing,
@@ -450,11 +451,8 @@ async fn members_read_but_do_not_own(backend: Backend) {
     let (_, list) = server.get("/chat/sessions", &bob.token).await;
     assert_eq!(list["total"], 1);
     assert_eq!(list["sessions"][0]["id"], id.as_str());
-    let (status, history) = server
-        .get(&format!("/chat/sessions/{id}/messages"), &bob.token)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(history["messages"][0]["content"], "hello bob");
+    let messages = history(&server, &id, &bob.token).await;
+    assert_eq!(messages[0]["content"], "hello bob");
 
     // Members may not rename, end or invite.
     let (status, body) = server
@@ -657,10 +655,8 @@ async fn text_round_trips_unchanged(backend: Backend) {
         let mut ws = server.ws(&alice).await;
         ws.join(id).await;
         post_messages(&mut ws, id, &[title.to_string()]).await;
-        let (_, history) = server
-            .get(&format!("/chat/sessions/{id}/messages"), &alice.token)
-            .await;
-        assert_eq!(history["messages"][0]["content"], title);
+        let messages = history(&server, id, &alice.token).await;
+        assert_eq!(messages[0]["content"], title);
     }
     let (_, list) = server.get("/chat/sessions", &alice.token).await;
     assert_eq!(list["total"], tricky.len());

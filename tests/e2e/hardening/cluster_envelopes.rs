@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::harness::{Backend, Server, Setup, Ws};
+use crate::support::Shared;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -74,15 +75,9 @@ async fn help_works(node: &Server, ws: &mut Ws, session: &str, which: &str) {
 async fn hand_published_envelopes_have_no_effect() {
     let nodes = setup().start_cluster(2, REDIS).await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let owner = a.user("olga", "viewer").await;
-    let member = b.user("mike", "viewer").await;
-    let session = a.session(&owner, "across nodes").await;
-    a.add_member(&owner, &session, &member).await;
-    let mut on_a = a.ws(&owner).await;
-    on_a.join(&session).await;
-    let mut on_b = b.ws(&member).await;
-    on_b.join(&session).await;
-    on_a.recv_type("presence").await;
+    let shared = Shared::across(a, b, "olga", "mike", "across nodes").await;
+    let (mut on_a, mut on_b) = shared.join_both_across(a, b).await;
+    let Shared { owner, session, .. } = shared;
     // Crossing works before the forgeries.
     on_a.send(json!({"type": "message", "session_id": session, "content": "before"}))
         .await;

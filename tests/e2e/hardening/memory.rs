@@ -10,9 +10,10 @@ use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{json_bytes, post, post_many, usable, user_in_own_session};
+use super::{json_bytes, post_many, user_in_own_session};
 use crate::harness::{rss_kib_of, Backend, Server, Setup, User, Ws};
 use crate::on_both_backends;
+use crate::support::{post, usable, Shared};
 
 on_both_backends!(
     join_flood_from_a_non_reader_keeps_memory_bounded,
@@ -39,10 +40,11 @@ async fn posted_backlog(
     n: usize,
     chars: usize,
 ) -> (User, User, String, Ws) {
-    let owner = server.user("owner", "viewer").await;
-    let member = server.user("member", "viewer").await;
-    let sid = server.session(&owner, title).await;
-    server.add_member(&owner, &sid, &member).await;
+    let Shared {
+        owner,
+        member,
+        session: sid,
+    } = Shared::create(server, "owner", "member", title).await;
     let mut poster = server.ws(&owner).await;
     poster.join(&sid).await;
     post_many(&mut poster, &sid, n, chars).await;

@@ -11,9 +11,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{json_bytes, post_many, usable, user_in_own_session};
+use super::{json_bytes, post_many, user_in_own_session};
 use crate::harness::{now_secs, Backend, Closed, Launch, Server, Setup};
 use crate::on_both_backends;
+use crate::support::usable;
 
 on_both_backends!(
     owned_active_sessions_are_capped,

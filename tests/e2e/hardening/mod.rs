@@ -18,51 +18,20 @@ mod reconnects;
 mod revocation;
 mod token_slots;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{Server, User, Ws};
+use crate::support::joined;
 
 /// A new viewer `name` with a session `title` of their own, and a connection of theirs
 /// joined to it.
 pub async fn user_in_own_session(server: &Server, name: &str, title: &str) -> (User, String, Ws) {
     let user = server.user(name, "viewer").await;
-    let session = server.session(&user, title).await;
-    let mut ws = server.ws(&user).await;
-    ws.join(&session).await;
+    let (ws, session) = joined(server, &user, title).await;
     (user, session, ws)
-}
-
-/// Prove a connection still works: a ping is answered by exactly its pong.
-pub async fn usable(ws: &mut Ws) {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    let answer = ws.request(json!({"type": "ping", "id": id})).await;
-    assert_eq!(answer, json!({"type": "pong", "id": id}));
-}
-
-/// Post one message and wait for its ack and the sender's own copy; returns the message.
-pub async fn post(ws: &mut Ws, session: &str, content: &str) -> Value {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let id = format!("post-{}", NEXT.fetch_add(1, Ordering::Relaxed));
-    ws.send(json!({"type": "message", "session_id": session, "content": content, "id": id}))
-        .await;
-    let ack = loop {
-        let frame = ws.recv().await;
-        if frame["id"] == id.as_str() {
-            break frame;
-        }
-    };
-    assert_eq!(ack["type"], "ack", "{ack}");
-    loop {
-        let frame = ws.recv().await;
-        if frame["type"] == "message" && frame["message"]["id"] == ack["message_id"] {
-            return frame["message"].clone();
-        }
-    }
 }
 
 /// Post `n` messages of `chars` characters each (the first characters number them), as

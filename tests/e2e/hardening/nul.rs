@@ -4,9 +4,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::usable;
 use crate::harness::{Backend, Server};
 use crate::on_both_backends;
+use crate::support::usable;
 
 on_both_backends!(nul_is_refused_as_a_bad_request_everywhere);
 

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::usable;
 use crate::harness::{Backend, Closed, Setup};
+use crate::support::usable;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_past_the_per_user_rate_are_refused() {

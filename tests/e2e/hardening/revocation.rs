@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Backend, Server, Setup};
 use crate::on_both_backends;
+use crate::support::usable;
 
 on_both_backends!(
     a_demotion_applies_to_open_sockets,
@@ -92,5 +93,5 @@ async fn disabling_a_user_closes_their_open_sockets(backend: Backend) {
         );
         assert_eq!(closed, crate::harness::Closed::Code(4001), "{name}");
     }
-    super::usable(&mut bystander).await;
+    usable(&mut bystander).await;
 }

@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::usable;
 use crate::harness::{now_secs, Backend, Server, Setup, User, Ws};
 use crate::on_both_backends;
+use crate::support::{assert_no_panic, usable};
 
 on_both_backends!(a_far_future_exp_does_not_leak_connection_slots);
 
@@ -66,9 +66,5 @@ async fn a_far_future_exp_does_not_leak_connection_slots(backend: Backend) {
     drop(one);
     drop(two);
     crate::metrics::wait_for_value(&server, "slashd_connections", 0.0).await;
-    assert!(
-        !server.logs_text().contains("panicked"),
-        "the server panicked:\n{}",
-        server.logs_text()
-    );
+    assert_no_panic(&server);
 }
