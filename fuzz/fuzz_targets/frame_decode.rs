@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     let (id, frame) = match decode(text) {
         Ok(decoded) => decoded,
         Err(bad) => {
-            assert!(!bad.message.is_empty(), "a bad frame must say what was wrong");
+            assert!(
+                !bad.message.is_empty(),
+                "a bad frame must say what was wrong"
+            );
             assert_id_ok(&bad.id);
             return;
         }

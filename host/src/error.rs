@@ -193,3 +193,93 @@ impl IntoResponse for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `check(domain error, status, code)`: what each refusal becomes on the wire.
+    #[test]
+    fn domain_errors_map_to_one_status_and_code() {
+        fn check(err: impl Into<AppError>, status: u16, code: ErrorCode, message: &str) {
+            let err = err.into();
+            assert_eq!(
+                (err.status().as_u16(), err.code(), err.public_message()),
+                (status, code, message.to_string())
+            );
+        }
+        use ErrorCode::*;
+        check(
+            ChatError::BadSessionId,
+            400,
+            BadRequest,
+            "session_id must be a UUID",
+        );
+        check(ChatError::NoSession, 404, NotFound, "no such session");
+        check(ChatError::Ended, 409, BadRequest, "the session has ended");
+        check(
+            ChatError::Db(sqlx::Error::PoolTimedOut),
+            500,
+            Internal,
+            "internal error",
+        );
+        check(CommandError::NotACommand, 400, BadRequest, "not a command");
+        let slow = "too many commands; slow down";
+        check(CommandError::RateLimited, 429, RateLimited, slow);
+        check(
+            CommandError::Unknown("/x?".into()),
+            404,
+            UnknownCommand,
+            "/x?",
+        );
+        check(
+            CommandError::Forbidden("admin".into()),
+            403,
+            Forbidden,
+            "admin",
+        );
+        check(
+            CommandError::Usage("usage: /x".into()),
+            400,
+            Usage,
+            "usage: /x",
+        );
+        check(
+            CommandError::Failed("boom".into()),
+            502,
+            PluginFailed,
+            "boom",
+        );
+        check(
+            CommandError::Timeout("slow".into()),
+            504,
+            PluginTimeout,
+            "slow",
+        );
+        check(
+            CommandError::Chat(ChatError::Ended),
+            409,
+            BadRequest,
+            "the session has ended",
+        );
+        check(
+            AuthError::Refused("expired".into()),
+            401,
+            Unauthorized,
+            "expired",
+        );
+        let internal = AuthError::Internal(anyhow::anyhow!("db password=hunter2"));
+        check(internal, 500, Internal, "internal error");
+        let missing = AdminError::NoSuchPlugin("x".into());
+        check(missing, 404, NotFound, "no plugin named \"x\"");
+        let refused = AdminError::Refused("bad".into());
+        check(refused, 409, BadRequest, "the plugin was refused: bad");
+        let invalid = AdminError::InvalidConfig("line 3".into());
+        check(
+            invalid,
+            400,
+            BadRequest,
+            "invalid config, nothing changed: line 3",
+        );
+    }
+}

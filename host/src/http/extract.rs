@@ -2,15 +2,16 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::auth::{log_refusal, Principal, Refused};
+use crate::auth::{log_refusal, Authenticator, Principal, Refused};
 use crate::error::AppError;
 use crate::realtime::bearer;
-use crate::state::AppState;
 use crate::store::nul;
 
 /// A JSON request body; syntax, type, size and NUL problems become `AppError`s.
@@ -123,20 +124,21 @@ impl From<PathRejection> for AppError {
 /// The authenticated caller of a REST request (`Authorization: Bearer`).
 pub struct Auth(pub Principal);
 
-impl FromRequestParts<AppState> for Auth {
+/// Any state that holds the authenticator (`FromRef`) can authenticate a request.
+impl<S> FromRequestParts<S> for Auth
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(|| {
             let reason = "missing bearer token";
             log_refusal(Refused::Token, "rest", None, reason);
             AppError::Unauthorized(reason.into())
         })?;
-        state
-            .auth
+        Arc::<Authenticator>::from_ref(state)
             .authenticate(token, "rest")
             .await
             .map(Auth)

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::auth::UserView;
 use super::extract::{Auth, Json, Path, Query};
-use crate::chat::ChatError;
+use crate::chat::{Chat, ChatError};
 use crate::config::SessionsConfig;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::state::AppState;
@@ -198,11 +198,11 @@ pub async fn list(
     )
 )]
 pub async fn get(
-    State(state): State<AppState>,
+    State(chat): State<Chat>,
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> AppResult<JsonResponse<Session>> {
-    let (session, _) = state.chat.visible_session(&caller.id, &id).await?;
+    let (session, _) = chat.visible_session(&caller.id, &id).await?;
     Ok(JsonResponse(session))
 }
 
@@ -228,7 +228,7 @@ pub async fn update(
     Path(id): Path<String>,
     Json(req): Json<UpdateSession>,
 ) -> AppResult<JsonResponse<Session>> {
-    let session = owned_session(&state, &caller.id, &id).await?;
+    let session = owned_session(&state.chat, &caller.id, &id).await?;
     let limits = &state.config.sessions;
     let patch = SessionPatch {
         title: req
@@ -270,12 +270,12 @@ pub async fn update(
     )
 )]
 pub async fn end(
-    State(state): State<AppState>,
+    State(chat): State<Chat>,
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> AppResult<JsonResponse<Session>> {
-    owned_session(&state, &caller.id, &id).await?;
-    Ok(JsonResponse(state.chat.end_session(&id).await?))
+    owned_session(&chat, &caller.id, &id).await?;
+    Ok(JsonResponse(chat.end_session(&id).await?))
 }
 
 #[utoipa::path(
@@ -376,7 +376,7 @@ pub async fn add_member(
     Path(id): Path<String>,
     Json(req): Json<AddMember>,
 ) -> AppResult<(StatusCode, JsonResponse<MemberAdded>)> {
-    let session = owned_session(&state, &caller.id, &id).await?;
+    let session = owned_session(&state.chat, &caller.id, &id).await?;
     if session.status == SessionStatus::Ended {
         return Err(ChatError::Ended.into());
     }
@@ -451,8 +451,8 @@ pub async fn remove_member(
 
 /// The session if the caller owns it. Members may read but not change it (403); anyone
 /// else gets 404.
-async fn owned_session(state: &AppState, user_id: &str, id: &str) -> AppResult<Session> {
-    match state.chat.visible_session(user_id, id).await? {
+async fn owned_session(chat: &Chat, user_id: &str, id: &str) -> AppResult<Session> {
+    match chat.visible_session(user_id, id).await? {
         (session, Access::Owner) => Ok(session),
         (_, Access::Member) => Err(AppError::Forbidden(
             "only the session's owner may do that".into(),

@@ -131,14 +131,18 @@ pub struct CallState {
     /// `None` while the host asks for the manifest: no capability may be used then.
     pub(super) call: Option<CallContext>,
     pub(super) env: Arc<CallEnv>,
-    pub(super) stdout: MemoryOutputPipe,
-    pub(super) stderr: MemoryOutputPipe,
+    pub(super) output: Output,
     host_calls: u32,
     log_lines: u32,
 }
 
+/// What the plugin wrote to stdout and stderr during the call (logged after it).
+pub struct Output {
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+}
+
 impl CallState {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         wasi: WasiCtx,
         limits: StoreLimits,
@@ -146,8 +150,7 @@ impl CallState {
         plugin: Arc<PluginIdentity>,
         call: Option<CallContext>,
         env: Arc<CallEnv>,
-        stdout: MemoryOutputPipe,
-        stderr: MemoryOutputPipe,
+        output: Output,
     ) -> CallState {
         CallState {
             wasi,
@@ -157,8 +160,7 @@ impl CallState {
             plugin,
             call,
             env,
-            stdout,
-            stderr,
+            output,
             host_calls: 0,
             log_lines: 0,
         }

@@ -24,7 +24,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::bindings::{types, Plugin, PluginPre};
-use super::capabilities::{CallContext, CallEnv, CallState, PluginIdentity};
+use super::capabilities::{CallContext, CallEnv, CallState, Output, PluginIdentity};
 use super::manifest::{Capability, CommandSpec, Manifest};
 use crate::auth::Role;
 use crate::config::{CommandsConfig, MAX_PLUGIN_MEMORY_MB};
@@ -425,8 +425,7 @@ impl Runtime {
             plugin.identity.clone(),
             ctx,
             env,
-            stdout,
-            stderr,
+            Output { stdout, stderr },
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -499,8 +498,8 @@ fn write_cache(dir: &Path, path: &Path, component: &Component) -> anyhow::Result
 /// Send what the plugin printed to the log, line by line.
 fn forward_output(plugin: &str, store: &Store<CallState>) {
     for (stream, pipe) in [
-        ("stdout", &store.data().stdout),
-        ("stderr", &store.data().stderr),
+        ("stdout", &store.data().output.stdout),
+        ("stderr", &store.data().output.stderr),
     ] {
         let bytes = pipe.contents();
         if bytes.is_empty() {
