@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// viewer < analyst < admin. The one definition of roles: the host uses this type too.
+// The one definition of roles: the host uses this type too (and documents it in OpenAPI,
+// so the doc comment below is what API readers see).
+/// viewer < analyst < admin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -50,8 +52,8 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// A host capability a plugin asks for. `log` needs no grant and is not listed. The one
-/// definition: the host grants exactly these.
+// The one definition of capabilities: the host grants exactly these.
+/// A host capability a plugin asks for. `log` needs no grant and is not listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Capability {
