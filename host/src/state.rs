@@ -54,9 +54,3 @@ impl FromRef<AppState> for Arc<Authenticator> {
         state.auth.clone()
     }
 }
-
-impl FromRef<AppState> for Arc<PluginHost> {
-    fn from_ref(state: &AppState) -> Arc<PluginHost> {
-        state.plugins.clone()
-    }
-}

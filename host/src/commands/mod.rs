@@ -231,8 +231,10 @@ impl Commands {
             .spawn(async move { commands.run(invocation).await });
     }
 
-    async fn run(&self, call: Invocation) {
+    async fn run(&self, mut call: Invocation) {
         let started = Instant::now();
+        // The plugin takes the arguments; the audit keeps only the raw line's hash.
+        let args = std::mem::take(&mut call.approved.args);
         let route = &call.approved.route;
         let ctx = CallContext {
             user_id: call.caller.id.clone(),
@@ -245,7 +247,7 @@ impl Commands {
         };
         let input = CallInput {
             command: route.command.name.clone(),
-            args: call.approved.args.clone(),
+            args,
             raw_args: call.approved.raw_args.clone(),
         };
         let result = self

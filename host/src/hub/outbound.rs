@@ -32,7 +32,7 @@ pub enum Outgoing {
 
 impl Outgoing {
     /// What it counts against the queue's byte bound.
-    pub fn size(&self) -> usize {
+    fn size(&self) -> usize {
         match self {
             Outgoing::Text(text) => text.len(),
             Outgoing::Ping | Outgoing::Close(..) => 0,
