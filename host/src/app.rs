@@ -156,8 +156,10 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     let store = state.chat.store.clone();
     tokio::spawn({
         let shutdown = shutdown.clone();
+        let jobs = state.plugins.jobs().clone();
         async move {
             wait_for_signal().await;
+            cancel_running_commands(&jobs).await;
             tracing::info!("shutting down: closing connections");
             shutdown.cancel();
         }
@@ -172,6 +174,21 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Cancel every running command and give their invokers and sessions a moment to hear it
+/// (`cancelled`), before the sockets close.
+async fn cancel_running_commands(jobs: &crate::plugins::Jobs) {
+    const AT_MOST: std::time::Duration = std::time::Duration::from_secs(5);
+    let running = jobs.cancel_all("the server is shutting down");
+    if running == 0 {
+        return;
+    }
+    tracing::info!(running, "shutting down: cancelling running commands");
+    let until = tokio::time::Instant::now() + AT_MOST;
+    while !jobs.is_empty() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Re-read the config file and reload the plugins from it (SIGHUP, another node's reload).

@@ -268,7 +268,9 @@ async fn plugin_check(config: &Config, path: &Path) -> anyhow::Result<()> {
     let m = &report.manifest;
     println!(
         "ok: {} {} (plugin API {})",
-        m.name, m.version, report.api_version
+        m.name,
+        m.version,
+        report.api_version.as_str()
     );
     println!("commands:");
     for c in &m.commands {
@@ -289,12 +291,32 @@ async fn plugin_check(config: &Config, path: &Path) -> anyhow::Result<()> {
             asked.join(", ")
         }
     );
+    let names = |caps: &[crate::plugins::manifest::Capability]| {
+        caps.iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "grants needed: {}",
+        if report.needs.is_empty() {
+            "none".to_string()
+        } else {
+            names(&report.needs)
+        }
+    );
     if !report.unasked_imports.is_empty() {
-        let names: Vec<&str> = report.unasked_imports.iter().map(|c| c.as_str()).collect();
-        println!(
-            "warning: imports {} without asking for it in its manifest; the server requires the grant all the same",
-            names.join(", ")
-        );
+        if report.api_version.imports_need_grants() {
+            println!(
+                "warning: imports {} without asking for it in its manifest; the server requires the grant all the same (plugin API 0.1.0)",
+                names(&report.unasked_imports)
+            );
+        } else {
+            println!(
+                "note: also imports {}, which its manifest does not ask for: calling it fails with \"not granted\"",
+                names(&report.unasked_imports)
+            );
+        }
     }
     println!("imports:");
     for import in &report.imports {

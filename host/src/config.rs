@@ -302,6 +302,16 @@ pub struct CommandsConfig {
     /// Audit rows older than this are deleted by the retention sweep.
     #[serde(with = "humantime_serde")]
     pub audit_retention: Duration,
+    /// The longest `[plugins.NAME] timeout_ms` may be: how long a command may run.
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    /// Plugin calls alive at once on this node, running or waiting on I/O (each holds an
+    /// instance). `max_concurrent` bounds those running wasm; a call waiting on an HTTP
+    /// response gives its place up until the response arrives.
+    pub max_jobs: usize,
+    /// Commands one user may have running at once on this node; more are refused
+    /// (`rate_limited`), so no one user fills `max_jobs`.
+    pub max_running_per_user: usize,
 }
 
 impl Default for CommandsConfig {
@@ -319,6 +329,9 @@ impl Default for CommandsConfig {
             kv_max_keys: 1000,
             cache_dir: None,
             audit_retention: Duration::from_secs(90 * 24 * 3600),
+            max_timeout: Duration::from_secs(15 * 60),
+            max_jobs: 256,
+            max_running_per_user: 8,
         }
     }
 }
@@ -416,7 +429,8 @@ pub struct PluginConfig {
     /// A `.wasm` component (or, with `native = true`, a shared library). Built-ins have none.
     pub path: Option<PathBuf>,
     pub native: Option<bool>,
-    /// Capabilities granted: `commands`, `stats`, `sessions`, `kv`, `config`.
+    /// Capabilities granted: `commands`, `stats`, `sessions`, `kv`, `config`, `http`,
+    /// `secrets`, `progress`, `jobs`.
     pub grants: Option<Vec<String>>,
     /// Guest path → host directory, preopened read-only (`{ path = "…", rw = true }` for
     /// read-write).
@@ -427,6 +441,44 @@ pub struct PluginConfig {
     pub memory_mb: Option<u64>,
     /// The plugin's own settings, read through the `config` capability.
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Where the `http` capability may go, and how much.
+    pub http: Option<PluginHttpConfig>,
+    /// Named secrets for the `secrets` capability: `{ token = { env = "DEPLOY_TOKEN" } }`.
+    pub secrets: Option<BTreeMap<String, SecretSource>>,
+}
+
+/// `[plugins.NAME] http`: the allow-list (see `allow_list.rs`) and per-call limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginHttpConfig {
+    /// `scheme://host[:port][/path-prefix]` entries; nothing else is reachable.
+    pub allow: Vec<String>,
+    /// Requests one invocation may send.
+    pub max_requests: u32,
+    /// Largest response body one request may receive.
+    pub max_response_bytes: u64,
+    /// One request, from connect to the last byte of the body.
+    pub timeout_ms: u64,
+}
+
+impl Default for PluginHttpConfig {
+    fn default() -> Self {
+        PluginHttpConfig {
+            allow: Vec::new(),
+            max_requests: 16,
+            max_response_bytes: 1024 * 1024,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Where a secret's value comes from: exactly one of an environment variable or a file
+/// (its contents, without a trailing newline). Read at load and on every reload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -557,6 +609,9 @@ impl Config {
         if c.audit_retention.is_zero() {
             bail!("commands.audit_retention must be positive");
         }
+        if c.max_jobs < c.max_concurrent || c.max_timeout.is_zero() || c.max_running_per_user == 0 {
+            bail!("commands.max_jobs must be at least max_concurrent; max_timeout and max_running_per_user positive");
+        }
         if c.timeout_ms == 0 || c.memory_mb == 0 || c.memory_mb > MAX_PLUGIN_MEMORY_MB {
             bail!("commands.timeout_ms must be positive and memory_mb within 1..={MAX_PLUGIN_MEMORY_MB}");
         }
@@ -571,6 +626,27 @@ impl Config {
             }
             if plugin.timeout_ms == Some(0) {
                 bail!("plugins.{name}.timeout_ms must be positive");
+            }
+            if plugin
+                .timeout_ms
+                .is_some_and(|ms| u128::from(ms) > c.max_timeout.as_millis())
+            {
+                bail!(
+                    "plugins.{name}.timeout_ms is longer than commands.max_timeout ({})",
+                    humantime::format_duration(c.max_timeout)
+                );
+            }
+            if let Some(http) = &plugin.http {
+                crate::allow_list::AllowList::parse(&http.allow)
+                    .map_err(|e| anyhow::anyhow!("plugins.{name}.{e}"))?;
+                if http.max_requests == 0 || http.max_response_bytes == 0 || http.timeout_ms == 0 {
+                    bail!("plugins.{name}.http: max_requests, max_response_bytes and timeout_ms must be positive");
+                }
+            }
+            for (secret, source) in plugin.secrets.iter().flatten() {
+                if source.env.is_some() == source.file.is_some() {
+                    bail!("plugins.{name}.secrets.{secret}: set exactly one of env or file");
+                }
             }
             for guest in plugin.dirs.iter().flat_map(|d| d.keys()) {
                 if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {

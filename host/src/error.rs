@@ -49,6 +49,9 @@ pub enum AppError {
     /// The model endpoint failed, stalled, or sent something unusable.
     #[error("{0}")]
     AssistantFailed(String),
+    /// A running command was cancelled; the text says by whom.
+    #[error("{0}")]
+    Cancelled(String),
     #[error("request timed out")]
     Timeout,
     #[error("internal error")]
@@ -70,6 +73,7 @@ impl AppError {
             AppError::PluginFailed(_) => ErrorCode::PluginFailed,
             AppError::PluginTimeout(_) => ErrorCode::PluginTimeout,
             AppError::AssistantFailed(_) => ErrorCode::AssistantFailed,
+            AppError::Cancelled(_) => ErrorCode::Cancelled,
             AppError::Timeout | AppError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -89,6 +93,8 @@ impl AppError {
             AppError::PluginFailed(_) => StatusCode::BAD_GATEWAY,
             AppError::PluginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             AppError::AssistantFailed(_) => StatusCode::BAD_GATEWAY,
+            // nginx's "client closed request" has no standard peer; a conflict is closest.
+            AppError::Cancelled(_) => StatusCode::CONFLICT,
             AppError::Timeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,12 +131,16 @@ impl From<CommandError> for AppError {
     fn from(err: CommandError) -> Self {
         match err {
             CommandError::NotACommand => AppError::BadRequest(err.to_string()),
-            CommandError::RateLimited => AppError::RateLimited(err.to_string()),
+            CommandError::RateLimited | CommandError::TooManyRunning(_) => {
+                AppError::RateLimited(err.to_string())
+            }
             CommandError::Unknown(m) => AppError::UnknownCommand(m),
             CommandError::Forbidden(m) => AppError::Forbidden(m),
             CommandError::Usage(m) => AppError::Usage(m),
             CommandError::Failed(m) => AppError::PluginFailed(m),
             CommandError::Timeout(m) => AppError::PluginTimeout(m),
+            CommandError::Cancelled(m) => AppError::Cancelled(m),
+            CommandError::NoSuchJob(m) => AppError::NotFound(m),
             CommandError::Chat(e) => e.into(),
         }
     }
@@ -255,6 +265,18 @@ mod tests {
             504,
             PluginTimeout,
             "slow",
+        );
+        check(
+            CommandError::Cancelled("/deploy: cancelled by ann".into()),
+            409,
+            Cancelled,
+            "/deploy: cancelled by ann",
+        );
+        check(
+            CommandError::NoSuchJob("no running command has id x".into()),
+            404,
+            NotFound,
+            "no running command has id x",
         );
         check(
             CommandError::Chat(ChatError::Ended),

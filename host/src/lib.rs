@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md at the repository root for the map of this crate.
 
+pub mod allow_list;
 pub mod app;
 pub mod assistant;
 pub mod auth;

@@ -64,6 +64,13 @@ struct RoleLabel {
 
 type LatencyFamily = Family<PluginLabel, Histogram, fn() -> Histogram>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpOutcome {
+    plugin: String,
+    /// A status code, `denied` or `error`.
+    outcome: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms … ~8 s: plugin calls are bounded by their deadline (2 s by default).
     Histogram::new(exponential_buckets(0.001, 2.0, 14))
@@ -83,6 +90,8 @@ pub struct Metrics {
     outbound_dropped: Counter,
     slow_reader_closes: Counter,
     limit_hits: Family<LimitLabel, Counter>,
+    plugin_http_requests: Family<HttpOutcome, Counter>,
+    plugin_http_bytes: Family<PluginLabel, Counter>,
     /// Present only in cluster mode.
     redis_connected: Option<Gauge>,
 }
@@ -161,6 +170,18 @@ impl Metrics {
         for limit in LIMITS {
             drop(limit_hits.get_or_create(&LimitLabel { limit }));
         }
+        let plugin_http_requests = Family::<HttpOutcome, Counter>::default();
+        registry.register(
+            "plugin_http_requests",
+            "Outbound HTTP requests of plugins, by plugin and outcome (status code, denied, error)",
+            plugin_http_requests.clone(),
+        );
+        let plugin_http_bytes = Family::<PluginLabel, Counter>::default();
+        registry.register(
+            "plugin_http_response_bytes",
+            "Response body bytes plugins received over HTTP, by plugin",
+            plugin_http_bytes.clone(),
+        );
         let redis_connected = cluster.then(|| {
             let gauge = Gauge::default();
             registry.register(
@@ -194,8 +215,26 @@ impl Metrics {
             outbound_dropped,
             slow_reader_closes,
             limit_hits,
+            plugin_http_requests,
+            plugin_http_bytes,
             redis_connected,
         }
+    }
+
+    /// A plugin's outbound HTTP request ended: `outcome` is its status code, `denied` (the
+    /// allow-list or a limit) or `error`.
+    pub fn plugin_http_request(&self, plugin: &str, outcome: &str, bytes: u64) {
+        self.plugin_http_requests
+            .get_or_create(&HttpOutcome {
+                plugin: plugin.to_string(),
+                outcome: outcome.chars().take(16).collect(),
+            })
+            .inc();
+        self.plugin_http_bytes
+            .get_or_create(&PluginLabel {
+                plugin: plugin.to_string(),
+            })
+            .inc_by(bytes);
     }
 
     /// A limit refused or cut something; `limit` is one of [`LIMITS`].

@@ -34,9 +34,9 @@ pub use types::*;
 
 /// The API version this SDK builds plugins against — the one place it is written (the WIT
 /// package `wit/since_v…/plugin.wit` carries it too; a test holds the two together). The
-/// host reads it from the component's `slashd-plugin-api` custom section and refuses
-/// versions it does not speak.
-pub const API_VERSION: &str = "0.1.0";
+/// host reads a component's version from the `slashd:plugin/…@version` interfaces it
+/// imports; the custom section [`export_plugin!`] stamps must agree where present.
+pub const API_VERSION: &str = "0.2.0";
 
 /// [`API_VERSION`] as the bytes [`export_plugin!`] stamps into the custom section.
 #[doc(hidden)]
@@ -61,14 +61,26 @@ pub trait Plugin {
 
     /// Run one command. A fresh instance runs each call: keep state in [`host::kv`].
     fn invoke(call: Invocation) -> Result<Reply, PluginError>;
+
+    /// Suggest values for an argument declared with [`ArgSpec::completes`]. None by default.
+    fn complete(_request: CompletionRequest) -> Vec<Completion> {
+        Vec::new()
+    }
+
+    /// One of this plugin's buttons was pressed. By default there are none.
+    fn on_action(_event: ActionEvent) -> Result<Reply, PluginError> {
+        Err(PluginError::Failed("no such action".into()))
+    }
 }
 
-/// Generated bindings of the WIT world (`wit/since_v0.1.0`). Not for plugin authors.
+/// Generated bindings of the WIT world (`wit/since_v0.2.0`, with the `wasi:http` it
+/// imports). Not for plugin authors: [`host`] wraps them.
 #[doc(hidden)]
 pub mod wit {
     wit_bindgen::generate!({
-        path: "wit/since_v0.1.0",
+        path: "wit/since_v0.2.0",
         world: "plugin",
+        generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_world",
         default_bindings_module: "::slashd_plugin_api::wit",
@@ -78,8 +90,8 @@ pub mod wit {
 #[doc(hidden)]
 pub mod glue;
 
-/// Export a [`Plugin`] implementation as the component's `manifest` and `invoke`, and
-/// stamp the component with the API version it was built against.
+/// Export a [`Plugin`] implementation as the component's `manifest`, `invoke`, `complete`
+/// and `on-action`, and stamp the component with the API version it was built against.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
@@ -99,6 +111,21 @@ macro_rules! export_plugin {
                     $crate::wit::slashd::plugin::types::PluginError,
                 > {
                     $crate::glue::invoke::<$plugin>(call)
+                }
+
+                fn complete(
+                    request: $crate::wit::slashd::plugin::types::CompletionRequest,
+                ) -> ::std::vec::Vec<$crate::wit::slashd::plugin::types::Completion> {
+                    $crate::glue::complete::<$plugin>(request)
+                }
+
+                fn on_action(
+                    event: $crate::wit::slashd::plugin::types::ActionEvent,
+                ) -> ::core::result::Result<
+                    $crate::wit::slashd::plugin::types::Reply,
+                    $crate::wit::slashd::plugin::types::PluginError,
+                > {
+                    $crate::glue::on_action::<$plugin>(event)
                 }
             }
 

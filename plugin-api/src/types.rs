@@ -67,15 +67,27 @@ pub enum Capability {
     Kv,
     /// The plugin's own settings from the config file.
     Config,
+    /// Outbound HTTP (`wasi:http/outgoing-handler`), filtered by the plugin's allow-list.
+    Http,
+    /// Named secrets the admin configures.
+    Secrets,
+    /// Report progress of a long command; learn that it was cancelled.
+    Progress,
+    /// The caller's running commands; cancel one.
+    Jobs,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 9] = [
         Capability::Commands,
         Capability::Stats,
         Capability::Sessions,
         Capability::Kv,
         Capability::Config,
+        Capability::Http,
+        Capability::Secrets,
+        Capability::Progress,
+        Capability::Jobs,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +97,24 @@ impl Capability {
             Capability::Sessions => "sessions",
             Capability::Kv => "kv",
             Capability::Config => "config",
+            Capability::Http => "http",
+            Capability::Secrets => "secrets",
+            Capability::Progress => "progress",
+            Capability::Jobs => "jobs",
+        }
+    }
+
+    /// The first API version that has this capability.
+    pub fn since(self) -> &'static str {
+        match self {
+            Capability::Commands
+            | Capability::Stats
+            | Capability::Sessions
+            | Capability::Kv
+            | Capability::Config => "0.1.0",
+            Capability::Http | Capability::Secrets | Capability::Progress | Capability::Jobs => {
+                "0.2.0"
+            }
         }
     }
 
@@ -92,16 +122,20 @@ impl Capability {
         Capability::ALL.into_iter().find(|c| c.as_str() == name)
     }
 
-    /// The WIT interface that carries this capability (`slashd:plugin/kv@…`).
+    /// The capability an imported interface carries: `slashd:plugin/kv@…` is `kv`,
+    /// `wasi:http/outgoing-handler@…` is `http`.
     pub fn of_import(import: &str) -> Option<Capability> {
-        let rest = import.strip_prefix("slashd:plugin/")?;
-        let interface = rest.split('@').next()?;
-        Capability::parse(interface)
+        let (package, interface) = import.split('@').next()?.split_once('/')?;
+        match package {
+            "slashd:plugin" => Capability::parse(interface),
+            "wasi:http" if interface == "outgoing-handler" => Some(Capability::Http),
+            _ => None,
+        }
     }
 }
 
 /// One command a plugin offers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Command {
     /// Without the leading `/`.
     pub name: String,
@@ -109,6 +143,12 @@ pub struct Command {
     pub summary: String,
     pub usage: String,
     pub min_role: Role,
+    /// Typed arguments (API 0.2.0); `None`: untyped, the plugin reads `Invocation::args`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<ArgSpec>>,
+    /// Ask the invoker to confirm this prompt before the command runs (API 0.2.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
 }
 
 impl Command {
@@ -120,7 +160,21 @@ impl Command {
             summary: summary.to_string(),
             usage: format!("/{name}"),
             min_role: Role::Viewer,
+            args: None,
+            confirm: None,
         }
+    }
+
+    /// Declare a typed argument (in order: positional arguments bind in this order).
+    pub fn arg(mut self, arg: ArgSpec) -> Command {
+        self.args.get_or_insert_with(Vec::new).push(arg);
+        self
+    }
+
+    /// Ask the invoker to confirm `prompt` first.
+    pub fn confirm(mut self, prompt: &str) -> Command {
+        self.confirm = Some(prompt.to_string());
+        self
     }
 
     pub fn alias(mut self, alias: &str) -> Command {
@@ -139,8 +193,87 @@ impl Command {
     }
 }
 
-/// What a plugin is and needs.
+/// The kind of a typed argument.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "choices")]
+pub enum ArgKind {
+    Text,
+    Integer,
+    Number,
+    Boolean,
+    /// "90s", "1h30m".
+    Duration,
+    Choice(Vec<String>),
+    /// A known user's name; the plugin receives a [`UserRef`].
+    User,
+    /// A session id the caller can see; the plugin receives a [`SessionRef`].
+    Session,
+}
+
+/// A typed argument of a command (API 0.2.0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArgSpec {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: ArgKind,
+    pub summary: String,
+    pub required: bool,
+    /// The value when absent, as it would be typed.
+    pub default: Option<String>,
+    /// The last argument may take the rest of the line.
+    pub rest: bool,
+    /// The plugin's [`Plugin::complete`] suggests values.
+    pub completes: bool,
+    /// Bounds of integers, numbers and durations (seconds).
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl ArgSpec {
+    /// An optional argument of `kind`.
+    pub fn new(name: &str, kind: ArgKind, summary: &str) -> ArgSpec {
+        ArgSpec {
+            name: name.to_string(),
+            kind,
+            summary: summary.to_string(),
+            required: false,
+            default: None,
+            rest: false,
+            completes: false,
+            min: None,
+            max: None,
+        }
+    }
+
+    pub fn required(mut self) -> ArgSpec {
+        self.required = true;
+        self
+    }
+
+    pub fn default(mut self, value: &str) -> ArgSpec {
+        self.default = Some(value.to_string());
+        self
+    }
+
+    pub fn rest(mut self) -> ArgSpec {
+        self.rest = true;
+        self
+    }
+
+    pub fn completes(mut self) -> ArgSpec {
+        self.completes = true;
+        self
+    }
+
+    pub fn range(mut self, min: Option<f64>, max: Option<f64>) -> ArgSpec {
+        self.min = min;
+        self.max = max;
+        self
+    }
+}
+
+/// What a plugin is and needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub name: String,
     pub version: String,
@@ -182,18 +315,111 @@ pub struct SessionRef {
     pub title: String,
 }
 
-/// One call of a command.
+/// A user a typed `user` argument names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// A typed argument's value, checked by the host against its [`ArgSpec`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Value {
+    Text(String),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
+    DurationMs(u64),
+    Choice(String),
+    User(UserRef),
+    Session(SessionRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedValue {
+    pub name: String,
+    pub value: Value,
+}
+
+/// One call of a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invocation {
+    /// The invocation message's id: what [`crate::host::jobs::cancel`] names.
+    #[serde(default)]
+    pub id: String,
     /// The canonical command name (aliases resolved), without `/`.
     pub command: String,
     /// Arguments split shell-style (`/cmd "two words" x` → `["two words", "x"]`).
     pub args: Vec<String>,
     /// Everything after the command name, as typed.
     pub raw_args: String,
+    /// Typed values, when the command declares `args`.
+    #[serde(default)]
+    pub values: Vec<NamedValue>,
     pub caller: Caller,
     pub session: SessionRef,
     pub connection_id: String,
+}
+
+impl Invocation {
+    /// The typed value named `name`, if given.
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.values
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| &v.value)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionStyle {
+    Primary,
+    Secondary,
+    Danger,
+}
+
+/// A button under a stored reply (API 0.2.0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub id: String,
+    pub label: String,
+    pub style: ActionStyle,
+    /// Never below the command's own.
+    pub min_role: Role,
+    pub confirm: Option<String>,
+    /// Pressed at most once, by anyone.
+    pub once: bool,
+}
+
+/// What the host asks [`Plugin::complete`] for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompletionRequest {
+    pub command: String,
+    pub arg: String,
+    pub partial: String,
+    pub values: Vec<NamedValue>,
+    pub caller: Caller,
+    pub session: SessionRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    pub value: String,
+    pub label: Option<String>,
+}
+
+/// A button of one of the plugin's replies was pressed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionEvent {
+    pub command: String,
+    pub action: String,
+    pub message_id: String,
+    pub data: Option<serde_json::Value>,
+    pub caller: Caller,
+    pub session: SessionRef,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +439,9 @@ pub struct Reply {
     pub data: Option<serde_json::Value>,
     /// Only the invoking connection sees it, and it is not stored.
     pub ephemeral: bool,
+    /// Buttons (API 0.2.0); dropped on an ephemeral reply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
 }
 
 impl Reply {
@@ -222,6 +451,7 @@ impl Reply {
             format: Format::Plain,
             data: None,
             ephemeral: false,
+            actions: Vec::new(),
         }
     }
 
@@ -239,6 +469,11 @@ impl Reply {
 
     pub fn ephemeral(mut self) -> Reply {
         self.ephemeral = true;
+        self
+    }
+
+    pub fn with_action(mut self, action: Action) -> Reply {
+        self.actions.push(action);
         self
     }
 }
@@ -271,6 +506,12 @@ mod tests {
         let kv = format!("slashd:plugin/kv@{}", crate::API_VERSION);
         assert_eq!(Capability::of_import(&kv), Some(Capability::Kv));
         assert_eq!(Capability::of_import("slashd:plugin/log@0.1.0"), None);
+        assert_eq!(
+            Capability::of_import("wasi:http/outgoing-handler@0.2.12"),
+            Some(Capability::Http)
+        );
+        assert_eq!(Capability::of_import("wasi:http/types@0.2.12"), None);
+        assert_eq!(Capability::of_import("wasi:cli/stdout@0.2.9"), None);
         for c in Capability::ALL {
             assert_eq!(Capability::parse(c.as_str()), Some(c));
         }

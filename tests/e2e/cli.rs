@@ -188,15 +188,19 @@ fn plugin_check_prints_the_manifest_and_imports() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("ok: help "), "{text}");
-    assert!(text.contains("(plugin API 0.1.0)"), "{text}");
+    assert!(text.contains("(plugin API 0.2.0)"), "{text}");
     assert!(text.contains("/help"), "{text}");
     assert!(text.contains("[viewer]"), "{text}");
     assert!(text.contains("usage: /help"), "{text}");
     assert!(text.contains("capabilities asked: commands"), "{text}");
     assert!(text.contains("slashd:plugin/commands"), "imports: {text}");
 
-    // Imports kv without asking: valid, but said.
-    let out = offline("", &[], &["plugin", "check", &plugin_wasm("liar")]);
+    // A 0.1.0 component importing kv without asking: valid, but said.
+    let out = offline(
+        "",
+        &[],
+        &["plugin", "check", &crate::harness::plugin_wasm_v010("liar")],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("capabilities asked: none"), "{text}");
@@ -244,7 +248,7 @@ fn config_check_summarizes_a_valid_config() {
         !text.contains("hunter2"),
         "the password is redacted: {text}"
     );
-    assert!(text.contains("5 configured, 5 enabled"), "{text}");
+    assert!(text.contains("6 configured, 6 enabled"), "{text}");
     // The environment counts too.
     let out = offline(
         config,

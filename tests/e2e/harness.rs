@@ -62,6 +62,38 @@ pub fn plugin_wasm(name: &str) -> String {
     format!("{}/{name}.wasm", env!("BUILT_PLUGIN_WASM_DIR"))
 }
 
+/// A test plugin as the 0.1.0 SDK built it, kept in `tests/fixtures/plugins-v0.1.0`.
+pub fn plugin_wasm_v010(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/plugins-v0.1.0")
+        .join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing", path.display());
+    path.display().to_string()
+}
+
+/// A Python or JavaScript test plugin (`pyprobe`, `jsprobe`) built with the stock
+/// toolchains by `scripts/guest-plugins.sh` — run once per test process, here if `.ci/run`
+/// has not already. Panics (the test fails, it is never skipped) if they cannot be built.
+pub fn guest_plugin(name: &str) -> String {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = PathBuf::from(env!("BUILT_PLUGIN_WASM_DIR")).join("../../../guest-plugins");
+        let status = std::process::Command::new(root.join("scripts/guest-plugins.sh"))
+            .arg(&out)
+            .status()
+            .map_err(|e| format!("cannot run scripts/guest-plugins.sh: {e}"))?;
+        if !status.success() {
+            return Err(format!("scripts/guest-plugins.sh failed: {status}"));
+        }
+        Ok(out)
+    });
+    match dir {
+        Ok(dir) => dir.join(format!("{name}.wasm")).display().to_string(),
+        Err(why) => panic!("the {name} test plugin cannot be built: {why}"),
+    }
+}
+
 /// A test plugin built as a native library (built by host/build.rs).
 pub fn plugin_native(name: &str) -> String {
     format!("{}/lib{name}.so", env!("BUILT_PLUGIN_NATIVE_DIR"))
@@ -118,8 +150,13 @@ impl Setup {
 
     /// Configure a test plugin from `target/plugins` with `[plugins.NAME]` keys.
     pub fn plugin(self, name: &str, keys: &[(&str, &str)]) -> Setup {
+        self.plugin_file(name, &plugin_wasm(name), keys)
+    }
+
+    /// Configure the plugin file at `path` as `[plugins.NAME]`, with more keys.
+    pub fn plugin_file(self, name: &str, path: &str, keys: &[(&str, &str)]) -> Setup {
         let section = format!("plugins.{name}");
-        let mut setup = self.set(&section, "path", &format!("{:?}", plugin_wasm(name)));
+        let mut setup = self.set(&section, "path", &format!("{path:?}"));
         for (k, v) in keys {
             setup = setup.set(&section, k, v);
         }

@@ -15,6 +15,7 @@ mod logs;
 mod metrics;
 mod native;
 mod openapi;
+mod plugin_api;
 mod realtime;
 mod sessions;
 mod testkit;

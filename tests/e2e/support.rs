@@ -129,6 +129,18 @@ pub async fn history(server: &Server, session: &str, token: &str) -> Vec<Value> 
     }
 }
 
+/// The text of a command's reply (a `message` frame).
+pub fn reply_text(frame: &Value) -> &str {
+    assert_eq!(frame["type"], "message", "expected a reply, got {frame}");
+    frame["message"]["content"].as_str().unwrap()
+}
+
+/// The code of an `error` frame.
+pub fn error_code(frame: &Value) -> &str {
+    assert_eq!(frame["type"], "error", "expected an error, got {frame}");
+    frame["code"].as_str().unwrap()
+}
+
 /// The server logged no panic.
 pub fn assert_no_panic(server: &Server) {
     let logs = server.logs_text();

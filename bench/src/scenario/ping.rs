@@ -96,7 +96,7 @@ async fn ping(server: &Server, user: &User, warmup: usize, n: usize) -> anyhow::
 
 /// `/help` → its reply: the invocation is stored and acked, the help plugin runs in a fresh
 /// wasm instance, and its reply is stored and broadcast; timed until the reply arrives.
-async fn help_command(
+pub async fn help_command(
     server: &Server,
     user: &User,
     warmup: usize,

@@ -25,9 +25,12 @@ use crate::auth::{log_refusal, Principal, Refused};
 use crate::chat::{Chat, ChatError};
 use crate::config::CommandsConfig;
 use crate::limits::KeyedBuckets;
-use crate::plugins::{may_run, CallContext, CallError, CallInput, PluginHost, PluginReply, Route};
+use crate::plugins::{
+    may_run, CallContext, CallError, CallInput, Job, JobGuard, JobSpec, PluginHost, PluginReply,
+    ProgressUpdate, Route,
+};
 use crate::protocol::command_line as parse;
-use crate::protocol::frames::ServerFrame;
+use crate::protocol::frames::{ProgressState, ServerFrame};
 use crate::protocol::{Text, WireMessage};
 use crate::store::{nul, AuditEntry, MessageRole, NewMessage};
 use crate::time_fmt::{now_ms, rfc3339};
@@ -40,6 +43,9 @@ pub enum CommandError {
     NotACommand,
     #[error("too many commands; slow down")]
     RateLimited,
+    /// The caller already has as many commands running as they may.
+    #[error("you have {0} commands running; wait for one to finish, or /cancel one")]
+    TooManyRunning(usize),
     #[error("{0}")]
     Unknown(String),
     #[error("{0}")]
@@ -52,6 +58,12 @@ pub enum CommandError {
     Failed(String),
     #[error("{0}")]
     Timeout(String),
+    /// A running command was cancelled (by its invoker, an admin, or a shutdown).
+    #[error("{0}")]
+    Cancelled(String),
+    /// A `cancel` named no running command.
+    #[error("{0}")]
+    NoSuchJob(String),
     /// Storing the invocation or the reply failed.
     #[error(transparent)]
     Chat(#[from] ChatError),
@@ -64,8 +76,10 @@ impl CommandError {
             CommandError::Unknown(_) => "unknown",
             CommandError::Forbidden(_) => "forbidden",
             CommandError::Usage(_) => "usage",
-            CommandError::RateLimited => "rate_limited",
+            CommandError::RateLimited | CommandError::TooManyRunning(_) => "rate_limited",
             CommandError::Timeout(_) => "timeout",
+            CommandError::Cancelled(_) => "cancelled",
+            CommandError::NoSuchJob(_) => "not_found",
             CommandError::NotACommand | CommandError::Failed(_) | CommandError::Chat(_) => "failed",
         }
     }
@@ -102,6 +116,8 @@ pub struct Invocation {
     pub session_title: String,
     /// The id of the stored invocation message, which the reply refers to.
     pub reply_to: String,
+    /// The call, registered before its invocation was stored (see [`Commands::begin`]).
+    pub running: JobGuard,
     pub reply: Arc<dyn ReplySink>,
     pub approved: Approved,
 }
@@ -111,6 +127,7 @@ pub struct Commands {
     chat: Chat,
     plugins: Arc<PluginHost>,
     limiter: KeyedBuckets,
+    max_running_per_user: usize,
     /// Running commands, awaited on shutdown.
     tasks: TaskTracker,
 }
@@ -126,6 +143,7 @@ impl Commands {
             chat,
             plugins,
             limiter: KeyedBuckets::new(config.rate_burst, config.rate_per_sec),
+            max_running_per_user: config.max_running_per_user,
             tasks,
         }
     }
@@ -223,6 +241,35 @@ impl Commands {
         })
     }
 
+    /// Register an approved command as a job under the id its invocation message will be
+    /// stored with — before it is stored, so whoever sees the invocation can cancel it.
+    /// A user with `commands.max_running_per_user` running is refused here — except for the
+    /// built-in `jobs` plugin's `/jobs` and `/cancel`, which they need most then.
+    pub fn begin(
+        &self,
+        approved: &Approved,
+        caller: &Principal,
+        session_id: &str,
+        invocation_id: &str,
+    ) -> Result<JobGuard, CommandError> {
+        let plugin = &approved.route.plugin;
+        let exempt =
+            plugin.name == "jobs" && matches!(plugin.source, crate::plugins::Source::BuiltIn);
+        let spec = JobSpec {
+            id: invocation_id.to_string(),
+            command: approved.route.command.name.clone(),
+            user_id: caller.id.clone(),
+            user_name: caller.name.clone(),
+            session_id: session_id.to_string(),
+            started_at: now_ms(),
+        };
+        let limit = (!exempt).then_some(self.max_running_per_user);
+        self.plugins.jobs().start(spec, limit).map_err(|running| {
+            self.chat.metrics.command_refused("rate_limited");
+            CommandError::TooManyRunning(running)
+        })
+    }
+
     /// Run an approved command in its own task; the reply or error goes out when it
     /// finishes.
     pub fn spawn(self: &Arc<Self>, invocation: Invocation) {
@@ -236,6 +283,7 @@ impl Commands {
         // The plugin takes the arguments; the audit keeps only the raw line's hash.
         let args = std::mem::take(&mut call.approved.args);
         let route = &call.approved.route;
+        let job = call.running.job.clone();
         let ctx = CallContext {
             user_id: call.caller.id.clone(),
             user_name: call.caller.name.clone(),
@@ -244,6 +292,8 @@ impl Commands {
             session_title: call.session_title.clone(),
             connection_id: call.connection_id.clone(),
             connected_at: rfc3339(call.connected_at),
+            invocation_id: call.reply_to.clone(),
+            job: Some(job.clone()),
         };
         let input = CallInput {
             command: route.command.name.clone(),
@@ -259,6 +309,14 @@ impl Commands {
         let duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let plugin = route.plugin.name.as_str();
         let command = route.command.name.as_str();
+        // The session hears how it ended before the reply or the error goes out.
+        let ended = match &result {
+            Ok(_) => ProgressState::Done,
+            Err(CallError::Cancelled(_)) => ProgressState::Cancelled,
+            Err(_) => ProgressState::Failed,
+        };
+        self.finish_progress(&job, ended);
+        call.running.finish();
         let outcome = match result {
             Ok(reply) => {
                 self.deliver(&call, reply, duration_ms).await;
@@ -271,12 +329,16 @@ impl Commands {
                         CommandError::Failed(format!("/{command} failed: {text}"))
                     }
                     e @ CallError::Timeout(_) => CommandError::Timeout(format!("/{command}: {e}")),
+                    CallError::Cancelled(why) => {
+                        CommandError::Cancelled(format!("/{command}: {why}"))
+                    }
                 };
                 let outcome = err.outcome();
                 call.reply.error(err);
                 outcome
             }
         };
+
         log_invocation(
             &call.caller.name,
             &call.session_id,
@@ -350,6 +412,45 @@ impl Commands {
         call.reply.send(frame.to_text());
     }
 
+    /// The last `command_progress` of a command that reported progress or was cancelled:
+    /// the session learns how it ended.
+    fn finish_progress(&self, job: &Job, state: ProgressState) {
+        let last = job.last_report();
+        if last.is_none() && state != ProgressState::Cancelled {
+            return;
+        }
+        let update = last.unwrap_or(ProgressUpdate {
+            text: String::new(),
+            fraction: None,
+        });
+        broadcast_progress(&self.chat, &job.spec, &update, state);
+    }
+
+    /// Cancel a running command on behalf of `caller` (its invoker, or an admin).
+    pub fn cancel(
+        &self,
+        caller: &Principal,
+        invocation_id: &str,
+    ) -> Result<Arc<Job>, CommandError> {
+        use crate::plugins::jobs::CancelError;
+        let job = self
+            .plugins
+            .jobs()
+            .cancel(invocation_id, &caller.id, &caller.name, caller.role)
+            .map_err(|e| match e {
+                CancelError::NotFound(_) => CommandError::NoSuchJob(e.to_string()),
+                CancelError::Forbidden(_) => CommandError::Forbidden(e.to_string()),
+            })?;
+        tracing::info!(
+            target: "slashd::command",
+            user = caller.name.as_str(),
+            command = job.spec.command.as_str(),
+            invocation = invocation_id,
+            "command cancelled"
+        );
+        Ok(job)
+    }
+
     async fn audit(&self, entry: AuditEntry<'_>) {
         if let Err(e) = self.chat.store.audit(entry).await {
             tracing::error!(error = %e, "cannot write the command audit row");
@@ -360,6 +461,24 @@ impl Commands {
     pub fn visible(&self, caller: &Principal) -> Vec<crate::plugins::CommandInfo> {
         self.plugins.registry().visible(caller.role)
     }
+}
+
+/// A `command_progress` frame to the session's participants (across nodes).
+pub fn broadcast_progress(
+    chat: &Chat,
+    job: &JobSpec,
+    update: &ProgressUpdate,
+    state: ProgressState,
+) {
+    let frame = ServerFrame::CommandProgress {
+        session_id: &job.session_id,
+        invocation_id: &job.id,
+        command: &job.command,
+        text: &update.text,
+        fraction: update.fraction,
+        state,
+    };
+    chat.hub.broadcast(&job.session_id, frame.to_text(), None);
 }
 
 /// A reply the store can hold on both databases (see `store::nul`).

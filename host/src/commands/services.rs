@@ -5,9 +5,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::chat::Chat;
-use crate::plugins::capabilities::{
+use crate::plugins::host_services::{
     CallContext, HostServices, ServerStats, SessionDetail, SessionSummary,
 };
+use crate::plugins::ProgressUpdate;
+use crate::protocol::frames::ProgressState;
 use crate::store::{Access, KvError};
 use crate::time_fmt::rfc3339;
 
@@ -149,5 +151,17 @@ impl HostServices for ServerServices {
             .kv_keys(plugin, prefix)
             .await
             .map_err(storage_error)
+    }
+
+    fn progress(&self, ctx: &CallContext, _command: &str, update: &ProgressUpdate) {
+        if let Some(job) = &ctx.job {
+            super::broadcast_progress(&self.chat, &job.spec, update, ProgressState::Running);
+        }
+    }
+
+    fn http_request(&self, plugin: &str, outcome: &str, bytes: u64) {
+        self.chat
+            .metrics
+            .plugin_http_request(plugin, outcome, bytes);
     }
 }

@@ -36,6 +36,11 @@ pub const BUILTINS: &[BuiltIn] = &[
         wasm: wasm!("logs"),
         grants: &[Capability::Stats, Capability::Kv],
     },
+    BuiltIn {
+        name: "jobs",
+        wasm: wasm!("jobs"),
+        grants: &[Capability::Jobs],
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static BuiltIn> {

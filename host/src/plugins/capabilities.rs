@@ -1,90 +1,27 @@
-//! What a plugin may touch. Every host function checks, in this order: the call's host-call
-//! quota, that the capability is granted, and that it runs inside an invocation (not
-//! `manifest()`). The server supplies the real operations through [`HostServices`]; the
-//! plugin test harness supplies fakes.
+//! What a plugin may touch, the same for every API version. Every host function checks,
+//! in this order: the call's host-call quota, that the call was not cancelled, that the
+//! capability is granted, and that it runs inside an invocation (not `manifest()`) — see
+//! [`CallState::access`]. How a refusal reaches the plugin is the version's business
+//! (`wit/since_v*`): 0.1.0 traps, 0.2.0 returns an error. The server supplies the real
+//! operations through [`HostServices`]; `slashd plugin check` and the test harness supply
+//! fakes.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
 use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::slashd::plugin::{commands, config, kv, log, sessions, stats, types};
+use super::egress::{Egress, HttpPolicy};
 use super::grants::Grants;
+use super::host_services::{CallContext, HostServices};
+use super::jobs::Job;
 use super::manifest::Capability;
-use super::registry::{Counters, Registry};
-use crate::auth::Role;
-
-/// Who runs a command, where.
-#[derive(Debug, Clone)]
-pub struct CallContext {
-    pub user_id: String,
-    pub user_name: String,
-    pub role: Role,
-    pub session_id: String,
-    pub session_title: String,
-    pub connection_id: String,
-    /// RFC 3339.
-    pub connected_at: String,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ServerStats {
-    pub uptime_secs: u64,
-    pub connections: u64,
-    pub users_online: u64,
-    pub sessions_active: u64,
-    pub sessions_total: u64,
-    pub messages_total: u64,
-    pub messages_last_24h: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionSummary {
-    pub id: String,
-    pub title: String,
-    pub status: String,
-    pub last_activity_at: String,
-    pub created_at: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionDetail {
-    pub id: String,
-    pub title: String,
-    pub status: String,
-    pub created_at: String,
-    pub owner_id: String,
-    pub message_count: u64,
-    pub participants: Vec<String>,
-}
-
-/// The server-side operations behind the capabilities. Errors are messages for the plugin.
-#[async_trait]
-pub trait HostServices: Send + Sync + 'static {
-    async fn stats(&self) -> Result<ServerStats, String>;
-    async fn current_session(&self, ctx: &CallContext) -> Result<SessionDetail, String>;
-    async fn my_sessions(
-        &self,
-        ctx: &CallContext,
-        limit: u32,
-    ) -> Result<Vec<SessionSummary>, String>;
-    async fn end_current_session(&self, ctx: &CallContext) -> Result<(), String>;
-    async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, String>;
-    /// Store a value; refuse a new key when the plugin already has `max_keys`.
-    async fn kv_set(
-        &self,
-        plugin: &str,
-        key: &str,
-        value: &[u8],
-        max_keys: i64,
-    ) -> Result<(), String>;
-    async fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), String>;
-    async fn kv_list(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, String>;
-}
+use super::registry::{CommandInfo, Counters, Registry};
+use super::secrets::Secrets;
 
 /// A plugin's identity and limits, shared by all its calls.
 #[derive(Debug)]
@@ -97,9 +34,33 @@ pub struct PluginIdentity {
     pub kv_max_key_bytes: usize,
     pub kv_max_value_bytes: usize,
     pub kv_max_keys: i64,
+    /// Its secrets' values; every text it writes is redacted with them.
+    pub secrets: Arc<Secrets>,
+    /// Where the `http` capability may go.
+    pub http: Arc<HttpPolicy>,
 }
 
 impl PluginIdentity {
+    /// An identity with the given grants and `[commands]` defaults, no settings, secrets
+    /// or allow-list (the checker's and the harness's starting point).
+    pub fn with_defaults(
+        name: &str,
+        grants: Grants,
+        defaults: &crate::config::CommandsConfig,
+    ) -> PluginIdentity {
+        PluginIdentity {
+            name: name.to_string(),
+            grants,
+            settings: Default::default(),
+            host_call_quota: defaults.host_call_quota,
+            kv_max_key_bytes: defaults.kv_max_key_bytes,
+            kv_max_value_bytes: defaults.kv_max_value_bytes,
+            kv_max_keys: defaults.kv_max_keys,
+            secrets: Arc::new(Secrets::default()),
+            http: Arc::new(HttpPolicy::default()),
+        }
+    }
+
     pub fn check_key(&self, key: &str) -> Result<(), String> {
         if key.is_empty() || key.len() > self.kv_max_key_bytes || key.contains('\0') {
             return Err(format!(
@@ -111,11 +72,13 @@ impl PluginIdentity {
     }
 }
 
-/// What every call of this runtime shares: the server's services and the registry.
+/// What every call of this runtime shares: the server's services, the registry and the
+/// node's running jobs.
 pub struct CallEnv {
     pub services: Arc<dyn HostServices>,
     pub registry: Arc<Registry>,
     pub counters: Arc<Counters>,
+    pub jobs: Arc<super::jobs::Jobs>,
 }
 
 /// Most log lines one call may write; the rest are counted and dropped.
@@ -124,6 +87,8 @@ const MAX_LOG_LINES: u32 = 100;
 /// The data of one invocation's `Store`.
 pub struct CallState {
     pub(super) wasi: WasiCtx,
+    pub(super) http: WasiHttpCtx,
+    pub(super) egress: Egress,
     pub(super) table: ResourceTable,
     pub(super) limits: StoreLimits,
     pub(super) deadline: Instant,
@@ -134,6 +99,8 @@ pub struct CallState {
     pub(super) output: Output,
     host_calls: u32,
     log_lines: u32,
+    /// Capabilities already refused in this call (each refusal is logged once).
+    refused: Vec<Capability>,
 }
 
 /// What the plugin wrote to stdout and stderr during the call (logged after it).
@@ -142,18 +109,40 @@ pub struct Output {
     pub stderr: MemoryOutputPipe,
 }
 
+/// Why a host call may not proceed.
+pub(super) enum Denied {
+    /// The call's host-call quota is spent, or the call was cancelled: the call ends here,
+    /// in every API version.
+    Stop(String),
+    /// Not granted, or not inside an invocation: 0.1.0 traps, 0.2.0 tells the plugin.
+    Refused(String),
+}
+
+/// What the plugin sees of the system: WASI, outbound HTTP, its captured output.
+pub(super) struct Sandbox {
+    pub wasi: WasiCtx,
+    pub egress: Egress,
+    pub output: Output,
+}
+
 impl CallState {
     pub(super) fn new(
-        wasi: WasiCtx,
+        sandbox: Sandbox,
         limits: StoreLimits,
         deadline: Instant,
         plugin: Arc<PluginIdentity>,
         call: Option<CallContext>,
         env: Arc<CallEnv>,
-        output: Output,
     ) -> CallState {
+        let Sandbox {
+            wasi,
+            egress,
+            output,
+        } = sandbox;
         CallState {
             wasi,
+            http: WasiHttpCtx::new(),
+            egress,
             table: ResourceTable::new(),
             limits,
             deadline,
@@ -163,35 +152,156 @@ impl CallState {
             output,
             host_calls: 0,
             log_lines: 0,
+            refused: Vec::new(),
         }
     }
 
-    fn charge(&mut self) -> wasmtime::Result<()> {
+    /// Whether the call was cancelled (checked by the epoch callback too).
+    pub(super) fn is_cancelled(&self) -> bool {
+        self.call
+            .as_ref()
+            .and_then(|c| c.job.as_ref())
+            .is_some_and(|j| j.is_cancelled())
+    }
+
+    /// Count a host call against the quota; stop a cancelled call.
+    pub(super) fn charge(&mut self) -> Result<(), Denied> {
         self.host_calls += 1;
         if self.host_calls > self.plugin.host_call_quota {
-            wasmtime::bail!("host call quota ({}) exceeded", self.plugin.host_call_quota);
+            return Err(Denied::Stop(format!(
+                "host call quota ({}) exceeded",
+                self.plugin.host_call_quota
+            )));
+        }
+        if self.is_cancelled() {
+            return Err(Denied::Stop("the command was cancelled".into()));
         }
         Ok(())
     }
 
-    /// Charge the call and check the grant; returns the invocation context.
-    fn require(&mut self, cap: Capability) -> wasmtime::Result<CallContext> {
+    /// The checks of every capability call; returns the invocation context.
+    pub(super) fn access(&mut self, cap: Capability) -> Result<CallContext, Denied> {
         self.charge()?;
         if !self.plugin.grants.has(cap) {
-            wasmtime::bail!(
+            let why = format!(
                 "capability `{}` is not granted to plugin {}",
                 cap.as_str(),
                 self.plugin.name
             );
+            if !self.refused.contains(&cap) {
+                self.refused.push(cap);
+                tracing::warn!(
+                    target: "slashd::plugin",
+                    plugin = self.plugin.name.as_str(),
+                    capability = cap.as_str(),
+                    "plugin called a capability it was not granted"
+                );
+            }
+            return Err(Denied::Refused(why));
         }
         match &self.call {
             Some(call) => Ok(call.clone()),
-            None => wasmtime::bail!("host capabilities are not available in manifest()"),
+            None => Err(Denied::Refused(
+                "host capabilities are not available in manifest()".into(),
+            )),
         }
     }
 
-    fn check_key(&self, key: &str) -> Result<(), String> {
-        self.plugin.check_key(key)
+    pub(super) fn log(&mut self, level: tracing::Level, message: &str) -> Result<(), Denied> {
+        self.charge()?;
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            return Ok(());
+        }
+        // Redacted whole, then cut: a secret across the cut is hidden too.
+        let redacted: String = self
+            .plugin
+            .secrets
+            .redact(message)
+            .chars()
+            .take(2000)
+            .collect();
+        let message = crate::log_text::escape(&redacted);
+        let plugin = self.plugin.name.as_str();
+        match level {
+            tracing::Level::TRACE => tracing::trace!(target: "slashd::plugin", plugin, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "slashd::plugin", plugin, "{message}"),
+            tracing::Level::INFO => tracing::info!(target: "slashd::plugin", plugin, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "slashd::plugin", plugin, "{message}"),
+            tracing::Level::ERROR => tracing::error!(target: "slashd::plugin", plugin, "{message}"),
+        }
+        Ok(())
+    }
+
+    pub(super) fn visible_commands(&self, call: &CallContext) -> Vec<CommandInfo> {
+        self.env.registry.visible(call.role)
+    }
+
+    /// Calls and failures per plugin, for `stats`.
+    pub(super) fn plugin_counters(&self) -> Vec<(String, u64, u64)> {
+        self.env.counters.snapshot()
+    }
+
+    pub(super) async fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.plugin.check_key(key)?;
+        self.env.services.kv_get(&self.plugin.name, key).await
+    }
+
+    pub(super) async fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.plugin.check_key(key)?;
+        if value.len() > self.plugin.kv_max_value_bytes {
+            return Err(format!(
+                "kv values must be at most {} bytes",
+                self.plugin.kv_max_value_bytes
+            ));
+        }
+        let max_keys = self.plugin.kv_max_keys;
+        self.env
+            .services
+            .kv_set(&self.plugin.name, key, value, max_keys)
+            .await
+    }
+
+    pub(super) async fn kv_delete(&mut self, key: &str) -> Result<(), String> {
+        self.plugin.check_key(key)?;
+        self.env.services.kv_delete(&self.plugin.name, key).await
+    }
+
+    pub(super) async fn kv_list(&mut self, prefix: &str) -> Result<Vec<String>, String> {
+        self.env.services.kv_list(&self.plugin.name, prefix).await
+    }
+
+    pub(super) fn setting(&self, key: &str) -> Option<String> {
+        self.plugin.settings.get(key).map(|v| v.to_string())
+    }
+
+    pub(super) fn settings(&self) -> String {
+        serde_json::Value::Object(self.plugin.settings.clone()).to_string()
+    }
+
+    pub(super) fn secret(&self, name: &str) -> Option<String> {
+        self.plugin.secrets.get(name).map(str::to_string)
+    }
+
+    pub(super) fn report_progress(&self, call: &CallContext, text: &str, fraction: Option<f32>) {
+        let Some(job) = &call.job else { return };
+        let text = self.plugin.secrets.redact(text);
+        if let Some(update) = job.report(&text, fraction) {
+            self.env.services.progress(call, &job.spec.command, &update);
+        }
+    }
+
+    /// The caller's running jobs (everyone's, for an admin).
+    pub(super) fn jobs_of(&self, call: &CallContext) -> Vec<Arc<Job>> {
+        self.env.jobs.visible(&call.user_id, call.role)
+    }
+
+    pub(super) fn cancel_job(&self, call: &CallContext, id: &str) -> Result<(), String> {
+        self.env
+            .jobs
+            .cancel(id, &call.user_id, &call.user_name, call.role)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -204,196 +314,12 @@ impl WasiView for CallState {
     }
 }
 
-fn role_to_wit(role: Role) -> types::Role {
-    match role {
-        Role::Viewer => types::Role::Viewer,
-        Role::Analyst => types::Role::Analyst,
-        Role::Admin => types::Role::Admin,
-    }
-}
-
-impl types::Host for CallState {}
-
-impl log::Host for CallState {
-    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        self.charge()?;
-        self.log_lines += 1;
-        if self.log_lines > MAX_LOG_LINES {
-            return Ok(());
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
         }
-        let plugin = &self.plugin.name;
-        let message: String = message.chars().take(2000).collect();
-        let message = crate::log_text::escape(&message);
-        let plugin = plugin.as_str();
-        match level {
-            log::Level::Trace => tracing::trace!(target: "slashd::plugin", plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "slashd::plugin", plugin, "{message}"),
-            log::Level::Info => tracing::info!(target: "slashd::plugin", plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "slashd::plugin", plugin, "{message}"),
-            log::Level::Error => tracing::error!(target: "slashd::plugin", plugin, "{message}"),
-        }
-        Ok(())
-    }
-}
-
-impl commands::Host for CallState {
-    async fn visible(&mut self) -> wasmtime::Result<Vec<commands::CommandInfo>> {
-        let call = self.require(Capability::Commands)?;
-        Ok(self
-            .env
-            .registry
-            .visible(call.role)
-            .into_iter()
-            .map(|c| commands::CommandInfo {
-                name: c.name,
-                aliases: c.aliases,
-                summary: c.summary,
-                usage: c.usage,
-                min_role: role_to_wit(c.min_role),
-                plugin: c.plugin,
-            })
-            .collect())
-    }
-}
-
-impl stats::Host for CallState {
-    async fn get(&mut self) -> wasmtime::Result<Result<stats::ServerStats, String>> {
-        self.require(Capability::Stats)?;
-        let s = match self.env.services.stats().await {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e)),
-        };
-        let plugins = self
-            .env
-            .counters
-            .snapshot()
-            .into_iter()
-            .map(|(name, calls, failures)| stats::PluginStats {
-                name,
-                calls,
-                failures,
-            })
-            .collect();
-        Ok(Ok(stats::ServerStats {
-            uptime_secs: s.uptime_secs,
-            connections: s.connections,
-            users_online: s.users_online,
-            sessions_active: s.sessions_active,
-            sessions_total: s.sessions_total,
-            messages_total: s.messages_total,
-            messages_last_24h: s.messages_last_24h,
-            plugins,
-        }))
-    }
-}
-
-impl sessions::Host for CallState {
-    async fn current(&mut self) -> wasmtime::Result<Result<sessions::SessionDetail, String>> {
-        let call = self.require(Capability::Sessions)?;
-        Ok(self
-            .env
-            .services
-            .current_session(&call)
-            .await
-            .map(|d| sessions::SessionDetail {
-                id: d.id,
-                title: d.title,
-                status: d.status,
-                created_at: d.created_at,
-                owner_id: d.owner_id,
-                message_count: d.message_count,
-                participants: d.participants,
-            }))
-    }
-
-    async fn list_mine(
-        &mut self,
-        limit: u32,
-    ) -> wasmtime::Result<Result<Vec<sessions::SessionSummary>, String>> {
-        let call = self.require(Capability::Sessions)?;
-        let limit = limit.clamp(1, 100);
-        Ok(self
-            .env
-            .services
-            .my_sessions(&call, limit)
-            .await
-            .map(|list| {
-                list.into_iter()
-                    .map(|s| sessions::SessionSummary {
-                        id: s.id,
-                        title: s.title,
-                        status: s.status,
-                        last_activity_at: s.last_activity_at,
-                        created_at: s.created_at,
-                    })
-                    .collect()
-            }))
-    }
-
-    async fn end_current(&mut self) -> wasmtime::Result<Result<(), String>> {
-        let call = self.require(Capability::Sessions)?;
-        Ok(self.env.services.end_current_session(&call).await)
-    }
-
-    async fn connection(&mut self) -> wasmtime::Result<sessions::ConnectionInfo> {
-        let call = self.require(Capability::Sessions)?;
-        Ok(sessions::ConnectionInfo {
-            id: call.connection_id,
-            connected_at: call.connected_at,
-        })
-    }
-}
-
-impl kv::Host for CallState {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
-        self.require(Capability::Kv)?;
-        if let Err(e) = self.check_key(&key) {
-            return Ok(Err(e));
-        }
-        Ok(self.env.services.kv_get(&self.plugin.name, &key).await)
-    }
-
-    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        self.require(Capability::Kv)?;
-        if let Err(e) = self.check_key(&key) {
-            return Ok(Err(e));
-        }
-        if value.len() > self.plugin.kv_max_value_bytes {
-            return Ok(Err(format!(
-                "kv values must be at most {} bytes",
-                self.plugin.kv_max_value_bytes
-            )));
-        }
-        let max_keys = self.plugin.kv_max_keys;
-        Ok(self
-            .env
-            .services
-            .kv_set(&self.plugin.name, &key, &value, max_keys)
-            .await)
-    }
-
-    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
-        self.require(Capability::Kv)?;
-        if let Err(e) = self.check_key(&key) {
-            return Ok(Err(e));
-        }
-        Ok(self.env.services.kv_delete(&self.plugin.name, &key).await)
-    }
-
-    async fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, String>> {
-        self.require(Capability::Kv)?;
-        Ok(self.env.services.kv_list(&self.plugin.name, &prefix).await)
-    }
-}
-
-impl config::Host for CallState {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.require(Capability::Config)?;
-        Ok(self.plugin.settings.get(&key).map(|v| v.to_string()))
-    }
-
-    async fn all(&mut self) -> wasmtime::Result<String> {
-        self.require(Capability::Config)?;
-        Ok(serde_json::Value::Object(self.plugin.settings.clone()).to_string())
     }
 }

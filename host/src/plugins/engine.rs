@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap,
     UpdateDeadline,
@@ -23,10 +23,12 @@ use wasmtime::{
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::bindings::{types, Plugin, PluginPre};
-use super::capabilities::{CallContext, CallEnv, CallState, Output, PluginIdentity};
-use super::manifest::{Capability, CommandSpec, Manifest};
-use crate::auth::Role;
+use super::call::{CallError, CallInput, PluginReply};
+use super::capabilities::{CallEnv, CallState, Output, PluginIdentity, Sandbox};
+use super::egress::{CpuSlot, Egress};
+use super::host_services::CallContext;
+use super::manifest::{Capability, Manifest};
+use super::wit::{self, ApiVersion, Pre};
 use crate::config::{CommandsConfig, MAX_PLUGIN_MEMORY_MB};
 
 /// How often the epoch advances; a running plugin yields to tokio this often. It bounds how
@@ -54,55 +56,43 @@ pub struct Mount {
 
 /// A component ready to instantiate, with what each call needs.
 pub struct Prepared {
-    pre: PluginPre<CallState>,
+    pre: Pre,
     pub identity: Arc<PluginIdentity>,
     pub limits: CallLimits,
     pub mounts: Vec<Mount>,
     /// Capabilities the component actually imports.
     pub imports: Vec<Capability>,
+    /// Every import, by interface name.
+    pub import_names: Vec<String>,
 }
 
-/// The arguments of one call.
-pub struct CallInput {
-    pub command: String,
-    pub args: Vec<String>,
-    pub raw_args: String,
-}
+impl Prepared {
+    pub fn version(&self) -> ApiVersion {
+        self.pre.version()
+    }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReplyFormat {
-    Plain,
-    Markdown,
-    Json,
-}
-
-impl ReplyFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReplyFormat::Plain => "plain",
-            ReplyFormat::Markdown => "markdown",
-            ReplyFormat::Json => "json",
+    /// The same linked component with another identity (grants, settings, secrets).
+    pub fn with_identity(&self, identity: Arc<PluginIdentity>) -> Prepared {
+        Prepared {
+            pre: self.pre.clone(),
+            identity,
+            limits: self.limits.clone(),
+            mounts: self.mounts.clone(),
+            imports: self.imports.clone(),
+            import_names: self.import_names.clone(),
         }
     }
-}
 
-#[derive(Debug, Clone)]
-pub struct PluginReply {
-    pub body: String,
-    pub format: ReplyFormat,
-    pub data: Option<serde_json::Value>,
-    pub ephemeral: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Failed(String),
-    #[error("the plugin did not answer within {0:?}")]
-    Timeout(Duration),
+    /// The capabilities config must grant: what the manifest asks for, and (API 0.1.0
+    /// only) everything the component imports.
+    pub fn missing_grants(&self, manifest: &Manifest) -> Vec<Capability> {
+        let imports: &[Capability] = if self.version().imports_need_grants() {
+            &self.imports
+        } else {
+            &[]
+        };
+        super::registry::missing_grants(&manifest.capabilities, imports, &self.identity.grants)
+    }
 }
 
 pub struct Runtime {
@@ -112,17 +102,28 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     cache_dir: Option<PathBuf>,
+    /// Calls running wasm at once (`commands.max_concurrent`); a call waiting on an HTTP
+    /// response gives its permit up until the response arrives.
     permits: Arc<Semaphore>,
+    /// Calls alive at once (`commands.max_jobs`): each holds a pool slot.
+    slots: Arc<Semaphore>,
     /// Stores are dropped on this thread, after the reply is on its way — each with the
-    /// permit of its call, so the pool slot and the permit are freed together.
-    reaper: std::sync::mpsc::Sender<(Store<CallState>, OwnedSemaphorePermit)>,
+    /// slot of its call, so the pool slot and the permit are freed together.
+    reaper: std::sync::mpsc::Sender<(
+        Store<CallState>,
+        Option<OwnedSemaphorePermit>,
+        OwnedSemaphorePermit,
+    )>,
 }
 
 impl Runtime {
     pub fn new(config: &CommandsConfig, cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
-        // A slot is held from instantiation until the store is dropped (by the reaper), and
-        // a call's permit is held as long: at most `max_concurrent` slots are ever in use.
-        let slots = (config.max_concurrent as u32).max(1) + 8;
+        // A slot is held from instantiation until the store is dropped (by the reaper): at
+        // most `max_jobs` slots are ever in use.
+        let slots = u32::try_from(config.max_jobs.max(1))
+            .unwrap_or(u32::MAX / 16)
+            .min(1 << 16)
+            + 8;
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
             .total_core_instances(slots * 8)
@@ -150,17 +151,23 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)?;
+        wit::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
 
-        let (reaper, graveyard) =
-            std::sync::mpsc::channel::<(Store<CallState>, OwnedSemaphorePermit)>();
+        type Grave = (
+            Store<CallState>,
+            Option<OwnedSemaphorePermit>,
+            OwnedSemaphorePermit,
+        );
+        let (reaper, graveyard) = std::sync::mpsc::channel::<Grave>();
         std::thread::Builder::new()
             .name("slashd-store-reaper".into())
             .spawn(move || {
-                for (store, permit) in graveyard {
+                for (store, permit, slot) in graveyard {
                     drop(store);
                     drop(permit);
+                    drop(slot);
                 }
             })
             .context("cannot start the store reaper")?;
@@ -171,6 +178,7 @@ impl Runtime {
             linker,
             cache_dir,
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
+            slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
             reaper,
         })
     }
@@ -218,6 +226,31 @@ impl Runtime {
         Ok(component)
     }
 
+    /// Check, compile and link a component and ask it for its manifest: everything loading
+    /// a plugin does but granting. Errors are one line each, fit for a log or a terminal.
+    pub async fn load(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        identity: Arc<PluginIdentity>,
+        limits: CallLimits,
+        mounts: Vec<Mount>,
+        env: Arc<CallEnv>,
+    ) -> Result<(Prepared, Manifest), String> {
+        let version = wit::api_version(wasm)?;
+        let component = tokio::task::block_in_place(|| self.compile(name, wasm))
+            .map_err(|e| format!("not a valid component: {}", one_line(&e)))?;
+        let prepared = self
+            .prepare(&component, version, identity, limits, mounts)
+            .map_err(|e| format!("does not fit the slashd:plugin world: {}", one_line(&e)))?;
+        let manifest = self
+            .manifest(&prepared, env)
+            .await
+            .map_err(|e| one_line(&e))?;
+        super::manifest::validate(&manifest)?;
+        Ok((prepared, manifest))
+    }
+
     /// Every import of a component, by name (WASI interfaces and slashd capabilities).
     pub fn import_names(&self, component: &Component) -> Vec<String> {
         component
@@ -251,34 +284,38 @@ impl Runtime {
     pub fn prepare(
         &self,
         component: &Component,
+        version: ApiVersion,
         identity: Arc<PluginIdentity>,
         limits: CallLimits,
         mounts: Vec<Mount>,
     ) -> anyhow::Result<Prepared> {
         let imports = self.imported_capabilities(component);
+        let import_names = self.import_names(component);
         let pre = self
             .linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)?;
-        let pre = PluginPre::new(pre).map_err(anyhow::Error::from)?;
+        let pre = Pre::new(version, pre).map_err(anyhow::Error::from)?;
         Ok(Prepared {
             pre,
             identity,
             limits,
             mounts,
             imports,
+            import_names,
         })
     }
 
     /// Ask a plugin for its manifest (no capability is usable here).
     pub async fn manifest(&self, plugin: &Prepared, env: Arc<CallEnv>) -> anyhow::Result<Manifest> {
+        let pre = plugin.pre.clone();
         let outcome = self
-            .run(plugin, env, None, |instance, store| {
-                Box::pin(async move { instance.call_manifest(store).await })
+            .run(plugin, env, None, move |store| {
+                Box::pin(async move { pre.manifest(store).await })
             })
             .await;
         match outcome {
-            Ok(m) => Ok(manifest_from_wit(m)),
+            Ok(m) => Ok(m),
             Err(e) => anyhow::bail!("manifest() failed: {e}"),
         }
     }
@@ -291,30 +328,17 @@ impl Runtime {
         ctx: CallContext,
         input: CallInput,
     ) -> Result<PluginReply, CallError> {
-        let invocation = types::Invocation {
-            command: input.command,
-            args: input.args,
-            raw_args: input.raw_args,
-            caller: types::Caller {
-                id: ctx.user_id.clone(),
-                name: ctx.user_name.clone(),
-                role: role_to_wit(ctx.role),
-            },
-            session: types::SessionRef {
-                id: ctx.session_id.clone(),
-                title: ctx.session_title.clone(),
-            },
-            connection_id: ctx.connection_id.clone(),
-        };
+        let pre = plugin.pre.clone();
+        let call_ctx = ctx.clone();
         let result = self
-            .run(plugin, env, Some(ctx), move |instance, store| {
-                Box::pin(async move { instance.call_invoke(store, &invocation).await })
+            .run(plugin, env, Some(ctx), move |store| {
+                Box::pin(async move { pre.invoke(store, &call_ctx, input).await })
             })
-            .await?;
+            .await;
+        let identity = &plugin.identity;
         match result {
-            Ok(reply) => reply_from_wit(reply, plugin.limits.max_reply_bytes),
-            Err(types::PluginError::Usage(text)) => Err(CallError::Usage(text)),
-            Err(types::PluginError::Failed(text)) => Err(CallError::Failed(text)),
+            Ok(Ok(raw)) => raw.check(&identity.secrets, plugin.limits.max_reply_bytes),
+            Ok(Err(e)) | Err(e) => Err(e.redacted(&identity.secrets)),
         }
     }
 
@@ -324,7 +348,6 @@ impl Runtime {
         env: Arc<CallEnv>,
         ctx: Option<CallContext>,
         call: impl for<'a> FnOnce(
-                Plugin,
                 &'a mut Store<CallState>,
             ) -> std::pin::Pin<
                 Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
@@ -333,38 +356,61 @@ impl Runtime {
     ) -> Result<R, CallError> {
         let timeout = plugin.limits.timeout;
         let started = Instant::now();
-        // Waiting for a slot counts against the deadline too.
-        let permit = tokio::time::timeout(timeout, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| CallError::Timeout(timeout))?
-            .map_err(|_| CallError::Failed("the plugin runtime is shutting down".into()))?;
+        let job = ctx.as_ref().and_then(|c| c.job.clone());
+        // Waiting for a slot and a permit counts against the deadline too.
+        let places = async {
+            let slot = self.slots.clone().acquire_owned().await?;
+            let permit = self.permits.clone().acquire_owned().await?;
+            Ok::<_, tokio::sync::AcquireError>((slot, permit))
+        };
+        let cancelled_early = async {
+            match &job {
+                Some(job) => job.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let (slot, permit) = tokio::select! {
+            places = tokio::time::timeout(timeout, places) => places
+                .map_err(|_| CallError::Timeout(timeout))?
+                .map_err(|_| CallError::Failed("the plugin runtime is shutting down".into()))?,
+            () = cancelled_early => {
+                let why = job.as_ref().map(|j| j.cancel_reason()).unwrap_or_default();
+                return Err(CallError::Cancelled(why));
+            }
+        };
+        let cpu = CpuSlot::new(self.permits.clone(), permit);
         let deadline = started + timeout;
 
-        let mut store = self.new_store(plugin, env, ctx, deadline).map_err(|e| {
-            tracing::error!(
-                plugin = plugin.identity.name.as_str(),
-                error = format!("{e:#}"),
-                "cannot set up a plugin call"
-            );
-            CallError::Failed("the plugin could not be started".into())
-        })?;
-        let pre = plugin.pre.clone();
-        let name = plugin.identity.name.clone();
+        let mut store = self
+            .new_store(plugin, env, ctx, deadline, cpu.clone())
+            .map_err(|e| {
+                tracing::error!(
+                    plugin = plugin.identity.name.as_str(),
+                    error = format!("{e:#}"),
+                    "cannot set up a plugin call"
+                );
+                CallError::Failed("the plugin could not be started".into())
+            })?;
+        let identity = plugin.identity.clone();
         let reaper = self.reaper.clone();
-        // The task owns the store and the permit: if the caller goes away (its connection
+        let cancelled_job = job.clone();
+        // The task owns the store and its places: if the caller goes away (its connection
         // closed), the call still ends by its deadline and frees both.
         let task = async move {
-            let instantiate_and_call = async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                call(instance, &mut store).await
+            let cancelled = async {
+                match &cancelled_job {
+                    Some(job) => job.cancelled().await,
+                    None => std::future::pending().await,
+                }
             };
-            // The epoch callback traps at the deadline; this outer timeout catches a plugin
-            // stuck in a host call.
-            let outcome =
-                tokio::time::timeout(timeout + Duration::from_millis(50), instantiate_and_call)
-                    .await;
-            forward_output(&name, &store);
-            let _ = reaper.send((store, permit));
+            // The epoch callback traps at the deadline (or on a cancel); the outer timeout
+            // catches a plugin stuck in a host call, the cancel branch one waiting on I/O.
+            let outcome = tokio::select! {
+                outcome = tokio::time::timeout(timeout + Duration::from_millis(50), call(&mut store)) => Some(outcome),
+                () = cancelled => None,
+            };
+            forward_output(&identity, &store);
+            let _ = reaper.send((store, cpu.take(), slot));
             outcome
         };
         let threads = self
@@ -375,10 +421,18 @@ impl Runtime {
             .spawn(task)
             .await
             .map_err(|e| CallError::Failed(format!("the plugin call was lost: {e}")))?;
+        let cancelled = || {
+            job.as_ref()
+                .filter(|j| j.is_cancelled())
+                .map(|j| CallError::Cancelled(j.cancel_reason()))
+        };
         match outcome {
-            Err(_) => Err(CallError::Timeout(timeout)),
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(classify_trap(&plugin.identity.name, &err, timeout)),
+            None => Err(cancelled().unwrap_or(CallError::Cancelled("cancelled".into()))),
+            Some(Err(_)) => Err(CallError::Timeout(timeout)),
+            Some(Ok(Ok(value))) => Ok(value),
+            Some(Ok(Err(err))) => {
+                Err(cancelled().unwrap_or_else(|| classify_trap(&plugin.identity, &err, timeout)))
+            }
         }
     }
 
@@ -388,6 +442,7 @@ impl Runtime {
         env: Arc<CallEnv>,
         ctx: Option<CallContext>,
         deadline: Instant,
+        cpu: Arc<CpuSlot>,
     ) -> anyhow::Result<Store<CallState>> {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
@@ -418,20 +473,27 @@ impl Runtime {
             .memory_size(plugin.limits.memory_bytes)
             .trap_on_grow_failure(true)
             .build();
-        let state = CallState::new(
-            wasi.build(),
-            limits,
+        let mut egress = Egress::new(
+            &plugin.identity.name,
+            plugin.identity.secrets.clone(),
+            ctx.is_some() && plugin.identity.grants.has(Capability::Http),
+            plugin.identity.http.clone(),
+            Some(env.services.clone()),
+            ctx.as_ref().and_then(|c| c.job.clone()),
             deadline,
-            plugin.identity.clone(),
-            ctx,
-            env,
-            Output { stdout, stderr },
         );
+        egress.set_cpu_slot(cpu);
+        let sandbox = Sandbox {
+            wasi: wasi.build(),
+            egress,
+            output: Output { stdout, stderr },
+        };
+        let state = CallState::new(sandbox, limits, deadline, plugin.identity.clone(), ctx, env);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
+            if Instant::now() >= ctx.data().deadline || ctx.data().is_cancelled() {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -495,8 +557,9 @@ fn write_cache(dir: &Path, path: &Path, component: &Component) -> anyhow::Result
     Ok(())
 }
 
-/// Send what the plugin printed to the log, line by line.
-fn forward_output(plugin: &str, store: &Store<CallState>) {
+/// Send what the plugin printed to the log, line by line, its secrets hidden.
+fn forward_output(identity: &PluginIdentity, store: &Store<CallState>) {
+    let plugin = identity.name.as_str();
     for (stream, pipe) in [
         ("stdout", &store.data().output.stdout),
         ("stderr", &store.data().output.stderr),
@@ -505,7 +568,9 @@ fn forward_output(plugin: &str, store: &Store<CallState>) {
         if bytes.is_empty() {
             continue;
         }
-        for line in String::from_utf8_lossy(&bytes).lines().take(100) {
+        // Redacted whole, then split: a secret with a newline in it (a PEM key) is hidden.
+        let text = identity.secrets.redact(&String::from_utf8_lossy(&bytes));
+        for line in text.lines().take(100) {
             let line = crate::log_text::escape(line);
             tracing::info!(target: "slashd::plugin", plugin, stream, "{line}");
         }
@@ -515,14 +580,14 @@ fn forward_output(plugin: &str, store: &Store<CallState>) {
 /// What the invoker is told of a failed call: one line naming the trap or the cause. The
 /// whole error — its chain and the wasm backtrace — goes to the log, for the plugin's
 /// authors and the admin, never to the chat.
-fn classify_trap(plugin: &str, err: &wasmtime::Error, timeout: Duration) -> CallError {
+fn classify_trap(identity: &PluginIdentity, err: &wasmtime::Error, timeout: Duration) -> CallError {
     if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return CallError::Timeout(timeout);
     }
     tracing::warn!(
         target: "slashd::plugin",
-        plugin,
-        error = format!("{err:?}"),
+        plugin = identity.name.as_str(),
+        error = identity.secrets.redact(&format!("{err:?}")),
         "plugin call failed"
     );
     let detail = match err.downcast_ref::<Trap>() {
@@ -535,6 +600,10 @@ fn classify_trap(plugin: &str, err: &wasmtime::Error, timeout: Duration) -> Call
     CallError::Failed(detail)
 }
 
+fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}").replace('\n', " ")
+}
+
 /// The first line of `text`, at most 300 characters.
 fn first_line(text: &str) -> String {
     text.lines()
@@ -543,79 +612,4 @@ fn first_line(text: &str) -> String {
         .chars()
         .take(300)
         .collect()
-}
-
-fn role_to_wit(role: Role) -> types::Role {
-    match role {
-        Role::Viewer => types::Role::Viewer,
-        Role::Analyst => types::Role::Analyst,
-        Role::Admin => types::Role::Admin,
-    }
-}
-
-fn role_from_wit(role: types::Role) -> Role {
-    match role {
-        types::Role::Viewer => Role::Viewer,
-        types::Role::Analyst => Role::Analyst,
-        types::Role::Admin => Role::Admin,
-    }
-}
-
-fn manifest_from_wit(m: types::Manifest) -> Manifest {
-    let mut manifest = Manifest::new(&m.name, &m.version);
-    for c in m.commands {
-        manifest.commands.push(CommandSpec {
-            name: c.name,
-            aliases: c.aliases,
-            summary: c.summary,
-            usage: c.usage,
-            min_role: role_from_wit(c.min_role),
-        });
-    }
-    manifest.capabilities = m
-        .capabilities
-        .into_iter()
-        .map(|c| match c {
-            types::Capability::Commands => Capability::Commands,
-            types::Capability::Stats => Capability::Stats,
-            types::Capability::Sessions => Capability::Sessions,
-            types::Capability::Kv => Capability::Kv,
-            types::Capability::Config => Capability::Config,
-        })
-        .collect();
-    manifest
-}
-
-/// The reply size limit, the same for wasm and native plugins.
-pub fn check_reply_size(size: usize, max_bytes: usize) -> Result<(), CallError> {
-    if size > max_bytes {
-        return Err(CallError::Failed(format!(
-            "the reply is {size} bytes; the limit is {max_bytes}"
-        )));
-    }
-    Ok(())
-}
-
-fn reply_from_wit(reply: types::Reply, max_bytes: usize) -> Result<PluginReply, CallError> {
-    check_reply_size(
-        reply.body.len() + reply.data.as_ref().map_or(0, String::len),
-        max_bytes,
-    )?;
-    let data = match reply.data {
-        None => None,
-        Some(text) => Some(
-            serde_json::from_str(&text)
-                .map_err(|e| CallError::Failed(format!("the reply's data is not JSON: {e}")))?,
-        ),
-    };
-    Ok(PluginReply {
-        body: reply.body,
-        format: match reply.format {
-            types::Format::Plain => ReplyFormat::Plain,
-            types::Format::Markdown => ReplyFormat::Markdown,
-            types::Format::Json => ReplyFormat::Json,
-        },
-        data,
-        ephemeral: reply.ephemeral,
-    })
 }

@@ -6,13 +6,15 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::capabilities::{CallContext, HostServices, ServerStats, SessionDetail, SessionSummary};
+use super::host_services::{CallContext, HostServices, ServerStats, SessionDetail, SessionSummary};
+use super::jobs::ProgressUpdate;
 
 /// In-memory stand-ins for the server's services.
 #[derive(Default)]
 pub struct FakeServices {
     kv: Mutex<HashMap<String, Vec<u8>>>,
     ended: Mutex<bool>,
+    progress: Mutex<Vec<ProgressUpdate>>,
 }
 
 impl FakeServices {
@@ -105,6 +107,15 @@ impl HostServices for FakeServices {
         keys.sort();
         Ok(keys)
     }
+
+    fn progress(&self, _ctx: &CallContext, _command: &str, update: &ProgressUpdate) {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(update.clone());
+    }
+
+    fn http_request(&self, _plugin: &str, _outcome: &str, _bytes: u64) {}
 }
 
 impl FakeServices {
@@ -114,6 +125,14 @@ impl FakeServices {
 
     pub fn seed_kv(&self, key: &str, value: &[u8]) {
         self.kv().insert(key.to_string(), value.to_vec());
+    }
+
+    /// The progress the plugin reported, in order.
+    pub fn progress_reports(&self) -> Vec<ProgressUpdate> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether the plugin ended the (fake) session.

@@ -9,17 +9,21 @@ use super::capabilities::{CallEnv, PluginIdentity};
 use super::engine::{CallLimits, Runtime};
 use super::fake_services::FakeServices;
 use super::grants::Grants;
-use super::manifest::{self, Capability, Manifest};
-use super::registry::{self, Counters, Registry};
+use super::jobs::Jobs;
+use super::manifest::{Capability, Manifest};
+use super::registry::{Counters, Registry};
+use super::wit::ApiVersion;
 use crate::config::CommandsConfig;
 
 /// What a valid component declares and needs.
 #[derive(Debug)]
 pub struct Inspection {
-    pub api_version: String,
+    pub api_version: ApiVersion,
     pub manifest: Manifest,
-    /// Capabilities the component imports without its manifest asking for them (the
-    /// server requires their grants all the same).
+    /// The grants the server requires before it enables the plugin.
+    pub needs: Vec<Capability>,
+    /// Capabilities the component imports without its manifest asking for them: under
+    /// 0.1.0 the server requires their grants too; from 0.2.0 on, calling one fails.
     pub unasked_imports: Vec<Capability>,
     /// Every import, by interface name.
     pub imports: Vec<String>,
@@ -28,45 +32,42 @@ pub struct Inspection {
 /// Check a plugin file's bytes. The error is one line, fit for a terminal.
 pub async fn inspect(wasm: &[u8], defaults: &CommandsConfig) -> Result<Inspection, String> {
     check_kind(wasm)?;
-    let api_version = manifest::check_api_version(wasm)?;
     let runtime = Runtime::new(defaults, None).map_err(|e| format!("{e:#}"))?;
-    let component = tokio::task::block_in_place(|| runtime.compile("plugin-under-check", wasm))
-        .map_err(|e| format!("not a valid component: {}", one_line(&e)))?;
-    let imports = runtime.import_names(&component);
-    let identity = Arc::new(PluginIdentity {
-        name: "plugin-under-check".into(),
-        grants: Grants::default(),
-        settings: Default::default(),
-        host_call_quota: defaults.host_call_quota,
-        kv_max_key_bytes: defaults.kv_max_key_bytes,
-        kv_max_value_bytes: defaults.kv_max_value_bytes,
-        kv_max_keys: defaults.kv_max_keys,
-    });
+    let identity = Arc::new(PluginIdentity::with_defaults(
+        "plugin-under-check",
+        Grants::default(),
+        defaults,
+    ));
     let limits = CallLimits {
         timeout: Duration::from_millis(defaults.timeout_ms),
         memory_bytes: (defaults.memory_mb as usize) << 20,
         max_reply_bytes: defaults.max_reply_bytes,
     };
-    let prepared = runtime
-        .prepare(&component, identity, limits, Vec::new())
-        .map_err(|e| format!("does not fit the slashd:plugin world: {}", one_line(&e)))?;
     let env = Arc::new(CallEnv {
         services: Arc::new(FakeServices::default()),
         registry: Arc::new(Registry::default()),
         counters: Arc::new(Counters::default()),
+        jobs: Arc::new(Jobs::default()),
     });
-    let manifest = runtime
-        .manifest(&prepared, env)
-        .await
-        .map_err(|e| one_line(&e))?;
-    manifest::validate(&manifest)?;
+    let (prepared, manifest) = runtime
+        .load(
+            "plugin-under-check",
+            wasm,
+            identity,
+            limits,
+            Vec::new(),
+            env,
+        )
+        .await?;
+    let needs = prepared.missing_grants(&manifest);
     let asked = Grants::of(&manifest.capabilities);
-    let unasked_imports = registry::missing_grants(&[], &prepared.imports, &asked);
+    let unasked_imports = super::registry::missing_grants(&[], &prepared.imports, &asked);
     Ok(Inspection {
-        api_version,
+        api_version: prepared.version(),
         manifest,
+        needs,
         unasked_imports,
-        imports,
+        imports: prepared.import_names,
     })
 }
 
@@ -91,10 +92,6 @@ fn check_kind(bytes: &[u8]) -> Result<(), String> {
         return Err("not a wasm component (unknown wasm version or layer)".into());
     }
     Ok(())
-}
-
-fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace('\n', " ")
 }
 
 #[cfg(test)]

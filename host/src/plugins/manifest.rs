@@ -1,15 +1,12 @@
-//! What a plugin says about itself — read from the component (API version section) and
-//! from its exported `manifest()` — and the checks it must pass to be enabled.
+//! What a plugin says about itself — its exported `manifest()` (the API version is read
+//! from its imports, in `wit/`) — and the checks it must pass to be enabled.
 
 use std::collections::HashSet;
 
 /// One command of a manifest (the SDK's `Command`).
 pub use slashd_plugin_api::Command as CommandSpec;
 /// What a plugin declares is the SDK's own type: one definition for authors and the host.
-pub use slashd_plugin_api::{Capability, Manifest, API_VERSION_SECTION};
-
-/// API versions this host speaks. A component built against another is refused.
-pub const SUPPORTED_API: &[&str] = &[slashd_plugin_api::API_VERSION];
+pub use slashd_plugin_api::{ArgKind, ArgSpec, Capability, Manifest, API_VERSION_SECTION};
 
 const MAX_COMMANDS: usize = 64;
 const MAX_TEXT: usize = 200;
@@ -18,34 +15,6 @@ const MAX_TEXT: usize = 200;
 /// validated: [`validate`] is the same check for every kind of plugin.
 pub fn from_json(bytes: &[u8]) -> Result<Manifest, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("the plugin's manifest is malformed: {e}"))
-}
-
-/// The API version stamped into a component by the SDK, if any.
-pub fn api_version(wasm: &[u8]) -> Result<Option<String>, String> {
-    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
-        let payload = payload.map_err(|e| format!("not a valid component: {e}"))?;
-        if let wasmparser::Payload::CustomSection(section) = payload {
-            if section.name() == API_VERSION_SECTION {
-                return Ok(Some(String::from_utf8_lossy(section.data()).into_owned()));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// Refuse a component built against an API version this host does not speak.
-pub fn check_api_version(wasm: &[u8]) -> Result<String, String> {
-    match api_version(wasm)? {
-        Some(v) if SUPPORTED_API.contains(&v.as_str()) => Ok(v),
-        Some(v) => Err(format!(
-            "built against plugin API {v}; this slashd supports {}",
-            SUPPORTED_API.join(", ")
-        )),
-        None => Err(
-            "no plugin API version section: build it with slashd-plugin-api's export_plugin!"
-                .into(),
-        ),
-    }
 }
 
 /// Command and alias names: lowercase letters, digits, `-` and `_`, at most 32.
@@ -83,6 +52,15 @@ pub fn validate(manifest: &Manifest) -> Result<(), String> {
         if c.summary.chars().count() > MAX_TEXT || c.usage.chars().count() > MAX_TEXT {
             return Err(format!("summary or usage of /{} is too long", c.name));
         }
+        // Part 2 of plugin API 0.2.0 (typed arguments, confirmation) is declared in the WIT
+        // but not run yet: refuse rather than run a command unchecked.
+        if c.args.is_some() || c.confirm.is_some() {
+            return Err(format!(
+                "/{} declares typed `args` or `confirm`, which this slashd does not run yet \
+                 (plugin API 0.2.0 part 2); leave them unset",
+                c.name
+            ));
+        }
     }
     Ok(())
 }
@@ -113,11 +91,6 @@ mod tests {
         assert!(validate(&m).is_ok());
         assert!(from_json(b"{}").is_err());
         assert!(from_json(b"\xff").is_err());
-    }
-
-    #[test]
-    fn version_of_garbage_is_an_error() {
-        assert!(check_api_version(b"not wasm").is_err());
     }
 
     /// `check(manifest, expected)`: `Ok` or the refusal's exact text.
@@ -183,5 +156,19 @@ mod tests {
             Err("summary or usage of /long is too long"),
         );
         check(one(CommandSpec::new("edge", &"é".repeat(200))), Ok(()));
+        let later =
+            "which this slashd does not run yet (plugin API 0.2.0 part 2); leave them unset";
+        check(
+            one(cmd("deploy").arg(ArgSpec::new("service", ArgKind::Text, "what"))),
+            Err(&format!(
+                "/deploy declares typed `args` or `confirm`, {later}"
+            )),
+        );
+        check(
+            one(cmd("nuke").confirm("Really?")),
+            Err(&format!(
+                "/nuke declares typed `args` or `confirm`, {later}"
+            )),
+        );
     }
 }

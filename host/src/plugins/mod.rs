@@ -1,39 +1,48 @@
 //! Command plugins: sandboxed wasm components (wasmtime, component model).
 //!
-//! One module per concern: `manifest` (what a plugin declares, API version), `engine`
-//! (wasmtime: compile, cache, instantiate, limits), `capabilities` (grants and host
-//! functions), `registry` (plugins and the command table), `builtin` (embedded plugins).
-//! `bindings` keeps the generated wasm types inside this module: [`PluginHost`] speaks only
-//! plain Rust types to the rest of the server.
+//! One module per concern: `manifest` (what a plugin declares), `wit` (the API versions,
+//! side by side: bindings and host functions of each), `engine` (wasmtime: compile, cache,
+//! instantiate, limits), `capabilities` (what every host function checks), `egress`
+//! (outbound HTTP), `secrets`, `jobs` (running calls, cancellation), `registry` (plugins
+//! and the command table), `builtin` (embedded plugins). Generated wasm types stay inside
+//! `wit/`: [`PluginHost`] speaks only plain Rust types to the rest of the server.
 
-mod bindings;
 mod builtin;
+pub mod call;
 pub mod capabilities;
+pub mod egress;
 pub mod engine;
 pub mod fake_services;
 pub mod grants;
+pub mod host_services;
 pub mod inspect;
+pub mod jobs;
 pub mod manifest;
 mod native;
 pub mod registry;
+pub mod secrets;
 /// The in-process harness plugin authors test with; off in the release binary.
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod wit;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-pub use capabilities::{CallContext, HostServices};
-pub use engine::{CallError, CallInput, PluginReply, ReplyFormat};
+pub use call::{CallError, CallInput, PluginReply, ReplyFormat};
 pub use grants::Grants;
+pub use host_services::{CallContext, HostServices};
+pub use jobs::{Job, JobGuard, JobSpec, Jobs, ProgressUpdate};
 pub use registry::{may_run, CommandInfo, PluginState, Registry, Route, Source};
 
 use capabilities::{CallEnv, PluginIdentity};
+use egress::HttpPolicy;
 use engine::{CallLimits, Mount, Prepared, Runtime};
 use native::NativePlugin;
 use registry::{Counters, PluginEntry};
+use secrets::Secrets;
 
 use crate::config::{CommandsConfig, Config, PluginConfig};
 
@@ -100,6 +109,7 @@ pub struct PluginHost {
     registry: RwLock<Arc<Registry>>,
     services: Arc<dyn HostServices>,
     counters: Arc<Counters>,
+    jobs: Arc<Jobs>,
 }
 
 impl PluginHost {
@@ -120,6 +130,7 @@ impl PluginHost {
             registry: RwLock::new(Arc::new(Registry::default())),
             services,
             counters: Arc::new(Counters::default()),
+            jobs: Arc::new(Jobs::default()),
         };
         let registry = host.load(config).await;
         host.swap(registry);
@@ -138,6 +149,20 @@ impl PluginHost {
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
     }
 
+    /// The calls running on this node.
+    pub fn jobs(&self) -> &Arc<Jobs> {
+        &self.jobs
+    }
+
+    fn env(&self, registry: Arc<Registry>) -> Arc<CallEnv> {
+        Arc::new(CallEnv {
+            services: self.services.clone(),
+            registry,
+            counters: self.counters.clone(),
+            jobs: self.jobs.clone(),
+        })
+    }
+
     /// Run one command of an enabled plugin.
     pub async fn invoke(
         &self,
@@ -150,11 +175,7 @@ impl PluginHost {
         };
         let counters = self.counters.of(&route.plugin.name);
         counters.calls.fetch_add(1, Ordering::Relaxed);
-        let env = Arc::new(CallEnv {
-            services: self.services.clone(),
-            registry: self.registry(),
-            counters: self.counters.clone(),
-        });
+        let env = self.env(self.registry());
         let started = Instant::now();
         let result = match &runner {
             Runner::Wasm(prepared) => self.runtime.invoke(prepared, env, ctx, input).await,
@@ -401,29 +422,28 @@ impl PluginHost {
     ) -> Result<(manifest::Manifest, Grants, Runner), String> {
         let grants = Grants::parse(grant_names)?;
         let identity = Arc::new(PluginIdentity {
-            name: name.to_string(),
-            grants: grants.clone(),
             settings: table.settings.clone().unwrap_or_default(),
-            host_call_quota: defaults.host_call_quota,
-            kv_max_key_bytes: defaults.kv_max_key_bytes,
-            kv_max_value_bytes: defaults.kv_max_value_bytes,
-            kv_max_keys: defaults.kv_max_keys,
+            secrets: Arc::new(Secrets::load(table.secrets.as_ref())?),
+            http: Arc::new(HttpPolicy::from_config(table.http.as_ref())?),
+            ..PluginIdentity::with_defaults(name, grants.clone(), defaults)
         });
         let limits = CallLimits {
             timeout: Duration::from_millis(table.timeout_ms.unwrap_or(defaults.timeout_ms)),
             memory_bytes: (table.memory_mb.unwrap_or(defaults.memory_mb) as usize) << 20,
             max_reply_bytes: defaults.max_reply_bytes,
         };
-        let (manifest, imports, runner) = match (embedded, source) {
+        let (manifest, missing, runner) = match (embedded, source) {
             (None, Source::Native { path }) => {
                 let plugin = tokio::task::block_in_place(|| NativePlugin::load(path))?;
                 let manifest = plugin.manifest()?;
+                manifest::validate(&manifest)?;
+                let missing = registry::missing_grants(&manifest.capabilities, &[], &grants);
                 let runner = Runner::Native {
                     plugin: Arc::new(plugin),
                     identity,
                     limits,
                 };
-                (manifest, Vec::new(), runner)
+                (manifest, missing, runner)
             }
             (Some(bytes), _) => self.load_wasm(name, bytes, identity, limits, table).await?,
             (None, Source::Path { path }) => {
@@ -433,14 +453,12 @@ impl PluginHost {
             }
             (None, Source::BuiltIn) => return Err("nothing to load".into()),
         };
-        manifest::validate(&manifest)?;
         if !matches!(source, Source::BuiltIn) && manifest.name != name {
             return Err(format!(
                 "the plugin calls itself {:?} but is configured as {name:?}",
                 manifest.name
             ));
         }
-        let missing = registry::missing_grants(&manifest.capabilities, &imports, &grants);
         if !missing.is_empty() {
             let names: Vec<&str> = missing.iter().map(|c| c.as_str()).collect();
             return Err(format!(
@@ -460,9 +478,6 @@ impl PluginHost {
         limits: CallLimits,
         table: &PluginConfig,
     ) -> Result<(manifest::Manifest, Vec<manifest::Capability>, Runner), String> {
-        manifest::check_api_version(wasm)?;
-        let component = tokio::task::block_in_place(|| self.runtime.compile(name, wasm))
-            .map_err(|e| format!("not a valid component: {e:#}"))?;
         let mounts: Vec<Mount> = table
             .dirs
             .iter()
@@ -478,22 +493,13 @@ impl PluginHost {
                 tracing::warn!(plugin = name, dir = %mount.host.display(), "a configured directory does not exist; the plugin will not see it");
             }
         }
-        let prepared = self
+        let env = self.env(Arc::new(Registry::default()));
+        let (prepared, manifest) = self
             .runtime
-            .prepare(&component, identity, limits, mounts)
-            .map_err(|e| format!("does not fit the slashd:plugin world: {e:#}"))?;
-        let env = Arc::new(CallEnv {
-            services: self.services.clone(),
-            registry: Arc::new(Registry::default()),
-            counters: self.counters.clone(),
-        });
-        let manifest = self
-            .runtime
-            .manifest(&prepared, env)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        let imports = prepared.imports.clone();
-        Ok((manifest, imports, Runner::Wasm(Arc::new(prepared))))
+            .load(name, wasm, identity, limits, mounts, env)
+            .await?;
+        let missing = prepared.missing_grants(&manifest);
+        Ok((manifest, missing, Runner::Wasm(Arc::new(prepared))))
     }
 }
 

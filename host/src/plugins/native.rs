@@ -19,8 +19,10 @@ use std::sync::{Arc, LazyLock, Mutex};
 use serde_json::{json, Value};
 use slashd_plugin_api::native::{Buffer, HostTable, PluginVTable, ABI_VERSION, ENTRY_SYMBOL};
 
-use super::capabilities::{CallContext, CallEnv, PluginIdentity};
-use super::engine::{check_reply_size, CallError, CallInput, CallLimits, PluginReply, ReplyFormat};
+use super::call::{check_reply_size, CallError, CallInput, PluginReply, ReplyFormat};
+use super::capabilities::{CallEnv, PluginIdentity};
+use super::engine::CallLimits;
+use super::host_services::CallContext;
 use super::manifest::{self, Capability, Manifest};
 
 /// Libraries loaded so far, by canonical path: loaded once, never unloaded.

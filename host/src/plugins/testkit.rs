@@ -14,10 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::capabilities::{CallContext, CallEnv, PluginIdentity};
-use super::engine::{CallError, CallInput, CallLimits, Mount, PluginReply, Runtime};
+use super::call::{CallError, CallInput, PluginReply};
+use super::capabilities::{CallEnv, PluginIdentity};
+use super::engine::{CallLimits, Mount, Runtime};
 use super::fake_services::FakeServices;
 use super::grants::Grants;
+use super::host_services::CallContext;
+use super::jobs::Jobs;
 use super::manifest::{self, Capability, Manifest};
 use super::registry::{Counters, PluginEntry, PluginState, Registry, Source};
 use crate::auth::Role;
@@ -81,44 +84,37 @@ impl TesterBuilder {
         }
         let wasm = std::fs::read(&self.path)
             .with_context(|| format!("cannot read {}", self.path.display()))?;
-        manifest::check_api_version(&wasm).map_err(anyhow::Error::msg)?;
         let defaults = CommandsConfig::default();
         let runtime = Runtime::new(&defaults, None)?;
-        let component = runtime.compile("plugin-under-test", &wasm)?;
         let services = Arc::new(FakeServices::default());
         let counters = Arc::new(Counters::default());
-        let probe_identity = |grants: Grants| self.identity(grants, &defaults);
-        let limits = self.limits(&defaults);
+        let jobs = Arc::new(Jobs::default());
         let env_with = |registry: Arc<Registry>| {
             Arc::new(CallEnv {
                 services: services.clone(),
                 registry,
                 counters: counters.clone(),
+                jobs: jobs.clone(),
             })
         };
-        // Read the manifest first, then prepare again with the grants it asked for.
-        let first = runtime.prepare(
-            &component,
-            probe_identity(Grants::default()),
-            limits.clone(),
-            self.mounts.clone(),
-        )?;
-        let manifest = runtime
-            .manifest(&first, env_with(Arc::new(Registry::default())))
-            .await?;
-        manifest::validate(&manifest).map_err(anyhow::Error::msg)?;
+        // Read the manifest first, then give the plugin the grants it asked for.
+        let (first, manifest) = runtime
+            .load(
+                "plugin-under-test",
+                &wasm,
+                self.identity(Grants::default(), &defaults),
+                self.limits(&defaults),
+                self.mounts.clone(),
+                env_with(Arc::new(Registry::default())),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
         let grants = Grants::of(self.grants.as_deref().unwrap_or(&manifest.capabilities));
-        let missing =
-            super::registry::missing_grants(&manifest.capabilities, &first.imports, &grants);
+        let prepared = Arc::new(first.with_identity(self.identity(grants.clone(), &defaults)));
+        let missing = prepared.missing_grants(&manifest);
         if !missing.is_empty() {
             anyhow::bail!("the plugin needs capabilities that are not granted: {missing:?}");
         }
-        let prepared = Arc::new(runtime.prepare(
-            &component,
-            probe_identity(grants.clone()),
-            limits,
-            self.mounts,
-        )?);
         let registry = Arc::new(Registry::new(vec![PluginEntry {
             name: manifest.name.clone(),
             source: Source::Path {
@@ -142,13 +138,8 @@ impl TesterBuilder {
 
     fn identity(&self, grants: Grants, defaults: &CommandsConfig) -> Arc<PluginIdentity> {
         Arc::new(PluginIdentity {
-            name: "plugin-under-test".into(),
-            grants,
             settings: self.settings.clone(),
-            host_call_quota: defaults.host_call_quota,
-            kv_max_key_bytes: defaults.kv_max_key_bytes,
-            kv_max_value_bytes: defaults.kv_max_value_bytes,
-            kv_max_keys: defaults.kv_max_keys,
+            ..PluginIdentity::with_defaults("plugin-under-test", grants, defaults)
         })
     }
 
@@ -178,6 +169,7 @@ impl TesterBuilder {
                 services: services.clone(),
                 registry: Arc::new(Registry::default()),
                 counters: Arc::new(Counters::default()),
+                jobs: Arc::new(Jobs::default()),
             }),
             runtime: Runtime::new(&defaults, None)?,
             runner: super::Runner::Native {
@@ -254,6 +246,8 @@ impl PluginTester {
             session_title: "test session".into(),
             connection_id: "test-connection".into(),
             connected_at: "2026-01-01T00:00:00Z".into(),
+            invocation_id: crate::store::new_id(),
+            job: None,
         };
         let input = CallInput {
             command: command.name.clone(),

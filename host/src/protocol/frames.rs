@@ -39,6 +39,10 @@ pub enum ClientFrame {
         state: bool,
     },
     Ping {},
+    /// Cancel a running command (its invoker, or an admin).
+    Cancel {
+        invocation_id: String,
+    },
 }
 
 /// A frame that could not be decoded (a `bad_request`), with whatever `id` could be
@@ -188,6 +192,26 @@ pub enum ServerFrame<'a> {
         code: ErrorCode,
         message: &'a str,
     },
+    /// How a running command is going, to its session (not stored). `failed` carries no
+    /// reason: that goes to the invoker alone, as `error`.
+    CommandProgress {
+        session_id: &'a str,
+        invocation_id: &'a str,
+        command: &'a str,
+        text: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fraction: Option<f32>,
+        state: ProgressState,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressState {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
 }
 
 impl ServerFrame<'_> {

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     PluginFailed,
     PluginTimeout,
     AssistantFailed,
+    /// A running command was cancelled (to its invoker).
+    Cancelled,
     Internal,
 }
 

@@ -329,10 +329,35 @@ impl Connection {
                 content,
             } => self.post(&id, &session_id, &content).await,
             ClientFrame::Typing { session_id, state } => self.typing(&session_id, state).await,
+            ClientFrame::Cancel { invocation_id } => self.cancel(&invocation_id),
         };
         if let Err(err) = result {
             send_error(self.out(), &id, &err);
         }
+    }
+
+    /// Cancel a running command. The session hears `command_progress` `cancelled` when the
+    /// plugin has stopped; a canceller outside that session is answered at once.
+    fn cancel(&mut self, invocation_id: &str) -> Result<(), AppError> {
+        let job = self.state.commands.cancel(&self.principal, invocation_id)?;
+        let spec = &job.spec;
+        if !self
+            .state
+            .chat
+            .hub
+            .is_member(&spec.session_id, &self.handle.conn_id)
+        {
+            let frame = ServerFrame::CommandProgress {
+                session_id: &spec.session_id,
+                invocation_id: &spec.id,
+                command: &spec.command,
+                text: "",
+                fraction: None,
+                state: crate::protocol::frames::ProgressState::Cancelled,
+            };
+            self.out().push(frame.to_text());
+        }
+        Ok(())
     }
 
     async fn join(
@@ -522,8 +547,20 @@ impl Connection {
             Some(a) => serde_json::json!({ "command": a.command() }),
             None => serde_json::json!({}),
         };
+        // A command is a job from before its invocation is stored (and acked): whoever sees
+        // the invocation's id can cancel it.
+        let invocation_id = crate::store::new_id();
+        let running = match &approved {
+            Some(a) => Some(state.commands.begin(
+                a,
+                &self.principal,
+                session_id,
+                &invocation_id,
+            )?),
+            None => None,
+        };
         let new = NewMessage {
-            id: None,
+            id: approved.as_ref().map(|_| invocation_id.as_str()),
             session_id,
             role: MessageRole::User,
             user_id: Some(&self.principal.id),
@@ -544,8 +581,8 @@ impl Connection {
                 );
             })
             .await?;
-        match approved {
-            Some(approved) => {
+        match approved.zip(running) {
+            Some((approved, running)) => {
                 let session_title = match state.chat.store.session(session_id).await? {
                     Some(session) => session.title,
                     None => return Err(ChatError::NoSession.into()),
@@ -557,6 +594,7 @@ impl Connection {
                     session_id: session_id.to_string(),
                     session_title,
                     reply_to: message.id,
+                    running,
                     reply: Arc::new(Reply {
                         out: self.handle.out.clone(),
                         frame_id: id.clone(),

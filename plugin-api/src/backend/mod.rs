@@ -2,6 +2,8 @@
 //! in a native plugin.
 
 #[cfg(target_family = "wasm")]
+mod wasi_http;
+#[cfg(target_family = "wasm")]
 mod wasm;
 #[cfg(target_family = "wasm")]
 pub use wasm::*;

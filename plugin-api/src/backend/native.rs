@@ -31,15 +31,6 @@ fn call<T: DeserializeOwned>(request: Value) -> Result<T, String> {
     }
 }
 
-/// Capability checks in the host turn into errors; for calls that cannot report one, a
-/// refusal is a panic, which the export glue turns into `plugin_failed`.
-fn must<T>(result: Result<T, String>) -> T {
-    match result {
-        Ok(v) => v,
-        Err(e) => panic!("host call refused: {e}"),
-    }
-}
-
 pub fn log(level: &str, message: &str) {
     let _ = call::<Value>(json!({"op": "log", "level": level, "message": message}));
 }
@@ -60,18 +51,16 @@ pub fn kv_list_keys(prefix: &str) -> Result<Vec<String>, String> {
     call(json!({"op": "kv.list_keys", "prefix": prefix}))
 }
 
-pub fn config_get(key: &str) -> Option<String> {
-    must(call::<Option<String>>(
-        json!({"op": "config.get", "key": key}),
-    ))
+pub fn config_get(key: &str) -> Result<Option<String>, String> {
+    call::<Option<String>>(json!({"op": "config.get", "key": key}))
 }
 
-pub fn config_all() -> String {
-    must(call(json!({"op": "config.all"})))
+pub fn config_all() -> Result<String, String> {
+    call(json!({"op": "config.all"}))
 }
 
-pub fn commands_visible() -> Vec<CommandInfo> {
-    must(call(json!({"op": "commands.visible"})))
+pub fn commands_visible() -> Result<Vec<CommandInfo>, String> {
+    call(json!({"op": "commands.visible"}))
 }
 
 pub fn stats_get() -> Result<ServerStats, String> {
@@ -90,6 +79,35 @@ pub fn sessions_end_current() -> Result<(), String> {
     call::<Value>(json!({"op": "sessions.end_current"})).map(drop)
 }
 
-pub fn sessions_connection() -> ConnectionInfo {
-    must(call(json!({"op": "sessions.connection"})))
+pub fn sessions_connection() -> Result<ConnectionInfo, String> {
+    call(json!({"op": "sessions.connection"}))
+}
+
+const NOT_NATIVE: &str =
+    "not available to native plugins (they are trusted code: use your own means)";
+
+pub fn secrets_get(_name: &str) -> Result<Option<String>, String> {
+    Err(NOT_NATIVE.into())
+}
+
+pub fn progress_report(_text: &str, _fraction: Option<f32>) -> Result<(), String> {
+    Err(NOT_NATIVE.into())
+}
+
+pub fn progress_cancelled() -> Result<bool, String> {
+    Err(NOT_NATIVE.into())
+}
+
+pub fn jobs_list_mine() -> Result<Vec<crate::host::Job>, String> {
+    Err(NOT_NATIVE.into())
+}
+
+pub fn jobs_cancel(_id: &str) -> Result<(), String> {
+    Err(NOT_NATIVE.into())
+}
+
+pub fn http_send(
+    _request: crate::host::http::Request,
+) -> Result<crate::host::http::Response, String> {
+    Err(NOT_NATIVE.into())
 }

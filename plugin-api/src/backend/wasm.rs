@@ -2,7 +2,7 @@
 
 use crate::glue::role_from_wit;
 use crate::host::{
-    CommandInfo, ConnectionInfo, PluginStats, ServerStats, SessionDetail, SessionSummary,
+    CommandInfo, ConnectionInfo, Job, PluginStats, ServerStats, SessionDetail, SessionSummary,
 };
 use crate::wit::slashd::plugin as w;
 
@@ -32,16 +32,16 @@ pub fn kv_list_keys(prefix: &str) -> Result<Vec<String>, String> {
     w::kv::list_keys(prefix)
 }
 
-pub fn config_get(key: &str) -> Option<String> {
+pub fn config_get(key: &str) -> Result<Option<String>, String> {
     w::config::get(key)
 }
 
-pub fn config_all() -> String {
+pub fn config_all() -> Result<String, String> {
     w::config::all()
 }
 
-pub fn commands_visible() -> Vec<CommandInfo> {
-    w::commands::visible()
+pub fn commands_visible() -> Result<Vec<CommandInfo>, String> {
+    Ok(w::commands::visible()?
         .into_iter()
         .map(|c| CommandInfo {
             name: c.name,
@@ -51,7 +51,7 @@ pub fn commands_visible() -> Vec<CommandInfo> {
             min_role: role_from_wit(c.min_role),
             plugin: c.plugin,
         })
-        .collect()
+        .collect())
 }
 
 pub fn stats_get() -> Result<ServerStats, String> {
@@ -106,10 +106,44 @@ pub fn sessions_end_current() -> Result<(), String> {
     w::sessions::end_current()
 }
 
-pub fn sessions_connection() -> ConnectionInfo {
-    let c = w::sessions::connection();
-    ConnectionInfo {
+pub fn sessions_connection() -> Result<ConnectionInfo, String> {
+    let c = w::sessions::connection()?;
+    Ok(ConnectionInfo {
         id: c.id,
         connected_at: c.connected_at,
-    }
+    })
 }
+
+pub fn secrets_get(name: &str) -> Result<Option<String>, String> {
+    w::secrets::get(name)
+}
+
+pub fn progress_report(text: &str, fraction: Option<f32>) -> Result<(), String> {
+    w::progress::report(text, fraction)
+}
+
+pub fn progress_cancelled() -> Result<bool, String> {
+    w::progress::cancelled()
+}
+
+pub fn jobs_list_mine() -> Result<Vec<Job>, String> {
+    Ok(w::jobs::list_mine()?
+        .into_iter()
+        .map(|j| Job {
+            id: j.id,
+            command: j.command,
+            user_id: j.user_id,
+            user_name: j.user_name,
+            session_id: j.session_id,
+            started_at: j.started_at,
+            text: j.text,
+            fraction: j.fraction,
+        })
+        .collect())
+}
+
+pub fn jobs_cancel(id: &str) -> Result<(), String> {
+    w::jobs::cancel(id)
+}
+
+pub use super::wasi_http::send as http_send;

@@ -20,7 +20,7 @@ impl Plugin for Help {
 
     fn invoke(call: Invocation) -> Result<Reply, PluginError> {
         // `commands::visible` is filtered by the host with the same rule dispatch uses.
-        let visible = commands::visible();
+        let visible = commands::visible().map_err(PluginError::Failed)?;
         match call.args.as_slice() {
             [] => Ok(overview(&visible)),
             [name] => {

@@ -20,7 +20,7 @@ impl Plugin for Status {
             return Err(PluginError::Usage("/status".into()));
         }
         let session = sessions::current().map_err(PluginError::Failed)?;
-        let connection = sessions::connection();
+        let connection = sessions::connection().map_err(PluginError::Failed)?;
         let role = call.caller.role.as_str();
         let body = format!(
             "**Session** {title}\n\n\

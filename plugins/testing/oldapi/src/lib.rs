@@ -30,6 +30,21 @@ impl slashd_plugin_api::wit::Guest for Export {
     > {
         slashd_plugin_api::glue::invoke::<OldApi>(call)
     }
+
+    fn complete(
+        request: slashd_plugin_api::wit::slashd::plugin::types::CompletionRequest,
+    ) -> Vec<slashd_plugin_api::wit::slashd::plugin::types::Completion> {
+        slashd_plugin_api::glue::complete::<OldApi>(request)
+    }
+
+    fn on_action(
+        event: slashd_plugin_api::wit::slashd::plugin::types::ActionEvent,
+    ) -> Result<
+        slashd_plugin_api::wit::slashd::plugin::types::Reply,
+        slashd_plugin_api::wit::slashd::plugin::types::PluginError,
+    > {
+        slashd_plugin_api::glue::on_action::<OldApi>(event)
+    }
 }
 
 slashd_plugin_api::wit::__export_world!(Export with_types_in slashd_plugin_api::wit);

@@ -66,7 +66,7 @@ impl Plugin for Probe {
                 Some(bytes) => format!("value: {}", String::from_utf8_lossy(&bytes)),
                 None => "none".to_string(),
             })),
-            "probe-config" => Ok(Reply::plain(match config::get(&arg(0)?) {
+            "probe-config" => Ok(Reply::plain(match config::get(&arg(0)?).map_err(PluginError::Failed)? {
                 Some(value) => value.to_string(),
                 None => "unset".to_string(),
             })),
