@@ -20,7 +20,9 @@ mod ws;
 
 use clap::{Parser, Subcommand};
 
-use scenario::{all, cluster, durability, fanout, floor, hostile, idle, load, message, ping, soak};
+use scenario::{
+    all, cluster, durability, fanout, floor, hostile, idle, load, message, ping, soak, waiting,
+};
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +71,9 @@ enum Scenario {
     /// Normal users' round trips quiet, then while other clients run the hostile plugins
     /// (all at once, then each alone): the p99 ratios.
     Hostile(hostile::Args),
+    /// `/help` round trips quiet, then while --waiting commands wait on a slow HTTP
+    /// endpoint: the ratio (a waiting command holds no thread and no CPU).
+    Waiting(waiting::Args),
     /// Post with acks recorded, kill -9 the server mid-stream, restart it on the same
     /// database (--kills times), then check every acked message in the database. On
     /// SQLite, or on a fresh PostgreSQL database beside --database-url. Exits non-zero on
@@ -89,6 +94,7 @@ impl Scenario {
             Scenario::Load(args) => load::run(args).await,
             Scenario::Soak(args) => soak::run(args).await,
             Scenario::Hostile(args) => hostile::run(args).await,
+            Scenario::Waiting(args) => waiting::run(args).await,
             Scenario::Durability(args) => durability::run(args).await,
         }
     }

@@ -12,3 +12,4 @@ pub mod load;
 pub mod message;
 pub mod ping;
 pub mod soak;
+pub mod waiting;
