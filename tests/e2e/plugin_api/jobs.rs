@@ -258,6 +258,15 @@ async fn one_user_cannot_fill_every_job_slot() {
         refused["message"],
         "you have 2 commands running; wait for one to finish, or /cancel one"
     );
+    // At the limit, /jobs and /cancel still run: they are how to get out of it.
+    let listed = ws.command(&session, "/jobs").await;
+    assert_eq!(
+        listed["message"]["metadata"]["data"]["jobs"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
     // Someone else is not affected.
     let other = server.user("jo", "viewer").await;
     let (mut other_ws, other_session) = crate::support::joined(server, &other, "fine").await;
