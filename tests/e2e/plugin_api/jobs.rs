@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::{answers, frames_until, start_command, Reach};
+use crate::harness::Ws;
 use crate::support::{error_code, reply_text, usable, Shared};
 
 fn progress_of<'a>(frames: &'a [Value], id: &str) -> Vec<&'a Value> {
@@ -140,32 +141,35 @@ async fn jobs_and_cancel_are_commands_too() {
     assert_eq!(error_code(&nothing), "usage", "{nothing}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_spinning_call_is_cancelled_at_once() {
-    let reach = Reach::start(|s| s).await;
-    let server = &reach.server;
-    let user = server.user("eve", "viewer").await;
+/// Run `line` as a new user, let it get going, cancel it: the invoker must hear
+/// `cancelled` within 2 s. Returns the connection.
+async fn cancelled_at_once(server: &crate::harness::Server, name: &str, line: &str) -> Ws {
+    let user = server.user(name, "viewer").await;
     let (mut ws, session) = crate::support::joined(server, &user, "stop").await;
-    let id = start_command(&mut ws, &session, "/reach-spin").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = start_command(&mut ws, &session, line).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let asked = Instant::now();
     ws.send(json!({"type": "cancel", "invocation_id": id}))
         .await;
     let heard = frames_until(&mut ws, |f| f["type"] == "error").await;
-    assert_eq!(error_code(heard.last().unwrap()), "cancelled");
-    assert!(
-        asked.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        asked.elapsed()
-    );
+    assert_eq!(error_code(heard.last().unwrap()), "cancelled", "{line}");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(2), "{line}: {took:?}");
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_call_is_cancelled_at_once() {
+    let reach = Reach::start(|s| s).await;
+    let mut ws = cancelled_at_once(&reach.server, "eve", "/reach-spin").await;
     usable(&mut ws).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waiting_on_the_network_is_cancelled_at_once() {
     let reach = Reach::start(|s| s).await;
-    let world_slow = reach.world.url("/api/slow");
-    // The world's slow answer takes an hour; the plugin's timeout is 1 s, so raise it.
+    // The world's slow answer takes an hour; raise the request timeout (1 s) past the
+    // 2 s the cancel is given, so only the cancel can end the call in time.
     let server = &reach.server;
     server.edit_config(|c| c.replace("timeout_ms = 1000 }", "timeout_ms = 15000 }"));
     let admin = server.admin().await;
@@ -173,20 +177,8 @@ async fn a_call_waiting_on_the_network_is_cancelled_at_once() {
         .post("/admin/plugins/reload", &admin.token, json!({}))
         .await;
     assert!(status.is_success());
-    let user = server.user("fay", "viewer").await;
-    let (mut ws, session) = crate::support::joined(server, &user, "wait").await;
-    let id = start_command(&mut ws, &session, &format!("/reach-get {world_slow}")).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let asked = Instant::now();
-    ws.send(json!({"type": "cancel", "invocation_id": id}))
-        .await;
-    let heard = frames_until(&mut ws, |f| f["type"] == "error").await;
-    assert_eq!(error_code(heard.last().unwrap()), "cancelled");
-    assert!(
-        asked.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        asked.elapsed()
-    );
+    let line = format!("/reach-get {}", reach.world.url("/api/slow"));
+    cancelled_at_once(server, "fay", &line).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
