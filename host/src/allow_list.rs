@@ -44,10 +44,6 @@ impl AllowList {
             .map(AllowList)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The entry a request matches, or why none does.
     pub fn check(&self, target: &Target<'_>) -> Result<&AllowEntry, String> {
         if has_dot_segment(target.path) {

@@ -104,20 +104,6 @@ impl Capability {
         }
     }
 
-    /// The first API version that has this capability.
-    pub fn since(self) -> &'static str {
-        match self {
-            Capability::Commands
-            | Capability::Stats
-            | Capability::Sessions
-            | Capability::Kv
-            | Capability::Config => "0.1.0",
-            Capability::Http | Capability::Secrets | Capability::Progress | Capability::Jobs => {
-                "0.2.0"
-            }
-        }
-    }
-
     pub fn parse(name: &str) -> Option<Capability> {
         Capability::ALL.into_iter().find(|c| c.as_str() == name)
     }

@@ -60,7 +60,7 @@ impl RawReply {
             }
         };
         Ok(PluginReply {
-            body: secrets.redact(&self.body),
+            body: secrets.redact_owned(self.body),
             format: self.format,
             data,
             ephemeral: self.ephemeral,
@@ -93,8 +93,8 @@ impl CallError {
     /// The same error with the plugin's secrets hidden in its text.
     pub(super) fn redacted(self, secrets: &Secrets) -> CallError {
         match self {
-            CallError::Usage(t) => CallError::Usage(secrets.redact(&t)),
-            CallError::Failed(t) => CallError::Failed(secrets.redact(&t)),
+            CallError::Usage(t) => CallError::Usage(secrets.redact_owned(t)),
+            CallError::Failed(t) => CallError::Failed(secrets.redact_owned(t)),
             other => other,
         }
     }

@@ -14,7 +14,6 @@ use super::jobs::ProgressUpdate;
 pub struct FakeServices {
     kv: Mutex<HashMap<String, Vec<u8>>>,
     ended: Mutex<bool>,
-    progress: Mutex<Vec<ProgressUpdate>>,
 }
 
 impl FakeServices {
@@ -108,12 +107,7 @@ impl HostServices for FakeServices {
         Ok(keys)
     }
 
-    fn progress(&self, _ctx: &CallContext, _command: &str, update: &ProgressUpdate) {
-        self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(update.clone());
-    }
+    fn progress(&self, _ctx: &CallContext, _command: &str, _update: &ProgressUpdate) {}
 
     fn http_request(&self, _plugin: &str, _outcome: &str, _bytes: u64) {}
 }
@@ -125,14 +119,6 @@ impl FakeServices {
 
     pub fn seed_kv(&self, key: &str, value: &[u8]) {
         self.kv().insert(key.to_string(), value.to_vec());
-    }
-
-    /// The progress the plugin reported, in order.
-    pub fn progress_reports(&self) -> Vec<ProgressUpdate> {
-        self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Whether the plugin ended the (fake) session.

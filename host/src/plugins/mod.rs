@@ -2,7 +2,9 @@
 //!
 //! One module per concern: `manifest` (what a plugin declares), `wit` (the API versions,
 //! side by side: bindings and host functions of each), `engine` (wasmtime: compile, cache,
-//! instantiate, limits), `capabilities` (what every host function checks), `egress`
+//! instantiate, limits), `call` (a call's input and outcome, plain types),
+//! `host_services` (who calls, and the server's side of the capabilities),
+//! `capabilities` (what every host function checks), `egress`
 //! (outbound HTTP), `secrets`, `jobs` (running calls, cancellation), `registry` (plugins
 //! and the command table), `builtin` (embedded plugins). Generated wasm types stay inside
 //! `wit/`: [`PluginHost`] speaks only plain Rust types to the rest of the server.

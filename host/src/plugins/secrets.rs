@@ -76,6 +76,15 @@ impl Secrets {
         })
     }
 
+    /// [`Secrets::redact`] of an owned text: no copy when there is nothing to hide (the
+    /// usual case, on every reply).
+    pub fn redact_owned(&self, text: String) -> String {
+        if self.forms.is_empty() {
+            return text;
+        }
+        self.redact(&text)
+    }
+
     /// [`Secrets::redact`] inside every string of a JSON value.
     pub fn redact_json(&self, value: &mut serde_json::Value) {
         if self.forms.is_empty() {
