@@ -3,10 +3,14 @@
 //! quotes or backslashes splits into exactly its words (nothing is dropped — `#` included);
 //! `split_args` agrees with `shlex::split` wherever shell comments play no part; arguments
 //! quoted with shlex and joined split back to exactly the same arguments; and whatever
-//! `split_args` accepts re-joins to a line that splits the same way.
+//! `split_args` accepts re-joins to a line that splits the same way. Typed arguments
+//! (`protocol::args`) bind and find the cursor on any line without panicking, and the
+//! cursor is always a character boundary of the line.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use slashd::plugins::manifest::{ArgKind, ArgSpec};
+use slashd::protocol::args;
 use slashd::protocol::command_line::{split_args, split_command};
 
 fuzz_target!(|data: &[u8]| {
@@ -25,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
             // `rest` is a suffix of the line: what the plugin sees as the raw string.
             assert!(line.ends_with(rest));
             check(rest);
+            typed(rest);
         }
         None => assert!(!line.starts_with('/')),
     }
@@ -61,4 +66,25 @@ fn round_trip(args: &[String]) {
     let split =
         split_args(&joined).unwrap_or_else(|| panic!("quoted arguments {joined:?} did not split"));
     assert_eq!(split, args, "through {joined:?}");
+}
+
+/// Typed arguments of every kind, a rest among them.
+fn typed(raw: &str) {
+    let specs = [
+        ArgSpec::new("service", ArgKind::Text, "s").required(),
+        ArgSpec::new("env", ArgKind::Choice(vec!["a".into(), "b".into()]), "e").default("a"),
+        ArgSpec::new("n", ArgKind::Integer, "n").range(Some(1.0), Some(9.0)),
+        ArgSpec::new("x", ArgKind::Number, "x"),
+        ArgSpec::new("f", ArgKind::Boolean, "f"),
+        ArgSpec::new("d", ArgKind::Duration, "d"),
+        ArgSpec::new("u", ArgKind::User, "u"),
+        ArgSpec::new("note", ArgKind::Text, "r").rest(),
+    ];
+    let _ = args::bind(&specs, raw);
+    let cursor = args::cursor(&specs, raw);
+    assert!(
+        raw.is_char_boundary(cursor.from),
+        "{raw:?} at {}",
+        cursor.from
+    );
 }

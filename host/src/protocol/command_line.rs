@@ -18,28 +18,53 @@ pub fn split_command(content: &str) -> Option<(String, &str)> {
 /// line `/remind #ops deploy` means three arguments. `None` for an unbalanced quote or a
 /// trailing backslash.
 pub fn split_args(raw: &str) -> Option<Vec<String>> {
-    let mut args = Vec::new();
-    // The word being read; `Some("")` after `''`, so empty quotes make an empty argument.
-    let mut word: Option<String> = None;
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
+    Some(split_words(raw)?.into_iter().map(|w| w.text).collect())
+}
+
+/// One word of a line, as [`split_args`] reads it, and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    /// Unquoted.
+    pub text: String,
+    /// Byte offset in the line of the word's first character (a quote, if it starts with
+    /// one).
+    pub start: usize,
+}
+
+impl Word {
+    /// Typed as `--…` (not quoted): an option, for typed arguments.
+    pub fn is_option(&self, line: &str) -> bool {
+        line.get(self.start..).is_some_and(|s| s.starts_with("--"))
+    }
+}
+
+/// [`split_args`], keeping where each word starts (typed arguments need it: a `rest`
+/// argument takes the line verbatim from its first word, and completion replaces the word
+/// being typed).
+pub fn split_words(raw: &str) -> Option<Vec<Word>> {
+    let mut words = Vec::new();
+    // The word being read; `Some` with an empty text after `''`, so empty quotes make an
+    // empty argument.
+    let mut word: Option<Word> = None;
+    let mut chars = raw.char_indices();
+    while let Some((at, c)) = chars.next() {
         match c {
-            ' ' | '\t' | '\n' => args.extend(word.take()),
+            ' ' | '\t' | '\n' => words.extend(word.take()),
             '\'' => {
-                let word = word.get_or_insert_with(String::new);
+                let word = word_text(&mut word, at);
                 loop {
-                    match chars.next()? {
+                    match chars.next()?.1 {
                         '\'' => break,
                         c => word.push(c),
                     }
                 }
             }
             '"' => {
-                let word = word.get_or_insert_with(String::new);
+                let word = word_text(&mut word, at);
                 loop {
-                    match chars.next()? {
+                    match chars.next()?.1 {
                         '"' => break,
-                        '\\' => match chars.next()? {
+                        '\\' => match chars.next()?.1 {
                             c @ ('$' | '`' | '"' | '\\') => word.push(c),
                             '\n' => {}
                             c => {
@@ -52,17 +77,27 @@ pub fn split_args(raw: &str) -> Option<Vec<String>> {
                 }
             }
             '\\' => {
-                let next = chars.next()?;
-                let word = word.get_or_insert_with(String::new);
+                let next = chars.next()?.1;
+                let word = word_text(&mut word, at);
                 if next != '\n' {
                     word.push(next);
                 }
             }
-            c => word.get_or_insert_with(String::new).push(c),
+            c => word_text(&mut word, at).push(c),
         }
     }
-    args.extend(word);
-    Some(args)
+    words.extend(word);
+    Some(words)
+}
+
+/// The text of the word being read, which starts at `at` if this is its first character.
+fn word_text(word: &mut Option<Word>, at: usize) -> &mut String {
+    &mut word
+        .get_or_insert_with(|| Word {
+            text: String::new(),
+            start: at,
+        })
+        .text
 }
 
 #[cfg(test)]
@@ -138,6 +173,17 @@ mod tests {
         check(r#""a\""#, None);
         check(" x\\", None);
         check("\"x\\", None);
+    }
+
+    #[test]
+    fn words_know_where_they_start() {
+        let words = split_words(r#"ab "c d"  --e=f 'g'"#).unwrap();
+        let got: Vec<(&str, usize)> = words.iter().map(|w| (w.text.as_str(), w.start)).collect();
+        assert_eq!(got, [("ab", 0), ("c d", 3), ("--e=f", 10), ("g", 16)]);
+        let line = r#"--a "--b" x--"#;
+        let words = split_words(line).unwrap();
+        let options: Vec<bool> = words.iter().map(|w| w.is_option(line)).collect();
+        assert_eq!(options, [true, false, false]);
     }
 
     #[test]

@@ -43,6 +43,22 @@ pub enum ClientFrame {
     Cancel {
         invocation_id: String,
     },
+    /// Suggest how to go on with a half-typed line.
+    Complete {
+        session_id: String,
+        line: String,
+    },
+    /// Answer a `confirm_required`.
+    Confirm {
+        confirmation_id: String,
+        accept: bool,
+    },
+    /// Press a button (a reply action).
+    Action {
+        session_id: String,
+        message_id: String,
+        action_id: String,
+    },
 }
 
 /// A frame that could not be decoded (a `bad_request`), with whatever `id` could be
@@ -192,6 +208,28 @@ pub enum ServerFrame<'a> {
         code: ErrorCode,
         message: &'a str,
     },
+    /// The answer to `complete`: the items replace the line from character `from` on.
+    Completions {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: &'a FrameId,
+        items: &'a [slashd_plugin_api::Completion],
+        from: usize,
+    },
+    /// The invoker must confirm before anything is stored or run.
+    ConfirmRequired {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: &'a FrameId,
+        confirmation_id: &'a str,
+        prompt: &'a str,
+        #[serde(serialize_with = "crate::time_fmt::serialize")]
+        expires_at: i64,
+    },
+    /// A confirmation was declined or expired: nothing happened.
+    Cancelled {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: &'a FrameId,
+        confirmation_id: &'a str,
+    },
     /// How a running command is going, to its session (not stored). `failed` carries no
     /// reason: that goes to the invoker alone, as `error`.
     CommandProgress {
@@ -304,6 +342,21 @@ mod tests {
             r#"{"type":"typing","session_id":"s","state":true}"#,
             Ok((NO_ID, r#"Typing { session_id: "s", state: true }"#)),
         );
+        check(
+            r#"{"type":"complete","session_id":"s","line":"/de","id":4}"#,
+            Ok((id(4), r#"Complete { session_id: "s", line: "/de" }"#)),
+        );
+        check(
+            r#"{"type":"confirm","confirmation_id":"c","accept":false}"#,
+            Ok((NO_ID, r#"Confirm { confirmation_id: "c", accept: false }"#)),
+        );
+        check(
+            r#"{"type":"action","session_id":"s","message_id":"m","action_id":"a"}"#,
+            Ok((
+                NO_ID,
+                r#"Action { session_id: "s", message_id: "m", action_id: "a" }"#,
+            )),
+        );
         // Decoding only checks shapes: what a value means is the connection's to refuse
         // (a negative `since_seq`, a session id that is not a UUID, an empty content, a
         // second `auth`).
@@ -349,7 +402,8 @@ mod tests {
 
     #[test]
     fn refuses_unknown_or_missing_types_echoing_the_id() {
-        let variants = "expected one of `auth`, `join`, `leave`, `message`, `typing`, `ping`";
+        let variants = "expected one of `auth`, `join`, `leave`, `message`, `typing`, `ping`, \
+                        `cancel`, `complete`, `confirm`, `action`";
         check(r#"{"type":"warp","id":"u1"}"#, Err((id("u1"), variants)));
         check(
             r#"{"type":"warp","id":"a"}"#,
@@ -393,6 +447,18 @@ mod tests {
         check(
             r#"{"type":"leave","id":"m5"}"#,
             Err((id("m5"), "missing field `session_id`")),
+        );
+        check(
+            r#"{"type":"confirm","confirmation_id":"c","id":"m6"}"#,
+            Err((id("m6"), "missing field `accept`")),
+        );
+        check(
+            r#"{"type":"action","session_id":"s","message_id":"m","id":"m7"}"#,
+            Err((id("m7"), "missing field `action_id`")),
+        );
+        check(
+            r#"{"type":"confirm","confirmation_id":"c","accept":"yes","id":"m8"}"#,
+            Err((id("m8"), "invalid type: string \"yes\", expected a boolean")),
         );
         // Extra.
         check(

@@ -3,6 +3,7 @@
 //! wire (in frames and REST bodies alike), `command_line` how a `/command` line splits, and
 //! [`ErrorCode`] the codes every refusal carries.
 
+pub mod args;
 pub mod command_line;
 pub mod frames;
 pub mod message;
