@@ -281,6 +281,9 @@ async fn plugin_check(config: &Config, path: &Path) -> anyhow::Result<()> {
         };
         println!("  /{}{aliases}  [{}]  {}", c.name, c.min_role, c.summary);
         println!("      usage: {}", c.usage);
+        if let Some(prompt) = &c.confirm {
+            println!("      asks first: {prompt}");
+        }
     }
     let asked: Vec<&str> = m.capabilities.iter().map(|c| c.as_str()).collect();
     println!(

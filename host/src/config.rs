@@ -312,6 +312,16 @@ pub struct CommandsConfig {
     /// Commands one user may have running at once on this node; more are refused
     /// (`rate_limited`), so no one user fills `max_jobs`.
     pub max_running_per_user: usize,
+    /// Sustained `complete` frames per second per user, and the burst above it (the page
+    /// asks as the user types; a plugin's `complete` may run for each).
+    pub complete_rate_per_sec: f64,
+    pub complete_burst: f64,
+    /// How long a plugin's `complete` may take.
+    #[serde(with = "humantime_serde")]
+    pub complete_timeout: Duration,
+    /// How long a command or button that asks for confirmation waits for the answer.
+    #[serde(with = "humantime_serde")]
+    pub confirm_timeout: Duration,
 }
 
 impl Default for CommandsConfig {
@@ -332,6 +342,10 @@ impl Default for CommandsConfig {
             max_timeout: Duration::from_secs(15 * 60),
             max_jobs: 256,
             max_running_per_user: 8,
+            complete_rate_per_sec: 10.0,
+            complete_burst: 20.0,
+            complete_timeout: Duration::from_millis(200),
+            confirm_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -608,6 +622,13 @@ impl Config {
         }
         if c.audit_retention.is_zero() {
             bail!("commands.audit_retention must be positive");
+        }
+        if c.complete_rate_per_sec <= 0.0
+            || c.complete_burst < 1.0
+            || c.complete_timeout.is_zero()
+            || c.confirm_timeout.is_zero()
+        {
+            bail!("commands.complete_rate_per_sec, complete_burst, complete_timeout and confirm_timeout must be positive");
         }
         if c.max_jobs < c.max_concurrent || c.max_timeout.is_zero() || c.max_running_per_user == 0 {
             bail!("commands.max_jobs must be at least max_concurrent; max_timeout and max_running_per_user positive");

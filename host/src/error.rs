@@ -140,7 +140,10 @@ impl From<CommandError> for AppError {
             CommandError::Failed(m) => AppError::PluginFailed(m),
             CommandError::Timeout(m) => AppError::PluginTimeout(m),
             CommandError::Cancelled(m) => AppError::Cancelled(m),
-            CommandError::NoSuchJob(m) => AppError::NotFound(m),
+            CommandError::NoSuchJob(m) | CommandError::NoSuchAction(m) => AppError::NotFound(m),
+            CommandError::NoSuchConfirmation => AppError::NotFound(err.to_string()),
+            CommandError::AlreadyUsed => AppError::Conflict(err.to_string()),
+            CommandError::TooManyConfirmations => AppError::RateLimited(err.to_string()),
             CommandError::Chat(e) => e.into(),
         }
     }
@@ -277,6 +280,30 @@ mod tests {
             404,
             NotFound,
             "no running command has id x",
+        );
+        check(
+            CommandError::NoSuchAction("no such button".into()),
+            404,
+            NotFound,
+            "no such button",
+        );
+        check(
+            CommandError::AlreadyUsed,
+            409,
+            BadRequest,
+            "this button was already used",
+        );
+        check(
+            CommandError::NoSuchConfirmation,
+            404,
+            NotFound,
+            "no such confirmation (it may have expired)",
+        );
+        check(
+            CommandError::TooManyConfirmations,
+            429,
+            RateLimited,
+            "too many confirmations waiting; answer one first",
         );
         check(
             CommandError::Chat(ChatError::Ended),

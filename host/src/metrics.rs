@@ -55,6 +55,7 @@ pub const LIMITS: &[&str] = &[
     "login_per_user",
     "login_queue",
     "cluster_event_rejected",
+    "completions_per_user",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -10,8 +10,16 @@
 //!
 //! Every invocation, allowed or denied, gets one audit row and one structured log line.
 
+mod complete;
+mod confirm;
+mod press;
 mod services;
+mod typed;
 
+pub use complete::{Completions, Place};
+use confirm::Confirmations;
+pub use confirm::{Asked, Pending};
+pub use press::{Press, PressCall, Pressed};
 pub use services::ServerServices;
 
 use std::sync::Arc;
@@ -64,6 +72,20 @@ pub enum CommandError {
     /// A `cancel` named no running command.
     #[error("{0}")]
     NoSuchJob(String),
+    /// A pressed button, or the message that should carry it, is not there (or not
+    /// visible: the two are never told apart).
+    #[error("{0}")]
+    NoSuchAction(String),
+    /// A `once` button was pressed already.
+    #[error("this button was already used")]
+    AlreadyUsed,
+    /// A `confirm` named no confirmation waiting for this user (never asked, answered,
+    /// expired, or someone else's).
+    #[error("no such confirmation (it may have expired)")]
+    NoSuchConfirmation,
+    /// The user has as many confirmations waiting as they may.
+    #[error("too many confirmations waiting; answer one first")]
+    TooManyConfirmations,
     /// Storing the invocation or the reply failed.
     #[error(transparent)]
     Chat(#[from] ChatError),
@@ -79,7 +101,11 @@ impl CommandError {
             CommandError::RateLimited | CommandError::TooManyRunning(_) => "rate_limited",
             CommandError::Timeout(_) => "timeout",
             CommandError::Cancelled(_) => "cancelled",
-            CommandError::NoSuchJob(_) => "not_found",
+            CommandError::NoSuchJob(_)
+            | CommandError::NoSuchAction(_)
+            | CommandError::NoSuchConfirmation => "not_found",
+            CommandError::AlreadyUsed => "already_used",
+            CommandError::TooManyConfirmations => "rate_limited",
             CommandError::NotACommand | CommandError::Failed(_) | CommandError::Chat(_) => "failed",
         }
     }
@@ -98,11 +124,18 @@ pub struct Approved {
     route: Route,
     args: Vec<String>,
     raw_args: String,
+    /// Typed values, when the command declares `args`.
+    values: Vec<slashd_plugin_api::NamedValue>,
 }
 
 impl Approved {
     pub fn command(&self) -> &str {
         &self.route.command.name
+    }
+
+    /// The prompt the invoker must accept before the command runs, if it has one.
+    pub fn confirm(&self) -> Option<&str> {
+        self.route.command.confirm.as_deref()
     }
 }
 
@@ -127,7 +160,13 @@ pub struct Commands {
     chat: Chat,
     plugins: Arc<PluginHost>,
     limiter: KeyedBuckets,
+    /// `complete` frames per user.
+    complete_limiter: KeyedBuckets,
+    complete_timeout: std::time::Duration,
     max_running_per_user: usize,
+    /// Commands and button presses waiting for their invoker to confirm.
+    confirmations: Confirmations,
+    confirm_timeout: std::time::Duration,
     /// Running commands, awaited on shutdown.
     tasks: TaskTracker,
 }
@@ -143,7 +182,14 @@ impl Commands {
             chat,
             plugins,
             limiter: KeyedBuckets::new(config.rate_burst, config.rate_per_sec),
+            complete_limiter: KeyedBuckets::new(
+                config.complete_burst,
+                config.complete_rate_per_sec,
+            ),
+            complete_timeout: config.complete_timeout,
             max_running_per_user: config.max_running_per_user,
+            confirmations: Confirmations::default(),
+            confirm_timeout: config.confirm_timeout,
             tasks,
         }
     }
@@ -169,7 +215,11 @@ impl Commands {
         }
         // What the log and the audit keep of a name nobody registered: a bounded prefix.
         let name = cut(&name, MAX_LOGGED_NAME_CHARS);
-        let err = match self.check(caller, &name, raw_args) {
+        let checked = match self.check(caller, &name, raw_args) {
+            Ok(approved) => self.bind_typed(caller, session_id, approved).await,
+            Err(err) => Err(err),
+        };
+        let err = match checked {
             Ok(approved) => return Ok(approved),
             Err(err) => err,
         };
@@ -230,7 +280,7 @@ impl Commands {
         }
         let Some(args) = parse::split_args(raw_args) else {
             return Err(CommandError::Usage(format!(
-                "unbalanced quotes; usage: {}",
+                "usage: unbalanced quotes; {}",
                 route.command.usage
             )));
         };
@@ -238,7 +288,33 @@ impl Commands {
             route: route.clone(),
             args,
             raw_args: raw_args.to_string(),
+            values: Vec::new(),
         })
+    }
+
+    /// A typed command's arguments, bound and checked against its declaration, `user` and
+    /// `session` ones resolved to what the caller may see — before anything is stored.
+    async fn bind_typed(
+        &self,
+        caller: &Principal,
+        session_id: &str,
+        mut approved: Approved,
+    ) -> Result<Approved, CommandError> {
+        let Some(specs) = &approved.route.command.args else {
+            return Ok(approved);
+        };
+        let usage = |e: &dyn std::fmt::Display| {
+            CommandError::Usage(format!("usage: {e}; {}", approved.route.command.usage))
+        };
+        let bound =
+            crate::protocol::args::bind(specs, &approved.raw_args).map_err(|e| usage(&e))?;
+        approved.values = typed::resolve(&self.chat, caller, session_id, bound)
+            .await
+            .map_err(|e| match e {
+                typed::ResolveError::Usage(text) => usage(&text),
+                typed::ResolveError::Chat(e) => CommandError::Chat(e),
+            })?;
+        Ok(approved)
     }
 
     /// Register an approved command as a job under the id its invocation message will be
@@ -299,6 +375,7 @@ impl Commands {
             command: route.command.name.clone(),
             args,
             raw_args: call.approved.raw_args.clone(),
+            values: std::mem::take(&mut call.approved.values),
         };
         let result = self
             .plugins
@@ -319,20 +396,13 @@ impl Commands {
         call.running.finish();
         let outcome = match result {
             Ok(reply) => {
-                self.deliver(&call, reply, duration_ms).await;
+                let metadata = reply_metadata(route, &reply, duration_ms, &call.reply_to);
+                self.deliver(route, &call.session_id, metadata, reply, &*call.reply)
+                    .await;
                 "ok"
             }
             Err(err) => {
-                let err = match err {
-                    CallError::Usage(text) => CommandError::Usage(usage_text(&text, route)),
-                    CallError::Failed(text) => {
-                        CommandError::Failed(format!("/{command} failed: {text}"))
-                    }
-                    e @ CallError::Timeout(_) => CommandError::Timeout(format!("/{command}: {e}")),
-                    CallError::Cancelled(why) => {
-                        CommandError::Cancelled(format!("/{command}: {why}"))
-                    }
-                };
+                let err = call_error(err, route);
                 let outcome = err.outcome();
                 call.reply.error(err);
                 outcome
@@ -363,24 +433,38 @@ impl Commands {
     }
 
     /// Store and broadcast the reply as a `command` message — or, if ephemeral, send it to
-    /// the invoker alone, unstored.
-    async fn deliver(&self, call: &Invocation, reply: PluginReply, duration_ms: i64) {
-        let route = &call.approved.route;
-        let mut metadata = json!({
-            "command": route.command.name,
-            "plugin": route.plugin.name,
-            "status": "ok",
-            "duration_ms": duration_ms,
-            "format": reply.format.as_str(),
-            "reply_to": call.reply_to,
-        });
-        if let Some(data) = reply.data {
+    /// the invoker alone, unstored. Its buttons go into the stored `metadata.actions`, each
+    /// at least the command's role; an ephemeral reply's are dropped (they could never be
+    /// pressed: nothing stores them).
+    async fn deliver(
+        &self,
+        route: &Route,
+        session_id: &str,
+        mut metadata: Value,
+        mut reply: PluginReply,
+        sink: &dyn ReplySink,
+    ) {
+        if let Some(data) = reply.data.take() {
             metadata["data"] = data;
+        }
+        if !reply.actions.is_empty() && reply.ephemeral {
+            tracing::warn!(
+                target: "slashd::plugin",
+                plugin = route.plugin.name.as_str(),
+                command = route.command.name.as_str(),
+                actions = reply.actions.len(),
+                "an ephemeral reply's buttons were dropped (only stored replies carry them)"
+            );
+        } else if !reply.actions.is_empty() {
+            for action in &mut reply.actions {
+                action.min_role = action.min_role.max(route.min_role);
+            }
+            metadata["actions"] = serde_json::to_value(&reply.actions).unwrap_or_default();
         }
         if !reply.ephemeral {
             let new = NewMessage {
                 id: None,
-                session_id: &call.session_id,
+                session_id,
                 role: MessageRole::Command,
                 user_id: None,
                 content: &reply.body,
@@ -391,16 +475,16 @@ impl Commands {
                 // The command ended its own session (`/clear`): the invoker still gets the
                 // answer, as an ephemeral one.
                 Err(ChatError::Ended) => {}
-                Err(err) => return call.reply.error(err.into()),
+                Err(err) => return sink.error(err.into()),
             }
         }
         metadata["ephemeral"] = Value::Bool(true);
         let id = crate::store::new_id();
         let frame = ServerFrame::Message {
-            session_id: &call.session_id,
+            session_id,
             message: WireMessage {
                 id: &id,
-                session_id: &call.session_id,
+                session_id,
                 seq: None,
                 role: MessageRole::Command,
                 user_id: None,
@@ -409,7 +493,7 @@ impl Commands {
                 created_at: now_ms(),
             },
         };
-        call.reply.send(frame.to_text());
+        sink.send(frame.to_text());
     }
 
     /// The last `command_progress` of a command that reported progress or was cancelled:
@@ -481,8 +565,31 @@ pub fn broadcast_progress(
     chat.hub.broadcast(&job.session_id, frame.to_text(), None);
 }
 
+/// What a reply's message says about how it came.
+fn reply_metadata(route: &Route, reply: &PluginReply, duration_ms: i64, reply_to: &str) -> Value {
+    json!({
+        "command": route.command.name,
+        "plugin": route.plugin.name,
+        "status": "ok",
+        "duration_ms": duration_ms,
+        "format": reply.format.as_str(),
+        "reply_to": reply_to,
+    })
+}
+
+/// A failed plugin call, as the invoker hears of it.
+fn call_error(err: CallError, route: &Route) -> CommandError {
+    let command = &route.command.name;
+    match err {
+        CallError::Usage(text) => CommandError::Usage(usage_text(&text, route)),
+        CallError::Failed(text) => CommandError::Failed(format!("/{command} failed: {text}")),
+        e @ CallError::Timeout(_) => CommandError::Timeout(format!("/{command}: {e}")),
+        CallError::Cancelled(why) => CommandError::Cancelled(format!("/{command}: {why}")),
+    }
+}
+
 /// A reply the store can hold on both databases (see `store::nul`).
-fn storable(reply: PluginReply) -> Result<PluginReply, CallError> {
+pub(crate) fn storable(reply: PluginReply) -> Result<PluginReply, CallError> {
     if reply.body.contains('\0') || reply.data.as_ref().is_some_and(nul::in_json) {
         return Err(CallError::Failed("the reply contains U+0000 (NUL)".into()));
     }

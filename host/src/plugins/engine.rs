@@ -23,13 +23,16 @@ use wasmtime::{
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::call::{CallError, CallInput, PluginReply};
+use super::call::{
+    check_completions, ActionInput, CallError, CallInput, CompleteInput, PluginReply,
+};
 use super::capabilities::{CallEnv, CallState, Output, PluginIdentity, Sandbox};
 use super::egress::{CpuSlot, Egress};
 use super::host_services::CallContext;
 use super::manifest::{Capability, Manifest};
 use super::wit::{self, ApiVersion, Pre};
 use crate::config::{CommandsConfig, MAX_PLUGIN_MEMORY_MB};
+use slashd_plugin_api::Completion;
 
 /// How often the epoch advances; a running plugin yields to tokio this often. It bounds how
 /// long a spinning plugin holds one of the runtime's workers: with 10 ms, a few spinners
@@ -247,8 +250,7 @@ impl Runtime {
             .manifest(&prepared, env)
             .await
             .map_err(|e| one_line(&e))?;
-        super::manifest::validate(&manifest)?;
-        Ok((prepared, manifest))
+        Ok((prepared, super::manifest::accept(manifest)?))
     }
 
     /// Every import of a component, by name (WASI interfaces and slashd capabilities).
@@ -310,7 +312,7 @@ impl Runtime {
     pub async fn manifest(&self, plugin: &Prepared, env: Arc<CallEnv>) -> anyhow::Result<Manifest> {
         let pre = plugin.pre.clone();
         let outcome = self
-            .run(plugin, env, None, move |store| {
+            .run(plugin, env, None, plugin.limits.timeout, move |store| {
                 Box::pin(async move { pre.manifest(store).await })
             })
             .await;
@@ -331,9 +333,60 @@ impl Runtime {
         let pre = plugin.pre.clone();
         let call_ctx = ctx.clone();
         let result = self
-            .run(plugin, env, Some(ctx), move |store| {
-                Box::pin(async move { pre.invoke(store, &call_ctx, input).await })
+            .run(
+                plugin,
+                env,
+                Some(ctx),
+                plugin.limits.timeout,
+                move |store| Box::pin(async move { pre.invoke(store, &call_ctx, input).await }),
+            )
+            .await;
+        let identity = &plugin.identity;
+        match result {
+            Ok(Ok(raw)) => raw.check(&identity.secrets, plugin.limits.max_reply_bytes),
+            Ok(Err(e)) | Err(e) => Err(e.redacted(&identity.secrets)),
+        }
+    }
+
+    /// A `complete` call: fresh instance, `deadline` (shorter than a command's), checked
+    /// items.
+    pub async fn complete(
+        &self,
+        plugin: &Prepared,
+        env: Arc<CallEnv>,
+        ctx: CallContext,
+        input: CompleteInput,
+        deadline: Duration,
+    ) -> Result<Vec<Completion>, CallError> {
+        let pre = plugin.pre.clone();
+        let call_ctx = ctx.clone();
+        let timeout = deadline.min(plugin.limits.timeout);
+        let items = self
+            .run(plugin, env, Some(ctx), timeout, move |store| {
+                Box::pin(async move { pre.complete(store, &call_ctx, input).await })
             })
+            .await?;
+        Ok(check_completions(items, &plugin.identity.secrets))
+    }
+
+    /// An `on-action` call: as an invocation, with the plugin's own limits.
+    pub async fn on_action(
+        &self,
+        plugin: &Prepared,
+        env: Arc<CallEnv>,
+        ctx: CallContext,
+        input: ActionInput,
+    ) -> Result<PluginReply, CallError> {
+        let pre = plugin.pre.clone();
+        let call_ctx = ctx.clone();
+        let result = self
+            .run(
+                plugin,
+                env,
+                Some(ctx),
+                plugin.limits.timeout,
+                move |store| Box::pin(async move { pre.on_action(store, &call_ctx, input).await }),
+            )
             .await;
         let identity = &plugin.identity;
         match result {
@@ -347,6 +400,7 @@ impl Runtime {
         plugin: &Prepared,
         env: Arc<CallEnv>,
         ctx: Option<CallContext>,
+        timeout: Duration,
         call: impl for<'a> FnOnce(
                 &'a mut Store<CallState>,
             ) -> std::pin::Pin<
@@ -354,7 +408,6 @@ impl Runtime {
             > + Send
             + 'static,
     ) -> Result<R, CallError> {
-        let timeout = plugin.limits.timeout;
         let started = Instant::now();
         let job = ctx.as_ref().and_then(|c| c.job.clone());
         // Waiting for a slot and a permit counts against the deadline too.

@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use crate::protocol::args;
+
 /// One command of a manifest (the SDK's `Command`).
 pub use slashd_plugin_api::Command as CommandSpec;
 /// What a plugin declares is the SDK's own type: one definition for authors and the host.
@@ -52,23 +54,50 @@ pub fn validate(manifest: &Manifest) -> Result<(), String> {
         if c.summary.chars().count() > MAX_TEXT || c.usage.chars().count() > MAX_TEXT {
             return Err(format!("summary or usage of /{} is too long", c.name));
         }
-        // Part 2 of plugin API 0.2.0 (typed arguments, confirmation) is declared in the WIT
-        // but not run yet: refuse rather than run a command unchecked.
-        if c.args.is_some() || c.confirm.is_some() {
-            return Err(format!(
-                "/{} declares typed `args` or `confirm`, which this slashd does not run yet \
-                 (plugin API 0.2.0 part 2); leave them unset",
-                c.name
-            ));
+        if let Some(args) = &c.args {
+            args::validate(args).map_err(|e| format!("/{} {e}", c.name))?;
+        }
+        if let Some(prompt) = &c.confirm {
+            if prompt.trim().is_empty() || prompt.chars().count() > MAX_TEXT {
+                return Err(format!(
+                    "the confirm prompt of /{} is empty or too long",
+                    c.name
+                ));
+            }
         }
     }
     Ok(())
+}
+
+/// [`validate`], then what the host derives from a valid manifest: a command with typed
+/// `args` gets the usage line generated from them (whatever the plugin wrote).
+pub fn accept(mut manifest: Manifest) -> Result<Manifest, String> {
+    validate(&manifest)?;
+    for c in &mut manifest.commands {
+        if let Some(specs) = &c.args {
+            c.usage = args::usage(&c.name, specs);
+        }
+    }
+    Ok(manifest)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use slashd_plugin_api::Role;
+
+    #[test]
+    fn typed_commands_get_a_generated_usage() {
+        let m = Manifest::new("p", "1").command(
+            CommandSpec::new("deploy", "d")
+                .usage("/deploy whatever")
+                .arg(ArgSpec::new("service", ArgKind::Text, "s").required()),
+        );
+        let m = accept(m).unwrap();
+        assert_eq!(m.commands[0].usage, "/deploy <service>");
+        let untyped = Manifest::new("p", "1").command(CommandSpec::new("x", "x").usage("/x A"));
+        assert_eq!(accept(untyped).unwrap().commands[0].usage, "/x A");
+    }
 
     #[test]
     fn names() {
@@ -156,19 +185,18 @@ mod tests {
             Err("summary or usage of /long is too long"),
         );
         check(one(CommandSpec::new("edge", &"é".repeat(200))), Ok(()));
-        let later =
-            "which this slashd does not run yet (plugin API 0.2.0 part 2); leave them unset";
         check(
             one(cmd("deploy").arg(ArgSpec::new("service", ArgKind::Text, "what"))),
-            Err(&format!(
-                "/deploy declares typed `args` or `confirm`, {later}"
-            )),
+            Ok(()),
         );
         check(
-            one(cmd("nuke").confirm("Really?")),
-            Err(&format!(
-                "/nuke declares typed `args` or `confirm`, {later}"
-            )),
+            one(cmd("deploy").arg(ArgSpec::new("Service", ArgKind::Text, "what"))),
+            Err("/deploy invalid argument name \"Service\""),
+        );
+        check(one(cmd("nuke").confirm("Really?")), Ok(()));
+        check(
+            one(cmd("nuke").confirm(" ")),
+            Err("the confirm prompt of /nuke is empty or too long"),
         );
     }
 }

@@ -33,7 +33,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-pub use call::{CallError, CallInput, PluginReply, ReplyFormat};
+pub use call::{ActionInput, CallError, CallInput, CompleteInput, PluginReply, ReplyFormat};
 pub use grants::Grants;
 pub use host_services::{CallContext, HostServices};
 pub use jobs::{Job, JobGuard, JobSpec, Jobs, ProgressUpdate};
@@ -191,6 +191,50 @@ impl PluginHost {
                     .await
             }
         };
+        counters.record(started.elapsed());
+        if matches!(result, Err(CallError::Failed(_) | CallError::Timeout(_))) {
+            counters.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Ask a plugin to complete one argument, within `deadline`. Native plugins have no
+    /// `complete` (none).
+    pub async fn complete(
+        &self,
+        route: &Route,
+        ctx: CallContext,
+        input: CompleteInput,
+        deadline: Duration,
+    ) -> Result<Vec<slashd_plugin_api::Completion>, CallError> {
+        match &route.plugin.runner {
+            Some(Runner::Wasm(prepared)) => {
+                let env = self.env(self.registry());
+                self.runtime
+                    .complete(prepared, env, ctx, input, deadline)
+                    .await
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Run a plugin's `on-action` for a pressed button (counted as a call).
+    pub async fn on_action(
+        &self,
+        route: &Route,
+        ctx: CallContext,
+        input: ActionInput,
+    ) -> Result<PluginReply, CallError> {
+        let Some(Runner::Wasm(prepared)) = route.plugin.runner.clone() else {
+            return Err(CallError::Failed(
+                "this plugin takes no button presses".into(),
+            ));
+        };
+        let counters = self.counters.of(&route.plugin.name);
+        counters.calls.fetch_add(1, Ordering::Relaxed);
+        let env = self.env(self.registry());
+        let started = Instant::now();
+        let result = self.runtime.on_action(&prepared, env, ctx, input).await;
         counters.record(started.elapsed());
         if matches!(result, Err(CallError::Failed(_) | CallError::Timeout(_))) {
             counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -437,8 +481,7 @@ impl PluginHost {
         let (manifest, missing, runner) = match (embedded, source) {
             (None, Source::Native { path }) => {
                 let plugin = tokio::task::block_in_place(|| NativePlugin::load(path))?;
-                let manifest = plugin.manifest()?;
-                manifest::validate(&manifest)?;
+                let manifest = manifest::accept(plugin.manifest()?)?;
                 let missing = registry::missing_grants(&manifest.capabilities, &[], &grants);
                 let runner = Runner::Native {
                     plugin: Arc::new(plugin),

@@ -103,6 +103,8 @@ impl NativePlugin {
             "command": input.command,
             "args": input.args,
             "raw_args": input.raw_args,
+            "id": ctx.invocation_id,
+            "values": input.values,
             "caller": {"id": ctx.user_id, "name": ctx.user_name, "role": ctx.role.as_str()},
             "session": {"id": ctx.session_id, "title": ctx.session_title},
             "connection_id": ctx.connection_id,
@@ -173,6 +175,8 @@ fn answer_from_json(bytes: &[u8], max_reply_bytes: usize) -> Result<PluginReply,
         },
         data: reply.data,
         ephemeral: reply.ephemeral,
+        // The native ABI has no `on-action`: a button could never be pressed.
+        actions: Vec::new(),
     })
 }
 

@@ -73,6 +73,14 @@ pub struct CommandInfo {
     pub usage: String,
     pub min_role: Role,
     pub plugin: String,
+    /// Typed arguments (`name`, `kind`, `choices` for a choice, `summary`, `required`,
+    /// `default`, `rest`, `completes`, `min`, `max`); absent for an untyped command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub args: Option<Vec<slashd_plugin_api::ArgSpec>>,
+    /// The prompt the invoker must confirm before the command runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
 }
 
 /// The one authorization rule for commands.
@@ -161,6 +169,8 @@ impl Registry {
                 usage: route.command.usage.clone(),
                 min_role: route.min_role,
                 plugin: route.plugin.name.clone(),
+                args: route.command.args.clone(),
+                confirm: route.command.confirm.clone(),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

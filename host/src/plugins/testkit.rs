@@ -155,7 +155,7 @@ impl TesterBuilder {
         let defaults = CommandsConfig::default();
         let plugin = super::native::NativePlugin::load(&self.path).map_err(anyhow::Error::msg)?;
         let manifest = plugin.manifest().map_err(anyhow::Error::msg)?;
-        manifest::validate(&manifest).map_err(anyhow::Error::msg)?;
+        let manifest = manifest::accept(manifest).map_err(anyhow::Error::msg)?;
         let grants = Grants::of(self.grants.as_deref().unwrap_or(&manifest.capabilities));
         let missing = super::registry::missing_grants(&manifest.capabilities, &[], &grants);
         if !missing.is_empty() {
@@ -236,7 +236,7 @@ impl PluginTester {
             )));
         }
         let args = parse::split_args(raw).ok_or_else(|| {
-            CallError::Usage(format!("unbalanced quotes; usage: {}", command.usage))
+            CallError::Usage(format!("usage: unbalanced quotes; {}", command.usage))
         })?;
         let ctx = CallContext {
             user_id: format!("user-{user}"),
@@ -249,10 +249,16 @@ impl PluginTester {
             invocation_id: crate::store::new_id(),
             job: None,
         };
+        let values = match &command.args {
+            Some(specs) => typed_values(specs, raw)
+                .map_err(|e| CallError::Usage(format!("usage: {e}; {}", command.usage)))?,
+            None => Vec::new(),
+        };
         let input = CallInput {
             command: command.name.clone(),
             args,
             raw_args: raw.to_string(),
+            values,
         };
         match &self.runner {
             super::Runner::Wasm(prepared) => {
@@ -285,4 +291,44 @@ impl PluginTester {
     pub fn session_ended(&self) -> bool {
         self.services.session_ended()
     }
+}
+
+/// Typed values as the server would give them, against the fake world: any `user` name
+/// is a viewer with id `user-NAME`; the only `session` is the fake current one.
+fn typed_values(
+    specs: &[slashd_plugin_api::ArgSpec],
+    raw: &str,
+) -> Result<Vec<slashd_plugin_api::NamedValue>, String> {
+    use crate::protocol::args::{bind, Bound};
+    use slashd_plugin_api::{NamedValue, Role, SessionRef, UserRef, Value};
+    bind(specs, raw)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|arg| {
+            let value = match arg.value {
+                Bound::Value(value) => value,
+                Bound::User(name) => Value::User(UserRef {
+                    id: format!("user-{name}"),
+                    name,
+                    role: Role::Viewer,
+                }),
+                Bound::Session(id) if id == FakeServices::SESSION_ID => {
+                    Value::Session(SessionRef {
+                        id,
+                        title: "test session".into(),
+                    })
+                }
+                Bound::Session(id) => {
+                    return Err(format!(
+                        "--{}: no session {id:?} that you can see",
+                        arg.name
+                    ))
+                }
+            };
+            Ok(NamedValue {
+                name: arg.name,
+                value,
+            })
+        })
+        .collect()
 }

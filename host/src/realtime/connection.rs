@@ -15,7 +15,9 @@ use super::limits::{RateLimiter, TokenBucket, Verdict};
 use super::writer::spawn_writer;
 use crate::auth::{log_refusal, Principal, Refused};
 use crate::chat::ChatError;
-use crate::commands::{CommandError, Invocation, ReplySink};
+use crate::commands::{
+    CommandError, Invocation, Pending, Place, Press, PressCall, Pressed, ReplySink,
+};
 use crate::error::AppError;
 use crate::hub::outbound::{close, Outgoing};
 use crate::hub::{ConnHandle, Outbound, Standing};
@@ -327,9 +329,28 @@ impl Connection {
             ClientFrame::Message {
                 session_id,
                 content,
-            } => self.post(&id, &session_id, &content).await,
+            } => self.post(&id, &session_id, &content, false).await,
             ClientFrame::Typing { session_id, state } => self.typing(&session_id, state).await,
             ClientFrame::Cancel { invocation_id } => self.cancel(&invocation_id),
+            ClientFrame::Complete { session_id, line } => {
+                self.complete(&id, &session_id, &line).await
+            }
+            ClientFrame::Confirm {
+                confirmation_id,
+                accept,
+            } => self.confirm(&id, &confirmation_id, accept).await,
+            ClientFrame::Action {
+                session_id,
+                message_id,
+                action_id,
+            } => {
+                let press = Press {
+                    session_id,
+                    message_id,
+                    action_id,
+                };
+                self.press(&id, press, false).await
+            }
         };
         if let Err(err) = result {
             send_error(self.out(), &id, &err);
@@ -516,11 +537,152 @@ impl Connection {
         ))
     }
 
+    /// Completions for the line being typed in a joined session.
+    async fn complete(
+        &mut self,
+        id: &FrameId,
+        session_id: &str,
+        line: &str,
+    ) -> Result<(), AppError> {
+        let max = self.state.config.realtime.max_content_chars;
+        if line.chars().count() > max {
+            return Err(AppError::TooLarge(format!(
+                "line is longer than {max} characters"
+            )));
+        }
+        self.require_joined(session_id).await?;
+        let place = Place {
+            session_id: session_id.to_string(),
+            connection_id: self.handle.conn_id.to_string(),
+            connected_at: self.connected_at,
+        };
+        let found = self
+            .state
+            .commands
+            .complete(&self.principal, &place, line)
+            .await?;
+        self.out().push(
+            ServerFrame::Completions {
+                id,
+                items: &found.items,
+                from: found.from,
+            }
+            .to_text(),
+        );
+        Ok(())
+    }
+
+    /// The invoker's answer to a `confirm_required`: what waited proceeds as if just sent,
+    /// or `cancelled`.
+    async fn confirm(
+        &mut self,
+        id: &FrameId,
+        confirmation_id: &str,
+        accept: bool,
+    ) -> Result<(), AppError> {
+        let answer = self
+            .state
+            .commands
+            .answer(&self.principal, confirmation_id, accept)
+            .await?;
+        match answer {
+            None => {
+                self.out().push(
+                    ServerFrame::Cancelled {
+                        id,
+                        confirmation_id,
+                    }
+                    .to_text(),
+                );
+                Ok(())
+            }
+            Some(Pending::Message {
+                session_id,
+                content,
+            }) => self.post(id, &session_id, &content, true).await,
+            Some(Pending::Action {
+                session_id,
+                message_id,
+                action_id,
+            }) => {
+                let press = Press {
+                    session_id,
+                    message_id,
+                    action_id,
+                };
+                self.press(id, press, true).await
+            }
+        }
+    }
+
+    /// A button press: checked, confirmed if the button asks, then run.
+    async fn press(&mut self, id: &FrameId, press: Press, confirmed: bool) -> Result<(), AppError> {
+        let pending = Pending::Action {
+            session_id: press.session_id.clone(),
+            message_id: press.message_id.clone(),
+            action_id: press.action_id.clone(),
+        };
+        let commands = self.state.commands.clone();
+        match commands
+            .approve_press(&self.principal, press, confirmed)
+            .await?
+        {
+            Pressed::Confirm { command, prompt } => {
+                self.ask_confirmation(id, &command, &prompt, pending)
+            }
+            Pressed::Run(approved) => {
+                commands.spawn_press(PressCall {
+                    caller: self.principal.clone(),
+                    connection_id: self.handle.conn_id.to_string(),
+                    connected_at: self.connected_at,
+                    reply: self.reply_sink(id),
+                    approved,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Park `pending` until the user confirms `prompt`; they hear `confirm_required`.
+    fn ask_confirmation(
+        &self,
+        id: &FrameId,
+        command: &str,
+        prompt: &str,
+        pending: Pending,
+    ) -> Result<(), AppError> {
+        let asked =
+            self.state
+                .commands
+                .ask(&self.principal, command, pending, self.reply_sink(id))?;
+        self.out().push(
+            ServerFrame::ConfirmRequired {
+                id,
+                confirmation_id: &asked.id,
+                prompt,
+                expires_at: asked.expires_at,
+            }
+            .to_text(),
+        );
+        Ok(())
+    }
+
+    /// Where a command's answers to this connection go, echoing frame `id`.
+    fn reply_sink(&self, id: &FrameId) -> Arc<dyn ReplySink> {
+        Arc::new(Reply {
+            out: self.handle.out.clone(),
+            frame_id: id.clone(),
+        })
+    }
+
+    /// Post a message; a `/command` is checked first, and one that declares `confirm` waits
+    /// for the user's yes unless `confirmed`.
     async fn post(
         &mut self,
         id: &FrameId,
         session_id: &str,
         content: &str,
+        confirmed: bool,
     ) -> Result<(), AppError> {
         let state = &self.state;
         let max = state.config.realtime.max_content_chars;
@@ -543,6 +705,18 @@ impl Connection {
             ),
             false => None,
         };
+        if let Some(prompt) = approved
+            .as_ref()
+            .and_then(|a| a.confirm())
+            .filter(|_| !confirmed)
+        {
+            let pending = Pending::Message {
+                session_id: session_id.to_string(),
+                content: content.to_string(),
+            };
+            let command = approved.as_ref().map(|a| a.command()).unwrap_or_default();
+            return self.ask_confirmation(id, command, prompt, pending);
+        }
         let metadata = match &approved {
             Some(a) => serde_json::json!({ "command": a.command() }),
             None => serde_json::json!({}),
@@ -595,10 +769,7 @@ impl Connection {
                     session_title,
                     reply_to: message.id,
                     running,
-                    reply: Arc::new(Reply {
-                        out: self.handle.out.clone(),
-                        frame_id: id.clone(),
-                    }),
+                    reply: self.reply_sink(id),
                     approved,
                 });
             }

@@ -93,9 +93,10 @@ pub struct NewMessage<'a> {
     pub metadata: Value,
 }
 
-const COLUMNS: &str = "id, session_id, seq, role, user_id, content, metadata, created_at";
+pub(super) const COLUMNS: &str =
+    "id, session_id, seq, role, user_id, content, metadata, created_at";
 
-fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
+pub(super) fn from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
     let role: String = row.try_get("role")?;
     let metadata: String = row.try_get("metadata")?;
     Ok(Message {

@@ -5,6 +5,7 @@
 //! - a message's `seq` is assigned in the transaction that stores it (see `messages.rs`);
 //! - ids are UUID v7 text; timestamps are Unix milliseconds.
 
+mod actions;
 mod audit;
 mod kv;
 mod messages;

@@ -142,6 +142,27 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// The active users who may see a session — its owner and members — by name, at most
+    /// `limit`: whom a typed `user` argument may name there.
+    pub async fn session_people(
+        &self,
+        session_id: &str,
+        limit: i64,
+    ) -> Result<Vec<User>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE status = 'active' AND \
+             (id IN (SELECT owner_id FROM sessions WHERE id = $1) \
+              OR id IN (SELECT user_id FROM session_members WHERE session_id = $1)) \
+             ORDER BY name LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(session_id)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     pub async fn list_users(&self) -> Result<Vec<User>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM users ORDER BY name");
         let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;

@@ -12,10 +12,11 @@ pub mod since_v0_2_0;
 use wasmtime::component::{InstancePre, Linker};
 use wasmtime::Store;
 
-use super::call::{CallError, CallInput, RawReply};
+use super::call::{ActionInput, CallError, CallInput, CompleteInput, RawReply};
 use super::capabilities::CallState;
 use super::host_services::CallContext;
 use super::manifest::{Manifest, API_VERSION_SECTION};
+use slashd_plugin_api::Completion;
 
 /// A plugin API version this host runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -154,6 +155,32 @@ impl Pre {
         match self {
             Pre::V0_1_0(pre) => since_v0_1_0::invoke(pre, store, ctx, input).await,
             Pre::V0_2_0(pre) => since_v0_2_0::invoke(pre, store, ctx, input).await,
+        }
+    }
+
+    /// A plugin's completions; 0.1.0 has no `complete` (none).
+    pub async fn complete(
+        &self,
+        store: &mut Store<CallState>,
+        ctx: &CallContext,
+        input: CompleteInput,
+    ) -> wasmtime::Result<Vec<Completion>> {
+        match self {
+            Pre::V0_1_0(_) => Ok(Vec::new()),
+            Pre::V0_2_0(pre) => since_v0_2_0::complete(pre, store, ctx, input).await,
+        }
+    }
+
+    /// A button press; 0.1.0 replies carry no buttons, so none can be pressed.
+    pub async fn on_action(
+        &self,
+        store: &mut Store<CallState>,
+        ctx: &CallContext,
+        input: ActionInput,
+    ) -> wasmtime::Result<Result<RawReply, CallError>> {
+        match self {
+            Pre::V0_1_0(_) => Ok(Err(CallError::Failed("no such action".into()))),
+            Pre::V0_2_0(pre) => since_v0_2_0::on_action(pre, store, ctx, input).await,
         }
     }
 }

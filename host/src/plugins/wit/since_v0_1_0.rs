@@ -67,6 +67,7 @@ pub async fn invoke(
             },
             data: reply.data,
             ephemeral: reply.ephemeral,
+            actions: Vec::new(),
         }),
         Err(types::PluginError::Usage(text)) => Err(CallError::Usage(text)),
         Err(types::PluginError::Failed(text)) => Err(CallError::Failed(text)),

@@ -7,12 +7,13 @@
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::Store;
 
-use super::super::call::{CallError, CallInput, RawReply, ReplyFormat};
+use super::super::call::{ActionInput, CallError, CallInput, CompleteInput, RawReply, ReplyFormat};
 use super::super::capabilities::{CallState, Denied};
 use super::super::host_services::CallContext;
 use super::super::manifest::{ArgKind, ArgSpec, Capability, CommandSpec, Manifest};
 use crate::auth::Role;
 use crate::time_fmt::rfc3339;
+use slashd_plugin_api::{Action, ActionStyle, Completion, NamedValue, Value};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -70,47 +71,136 @@ pub async fn invoke(
         command: input.command,
         args: input.args,
         raw_args: input.raw_args,
-        values: Vec::new(),
-        caller: types::Caller {
-            id: ctx.user_id.clone(),
-            name: ctx.user_name.clone(),
-            role: role_to_wit(ctx.role),
-        },
-        session: types::SessionRef {
-            id: ctx.session_id.clone(),
-            title: ctx.session_title.clone(),
-        },
+        values: values_to_wit(input.values),
+        caller: caller(ctx),
+        session: session(ctx),
         connection_id: ctx.connection_id.clone(),
     };
     let instance = pre.instantiate_async(&mut *store).await?;
-    let plugin = store.data().plugin.name.clone();
-    Ok(
-        match instance.call_invoke(&mut *store, &invocation).await? {
-            Ok(reply) => {
-                if !reply.actions.is_empty() {
-                    // Buttons arrive with part 2 of API 0.2.0; until then they are dropped.
-                    tracing::warn!(
-                        target: "slashd::plugin",
-                        plugin = plugin.as_str(),
-                        actions = reply.actions.len(),
-                        "reply actions are not supported by this slashd yet; dropped"
-                    );
-                }
-                Ok(RawReply {
-                    body: reply.body,
-                    format: match reply.format {
-                        types::Format::Plain => ReplyFormat::Plain,
-                        types::Format::Markdown => ReplyFormat::Markdown,
-                        types::Format::Json => ReplyFormat::Json,
-                    },
-                    data: reply.data,
-                    ephemeral: reply.ephemeral,
-                })
-            }
-            Err(types::PluginError::Usage(text)) => Err(CallError::Usage(text)),
-            Err(types::PluginError::Failed(text)) => Err(CallError::Failed(text)),
+    Ok(reply_from_wit(
+        instance.call_invoke(&mut *store, &invocation).await?,
+    ))
+}
+
+/// The plugin's suggestions for one argument (checked by the caller).
+pub async fn complete(
+    pre: &PluginPre<CallState>,
+    store: &mut Store<CallState>,
+    ctx: &CallContext,
+    input: CompleteInput,
+) -> wasmtime::Result<Vec<Completion>> {
+    let request = types::CompletionRequest {
+        command: input.command,
+        arg: input.arg,
+        partial: input.partial,
+        values: values_to_wit(input.values),
+        caller: caller(ctx),
+        session: session(ctx),
+    };
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let items = instance.call_complete(&mut *store, &request).await?;
+    Ok(items
+        .into_iter()
+        .map(|c| Completion {
+            value: c.value,
+            label: c.label,
+        })
+        .collect())
+}
+
+/// A button of one of the plugin's replies was pressed.
+pub async fn on_action(
+    pre: &PluginPre<CallState>,
+    store: &mut Store<CallState>,
+    ctx: &CallContext,
+    input: ActionInput,
+) -> wasmtime::Result<Result<RawReply, CallError>> {
+    let event = types::ActionEvent {
+        command: input.command,
+        action: input.action,
+        message_id: input.message_id,
+        data: input.data,
+        caller: caller(ctx),
+        session: session(ctx),
+    };
+    let instance = pre.instantiate_async(&mut *store).await?;
+    Ok(reply_from_wit(
+        instance.call_on_action(&mut *store, &event).await?,
+    ))
+}
+
+fn caller(ctx: &CallContext) -> types::Caller {
+    types::Caller {
+        id: ctx.user_id.clone(),
+        name: ctx.user_name.clone(),
+        role: role_to_wit(ctx.role),
+    }
+}
+
+fn session(ctx: &CallContext) -> types::SessionRef {
+    types::SessionRef {
+        id: ctx.session_id.clone(),
+        title: ctx.session_title.clone(),
+    }
+}
+
+fn reply_from_wit(reply: Result<types::Reply, types::PluginError>) -> Result<RawReply, CallError> {
+    match reply {
+        Ok(reply) => Ok(RawReply {
+            body: reply.body,
+            format: match reply.format {
+                types::Format::Plain => ReplyFormat::Plain,
+                types::Format::Markdown => ReplyFormat::Markdown,
+                types::Format::Json => ReplyFormat::Json,
+            },
+            data: reply.data,
+            ephemeral: reply.ephemeral,
+            actions: reply.actions.into_iter().map(action_from_wit).collect(),
+        }),
+        Err(types::PluginError::Usage(text)) => Err(CallError::Usage(text)),
+        Err(types::PluginError::Failed(text)) => Err(CallError::Failed(text)),
+    }
+}
+
+fn action_from_wit(a: types::Action) -> Action {
+    Action {
+        id: a.id,
+        label: a.label,
+        style: match a.style {
+            types::ActionStyle::Primary => ActionStyle::Primary,
+            types::ActionStyle::Secondary => ActionStyle::Secondary,
+            types::ActionStyle::Danger => ActionStyle::Danger,
         },
-    )
+        min_role: role_from_wit(a.min_role),
+        confirm: a.confirm,
+        once: a.once,
+    }
+}
+
+fn values_to_wit(values: Vec<NamedValue>) -> Vec<types::NamedValue> {
+    values
+        .into_iter()
+        .map(|v| types::NamedValue {
+            name: v.name,
+            value: match v.value {
+                Value::Text(t) => types::Value::Text(t),
+                Value::Integer(n) => types::Value::Integer(n),
+                Value::Number(x) => types::Value::Number(x),
+                Value::Boolean(b) => types::Value::Boolean(b),
+                Value::DurationMs(ms) => types::Value::DurationMs(ms),
+                Value::Choice(c) => types::Value::Choice(c),
+                Value::User(u) => types::Value::User(types::UserRef {
+                    id: u.id,
+                    name: u.name,
+                    role: role_to_wit(u.role),
+                }),
+                Value::Session(s) => types::Value::Session(types::SessionRef {
+                    id: s.id,
+                    title: s.title,
+                }),
+            },
+        })
+        .collect()
 }
 
 /// A refusal the plugin sees as an error; quota and cancellation still end the call.
