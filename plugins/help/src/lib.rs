@@ -3,7 +3,8 @@
 use serde_json::json;
 use slashd_plugin_api::host::{commands, CommandInfo};
 use slashd_plugin_api::{
-    export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply,
+    export_plugin, ArgKind, ArgSpec, Capability, Command, Completion, CompletionRequest,
+    Invocation, Manifest, Plugin, PluginError, Reply,
 };
 
 struct Help;
@@ -12,8 +13,9 @@ impl Plugin for Help {
     fn manifest() -> Manifest {
         Manifest::new("help", env!("CARGO_PKG_VERSION"))
             .command(
-                Command::new("help", "List the commands you can run, or explain one")
-                    .usage("/help [command]"),
+                Command::new("help", "List the commands you can run, or explain one").arg(
+                    ArgSpec::new("command", ArgKind::Text, "The command to explain").completes(),
+                ),
             )
             .capability(Capability::Commands)
     }
@@ -35,8 +37,22 @@ impl Plugin for Help {
                     ))),
                 }
             }
-            _ => Err(PluginError::Usage("/help [command]".into())),
+            _ => Err(PluginError::Usage("/help [--command TEXT]".into())),
         }
+    }
+
+    /// Command names the caller may run (the host filters `visible` by role).
+    fn complete(request: CompletionRequest) -> Vec<Completion> {
+        let partial = request.partial.trim_start_matches('/');
+        commands::visible()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.name.starts_with(partial))
+            .map(|c| Completion {
+                value: c.name,
+                label: Some(c.summary),
+            })
+            .collect()
     }
 }
 
@@ -59,7 +75,8 @@ fn detail(c: &CommandInfo) -> Reply {
         "**/{}** — {}\n\nUsage: `{}`\n\nRole: {}",
         c.name,
         escape(&c.summary),
-        escape(&c.usage),
+        // A code span outside a table: `|` stays as it is.
+        c.usage.replace('`', "'"),
         c.min_role.as_str()
     );
     if !c.aliases.is_empty() {

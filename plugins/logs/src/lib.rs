@@ -1,6 +1,7 @@
 //! `/stat` (alias `/stats`): server statistics and log statistics.
-//! `/reload [days]`: re-read the log files of the last `days` from the preopened `/logs`
-//! directory and rebuild the log statistics, kept in kv so they survive restarts.
+//! `/reload [--days N]` (or `/reload N`): re-read the log files of the last `days` (1–365,
+//! default 1; the host checks it) from the preopened `/logs` directory and rebuild the log
+//! statistics, kept in kv so they survive restarts.
 
 mod parse;
 mod scan;
@@ -8,12 +9,12 @@ mod scan;
 use serde_json::{json, Value};
 use slashd_plugin_api::host::{kv, stats};
 use slashd_plugin_api::{
-    export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply, Role,
+    export_plugin, ArgKind, ArgSpec, Capability, Command, Invocation, Manifest, Plugin,
+    PluginError, Reply, Role, Value as Typed,
 };
 
 const STATS_KEY: &str = "log-stats";
 const LOG_DIR: &str = "/logs";
-const RELOAD_USAGE: &str = "/reload [days] — days is a whole number from 1 to 365 (default 1)";
 
 struct Logs;
 
@@ -26,7 +27,11 @@ impl Plugin for Logs {
                     "reload",
                     "Re-read the last days of logs and rebuild the log statistics",
                 )
-                .usage("/reload [days]")
+                .arg(
+                    ArgSpec::new("days", ArgKind::Integer, "How many days back to read")
+                        .default("1")
+                        .range(Some(1.0), Some(365.0)),
+                )
                 .min_role(Role::Analyst),
             )
             .capability(Capability::Stats)
@@ -35,25 +40,23 @@ impl Plugin for Logs {
 
     fn invoke(call: Invocation) -> Result<Reply, PluginError> {
         match call.command.as_str() {
-            "reload" => reload(&call.args),
+            "reload" => reload(days(&call)?),
             _ => stat(),
         }
     }
 }
 
-fn parse_days(args: &[String]) -> Result<u32, PluginError> {
-    match args {
-        [] => Ok(1),
-        [days] => match days.parse::<u32>() {
-            Ok(d) if (1..=365).contains(&d) => Ok(d),
-            _ => Err(PluginError::Usage(RELOAD_USAGE.into())),
-        },
-        _ => Err(PluginError::Usage(RELOAD_USAGE.into())),
+/// The host bound and checked `days` (an integer from 1 to 365, default 1).
+fn days(call: &Invocation) -> Result<u32, PluginError> {
+    match call.value("days") {
+        Some(Typed::Integer(d)) => {
+            u32::try_from(*d).map_err(|_| PluginError::Usage("days must be from 1 to 365".into()))
+        }
+        _ => Err(PluginError::Failed("the host gave no days".into())),
     }
 }
 
-fn reload(args: &[String]) -> Result<Reply, PluginError> {
-    let days = parse_days(args)?;
+fn reload(days: u32) -> Result<Reply, PluginError> {
     let now = time::OffsetDateTime::now_utc();
     let report = scan::scan_dir(LOG_DIR, now, days).map_err(PluginError::Failed)?;
     let value = report.to_json(now, days);
@@ -100,7 +103,7 @@ fn stat() -> Result<Reply, PluginError> {
             value["generated_at"].as_str().unwrap_or("?"),
             log_tables(value)
         )),
-        None => body.push_str("\n**Logs**: no log statistics yet — run `/reload [days]`."),
+        None => body.push_str("\n**Logs**: no log statistics yet — run `/reload [--days N]`."),
     }
     let plugins: Vec<Value> = s
         .plugins
@@ -165,17 +168,3 @@ fn human_duration(secs: u64) -> String {
 }
 
 export_plugin!(Logs);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_are_validated() {
-        assert_eq!(parse_days(&[]).unwrap(), 1);
-        assert_eq!(parse_days(&["7".into()]).unwrap(), 7);
-        for bad in ["0", "366", "banana", "-1", "1.5"] {
-            assert!(parse_days(&[bad.into()]).is_err(), "{bad}");
-        }
-    }
-}

@@ -14,7 +14,10 @@ impl Plugin for Sessions {
     fn manifest() -> Manifest {
         Manifest::new("sessions", env!("CARGO_PKG_VERSION"))
             .command(Command::new("sessions", "Your recent sessions"))
-            .command(Command::new("clear", "End this session"))
+            .command(
+                Command::new("clear", "End this session")
+                    .confirm("End this session for everyone in it? It becomes read-only history."),
+            )
             .capability(Capability::Sessions)
     }
 

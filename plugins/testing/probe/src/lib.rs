@@ -3,8 +3,12 @@
 use serde_json::json;
 use slashd_plugin_api::host::{config, kv};
 use slashd_plugin_api::{
-    export_plugin, Capability, Command, Invocation, Manifest, Plugin, PluginError, Reply, Role,
+    export_plugin, Action, ActionEvent, ActionStyle, ArgKind, ArgSpec, Capability, Command,
+    Completion, CompletionRequest, Invocation, Manifest, Plugin, PluginError, Reply, Role, Value,
 };
+
+/// What the page's tests feed through labels, prompts and completions.
+const XSS: &str = r#"<img src=x onerror="window.__xss=1">"#;
 
 struct Probe;
 
@@ -28,8 +32,71 @@ impl Plugin for Probe {
             .command(Command::new("probe-fail", "Fail on purpose"))
             .command(Command::new("probe-stdout", "Print to stdout and stderr"))
             .command(Command::new("probe-slow", "Take a while").usage("/probe-slow MILLIS"))
+            .command(typed())
+            .command(
+                Command::new("probe-buttons", "Reply with buttons").arg(
+                    ArgSpec::new("label", ArgKind::Text, "The buttons' label")
+                        .default("Go")
+                        .rest(),
+                ),
+            )
+            .command(
+                Command::new("probe-confirm", "Ask first, then answer")
+                    .confirm(&format!("Really run {XSS} probe-confirm?")),
+            )
+            .command(
+                Command::new("probe-pick", "Pick an item the plugin suggests").arg(
+                    ArgSpec::new("item", ArgKind::Text, "An item")
+                        .required()
+                        .completes(),
+                ),
+            )
             .capability(Capability::Kv)
             .capability(Capability::Config)
+    }
+
+    fn complete(request: CompletionRequest) -> Vec<Completion> {
+        let partial = request.partial.as_str();
+        match partial {
+            // Past the host's deadline.
+            p if p.starts_with("slow") => {
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                vec![Completion {
+                    value: "late".into(),
+                    label: None,
+                }]
+            }
+            // Past the host's item cap.
+            "many" => (0..100)
+                .map(|i| Completion {
+                    value: format!("many{i}"),
+                    label: None,
+                })
+                .collect(),
+            p => (1..=3)
+                .map(|i| Completion {
+                    value: format!("{p}{i}"),
+                    label: Some(format!("{XSS} {p}{i} for {}", request.caller.name)),
+                })
+                .collect(),
+        }
+    }
+
+    fn on_action(event: ActionEvent) -> Result<Reply, PluginError> {
+        if event.action == "fail" {
+            return Err(PluginError::Failed("the button failed on purpose".into()));
+        }
+        Ok(
+            Reply::plain(format!("{} pressed by {}", event.action, event.caller.name)).with_data(
+                json!({
+                    "action": event.action,
+                    "message_id": event.message_id,
+                    "data": event.data,
+                    "caller": event.caller.name,
+                    "session": event.session.id,
+                }),
+            ),
+        )
     }
 
     fn invoke(call: Invocation) -> Result<Reply, PluginError> {
@@ -81,8 +148,76 @@ impl Plugin for Probe {
                 std::thread::sleep(std::time::Duration::from_millis(ms));
                 Ok(Reply::plain(format!("slept {ms} ms")))
             }
+            "probe-typed" => Ok(Reply::plain("typed").with_data(json!({
+                "values": call.values.iter().map(|v| (v.name.clone(), value_json(&v.value))).collect::<serde_json::Map<_, _>>(),
+                "args": call.args,
+            }))),
+            "probe-buttons" => {
+                let label = match call.value("label") {
+                    Some(Value::Text(t)) => t.clone(),
+                    _ => "Go".into(),
+                };
+                let button = |id: &str, label: String, style, min_role, confirm, once| Action {
+                    id: id.into(),
+                    label,
+                    style,
+                    min_role,
+                    confirm,
+                    once,
+                };
+                let mut reply = Reply::plain(format!("buttons for {label}"))
+                    .with_data(json!({ "label": label }))
+                    .with_action(button("go", label.clone(), ActionStyle::Primary, Role::Viewer, None, false))
+                    .with_action(button("once", format!("Once: {label}"), ActionStyle::Secondary, Role::Viewer, None, true))
+                    .with_action(button("admin", "Admin only".into(), ActionStyle::Danger, Role::Admin, None, false))
+                    .with_action(button("sure", format!("Sure? {label}"), ActionStyle::Primary, Role::Viewer, Some(format!("Really {label}?")), false))
+                    .with_action(button("fail", "Fail".into(), ActionStyle::Secondary, Role::Viewer, None, true));
+                if label == "ephemeral" {
+                    reply = reply.ephemeral();
+                }
+                Ok(reply)
+            }
+            "probe-confirm" => Ok(Reply::plain("confirmed")),
+            "probe-pick" => Ok(Reply::plain(format!("picked {}", call.raw_args))),
             other => Err(PluginError::Failed(format!("unexpected command {other}"))),
         }
+    }
+}
+
+/// `/probe-typed`: one argument of every kind, echoed back as JSON.
+fn typed() -> Command {
+    let a = ArgSpec::new;
+    Command::new("probe-typed", "Echo typed arguments")
+        .arg(
+            a("count", ArgKind::Integer, "How many")
+                .default("1")
+                .range(Some(1.0), Some(10.0)),
+        )
+        .arg(
+            a(
+                "env",
+                ArgKind::Choice(vec!["staging".into(), "prod".into()]),
+                "Where",
+            )
+            .default("staging"),
+        )
+        .arg(a("force", ArgKind::Boolean, "No questions"))
+        .arg(a("wait", ArgKind::Duration, "How long").range(Some(1.0), Some(3600.0)))
+        .arg(a("ratio", ArgKind::Number, "A share").range(Some(0.0), Some(1.0)))
+        .arg(a("who", ArgKind::User, "Someone in this session"))
+        .arg(a("where", ArgKind::Session, "A session you can see"))
+        .arg(a("note", ArgKind::Text, "Anything else").rest())
+}
+
+fn value_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Text(t) | Value::Choice(t) => json!(t),
+        Value::Integer(n) => json!(n),
+        Value::Number(x) => json!(x),
+        Value::Boolean(b) => json!(b),
+        Value::DurationMs(ms) => json!({ "ms": ms }),
+        Value::User(u) => json!({ "id": u.id, "name": u.name, "role": u.role.as_str() }),
+        Value::Session(s) => json!({ "id": s.id, "title": s.title }),
     }
 }
 
