@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{plugin_wasm, Backend, Server, Setup};
 use crate::on_both_backends;
-use crate::support::{joined, Shared};
+use crate::support::{command_confirmed, joined, Shared};
 
 on_both_backends!(
     reload_then_stat_counts_exactly,
@@ -109,7 +109,7 @@ async fn reload_then_stat_counts_exactly(backend: Backend) {
     assert!(before["message"]["content"]
         .as_str()
         .unwrap()
-        .contains("run `/reload [days]`"));
+        .contains("run `/reload [--days N]`"));
 
     let reply = ws.command(&session, "/reload 2").await;
     let stats = data(&reply).clone();
@@ -179,7 +179,10 @@ async fn reload_rejects_bad_days_and_viewers(backend: Backend) {
         let answer = ws.command(&session, bad).await;
         assert_eq!(answer["code"], "usage", "{bad}: {answer}");
         assert!(
-            answer["message"].as_str().unwrap().contains("1 to 365"),
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("; /reload [--days N]"),
             "{answer}"
         );
     }
@@ -199,7 +202,7 @@ async fn reload_rejects_bad_days_and_viewers(backend: Backend) {
     assert_eq!(entries[0]["decision"], "denied");
     assert_eq!(entries[0]["outcome"], "forbidden");
     assert_eq!(entries[0]["args_sha256"].as_str().unwrap().len(), 64);
-    // Anna's usage errors were allowed (then failed as usage).
+    // Anna's usage errors were refused by the host before anything ran.
     let (_, audit) = server.get("/admin/audit?user=anna", &admin.token).await;
     let outcomes: Vec<&str> = audit["entries"]
         .as_array()
@@ -220,7 +223,24 @@ async fn clear_ends_the_session_for_everyone(backend: Backend) {
     let Shared { owner, session, .. } = shared;
 
     // A member may not end the owner's session.
-    let denied = b.command(&session, "/clear").await;
+    // /clear asks first: nothing happens until the invoker says yes.
+    let asked = b
+        .request(json!({"type": "message", "session_id": session, "content": "/clear", "id": "c"}))
+        .await;
+    assert_eq!(asked["type"], "confirm_required", "{asked}");
+    assert!(
+        asked["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("End this session"),
+        "{asked}"
+    );
+    let declined = b
+        .request(json!({"type": "confirm", "confirmation_id": asked["confirmation_id"], "accept": false}))
+        .await;
+    assert_eq!(declined["type"], "cancelled", "{declined}");
+    // A member may not end the owner's session, even having confirmed.
+    let denied = command_confirmed(&mut b, &session, "/clear").await;
     assert_eq!(denied["code"], "plugin_failed");
     assert!(
         denied["message"]
@@ -230,7 +250,7 @@ async fn clear_ends_the_session_for_everyone(backend: Backend) {
         "{denied}"
     );
 
-    let reply = a.command(&session, "/clear").await;
+    let reply = command_confirmed(&mut a, &session, "/clear").await;
     assert_eq!(reply["message"]["content"], "This session has ended.");
     assert_eq!(
         b.recv_type("session_ended").await["session_id"],

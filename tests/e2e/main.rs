@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod commands;
 mod hardening;
+mod interactive;
 mod logs;
 mod metrics;
 mod native;

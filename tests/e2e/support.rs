@@ -146,3 +146,44 @@ pub fn assert_no_panic(server: &Server) {
     let logs = server.logs_text();
     assert!(!logs.contains("panicked"), "the server panicked:\n{logs}");
 }
+
+/// [`Ws::command`] for a command that asks for confirmation: the `confirm_required` is
+/// accepted, then the reply (or the `error`) is returned. An `error` before the question is
+/// returned as it is.
+pub async fn command_confirmed(ws: &mut Ws, session: &str, line: &str) -> Value {
+    ws.send(json!({"type": "message", "session_id": session, "content": line, "id": line}))
+        .await;
+    let asked = loop {
+        let frame = ws.recv().await;
+        if frame["id"] == line {
+            break frame;
+        }
+    };
+    if asked["type"] != "confirm_required" {
+        return asked;
+    }
+    let id = format!("confirm {line}");
+    ws.send(
+        json!({"type": "confirm", "confirmation_id": asked["confirmation_id"],
+                   "accept": true, "id": id}),
+    )
+    .await;
+    let ack = loop {
+        let frame = ws.recv().await;
+        if frame["id"] == id.as_str() {
+            break frame;
+        }
+    };
+    if ack["type"] != "ack" {
+        return ack;
+    }
+    loop {
+        let frame = ws.recv().await;
+        let answers_error = frame["type"] == "error" && frame["id"] == id.as_str();
+        let answers_reply = frame["type"] == "message"
+            && frame["message"]["metadata"]["reply_to"] == ack["message_id"];
+        if answers_error || answers_reply {
+            return frame;
+        }
+    }
+}

@@ -28,7 +28,7 @@ async fn runs_the_template_plugin() {
         "Hello, **tester**!"
     );
     assert!(
-        matches!(tester.run("/hello a b").await, Err(CallError::Usage(u)) if u == "/hello [name]")
+        matches!(tester.run("/hello a b").await, Err(CallError::Usage(u)) if u == "usage: unexpected argument \"b\"; /hello [--name TEXT]")
     );
     assert!(matches!(
         tester.run("/nope").await,

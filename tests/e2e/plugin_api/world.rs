@@ -22,6 +22,8 @@ struct Seen {
     authorizations: Mutex<Vec<String>>,
     /// Deployment id → polls left before it succeeds.
     deployments: Mutex<HashMap<String, usize>>,
+    /// Deployments asked to roll back, in order.
+    rollbacks: Mutex<Vec<String>>,
 }
 
 pub struct World {
@@ -65,6 +67,7 @@ impl World {
             )
             .route("/api/deployments", post(create))
             .route("/api/deployments/{id}", get(status))
+            .route("/api/deployments/{id}/rollback", post(rollback))
             .fallback(|| async { StatusCode::NOT_FOUND })
             .layer(axum::middleware::from_fn_with_state(seen.clone(), count))
             .with_state(seen.clone());
@@ -83,6 +86,11 @@ impl World {
     /// Requests that reached this server.
     pub fn hits(&self) -> usize {
         self.seen.hits.load(Ordering::SeqCst)
+    }
+
+    /// The deployments rolled back, in order.
+    pub fn rollbacks(&self) -> Vec<String> {
+        self.seen.rollbacks.lock().unwrap().clone()
     }
 
     pub fn authorizations(&self) -> Vec<String> {
@@ -145,4 +153,16 @@ async fn status(
     }
     *left -= 1;
     Json(json!({ "state": "running", "progress": 0.5, "message": "rolling out" })).into_response()
+}
+
+async fn rollback(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    seen.rollbacks.lock().unwrap().push(id.clone());
+    Json(json!({ "id": format!("{id}-rollback") })).into_response()
 }
