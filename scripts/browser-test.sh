@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The browser end-to-end test: the chat page in Debian's chromium, driven by playwright-core
-# (tests/browser), against a real slashd on a free port with a fresh SQLite database and a
-# fake OpenAI-compatible model endpoint (for streamed assistant replies).
+# (tests/browser), against a real slashd on a free port with a fresh SQLite database, a
+# fake OpenAI-compatible model endpoint (for streamed assistant replies) and a fake deploy
+# API (for the deploy plugin's progress, cancel and buttons), with the test plugins `probe`
+# and `deploy` enabled.
 #
 #   scripts/browser-test.sh
 #
 # Environment:
 #   SLASHD_BIN         the slashd binary (default target/debug/slashd; built if missing)
+#   SLASHD_PLUGIN_DIR  where probe.wasm and deploy.wasm are (default
+#                      target/plugins/wasm32-wasip2/release, which building slashd fills)
 #   CHROMIUM           the browser (default /usr/bin/chromium; apt-get installs it if missing)
 #   BROWSER_OUT        screenshots (default target/browser)
 #   SKIP_DIST_CHECK=1  don't check that web/dist is what `npm run build` makes of web/
@@ -19,6 +23,10 @@ cd "$root"
 bin="${SLASHD_BIN:-$root/target/debug/slashd}"
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 out="${BROWSER_OUT:-$root/target/browser}"
+plugin_dir="${SLASHD_PLUGIN_DIR:-$root/target/plugins/wasm32-wasip2/release}"
+bin_given="${SLASHD_BIN:+1}"
+# slashd reads every SLASHD_* variable as configuration (SLASHD_BIN would be a key `bin`).
+unset SLASHD_BIN SLASHD_PLUGIN_DIR
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -43,23 +51,31 @@ if [[ "${SKIP_DIST_CHECK:-}" != 1 ]]; then
 fi
 
 if [[ ! -x "$bin" ]]; then
-    if [[ -n "${SLASHD_BIN:-}" ]]; then
-        echo "SLASHD_BIN=$SLASHD_BIN is not an executable" >&2
+    if [[ -n "$bin_given" ]]; then
+        echo "SLASHD_BIN=$bin is not an executable" >&2
         exit 1
     fi
     say "building slashd"
     cargo build -p slashd
 fi
+for plugin in probe deploy; do
+    if [[ ! -f "$plugin_dir/$plugin.wasm" ]]; then
+        echo "$plugin_dir/$plugin.wasm is missing (set SLASHD_PLUGIN_DIR, or build slashd)" >&2
+        exit 1
+    fi
+done
+plugin_dir="$(cd "$plugin_dir" && pwd)"
 
 work="$(mktemp -d)"
 server_pid=""
 llm_pid=""
+deploy_pid=""
 cleanup() {
     local rc=$?
-    for pid in $server_pid $llm_pid; do
+    for pid in $server_pid $llm_pid $deploy_pid; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pid in $server_pid $llm_pid; do
+    for pid in $server_pid $llm_pid $deploy_pid; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
     done
@@ -78,6 +94,13 @@ llm_pid=$!
 for _ in $(seq 100); do [[ -s "$work/llm.port" ]] && break; sleep 0.1; done
 llm_port="$(cat "$work/llm.port")"
 
+say "starting the fake deploy API"
+deploy_token="browser-test-deploy-token-$RANDOM$RANDOM"
+node tests/browser/fake-deploy.mjs "$work/deploy.port" "$deploy_token" &
+deploy_pid=$!
+for _ in $(seq 100); do [[ -s "$work/deploy.port" ]] && break; sleep 0.1; done
+deploy_port="$(cat "$work/deploy.port")"
+
 cat >"$work/slashd.toml" <<EOF
 [server]
 listen = "127.0.0.1:0"
@@ -88,12 +111,22 @@ jwt_secret = "browser-test-secret-0123456789abcdef0123456789"
 [assistant]
 base_url = "http://127.0.0.1:$llm_port/v1"
 model = "fake"
+[plugins.probe]
+path = "$plugin_dir/probe.wasm"
+grants = ["kv", "config"]
+[plugins.deploy]
+path = "$plugin_dir/deploy.wasm"
+grants = ["http", "secrets", "config", "progress"]
+timeout_ms = 120000
+http = { allow = ["http://127.0.0.1:$deploy_port/"] }
+secrets = { token = { env = "DEPLOY_TOKEN" } }
+settings = { api = "http://127.0.0.1:$deploy_port", poll_ms = 200, services = ["api", "web", "worker", "slow", "broken"] }
 EOF
 
 admin_password="admin-password-123"
 user_password="user-password-123"
 say "starting slashd ($bin)"
-SLASHD_ADMIN_PASSWORD="$admin_password" SLASHD_LOG=info \
+SLASHD_ADMIN_PASSWORD="$admin_password" SLASHD_LOG=info DEPLOY_TOKEN="$deploy_token" \
     "$bin" --log-format json --config "$work/slashd.toml" serve 2>"$work/slashd.log" &
 server_pid=$!
 addr=""
@@ -115,6 +148,6 @@ mkdir -p "$out"
 (
     cd tests/browser
     SLASHD_URL="http://$addr" ADMIN_PASSWORD="$admin_password" USER_PASSWORD="$user_password" \
-        BROWSER_OUT="$out" CHROMIUM="$chromium" npm test
+        DEPLOY_API="http://127.0.0.1:$deploy_port" BROWSER_OUT="$out" CHROMIUM="$chromium" npm test
 )
 echo "screenshots: $out"

@@ -13,9 +13,25 @@ export interface Message {
   user_id: string | null; content: string;
   metadata: Record<string, unknown> | null; created_at: string;
 }
+export type ArgKind = "text" | "integer" | "number" | "boolean" | "duration" | "choice" | "user" | "session";
+/** A typed argument of a command (plugin API 0.2.0); absent `args` means untyped. */
+export interface ArgSpec {
+  name: string; kind: ArgKind; choices?: string[]; summary: string; required: boolean;
+  default: string | null; rest: boolean; completes: boolean; min?: number | null; max?: number | null;
+}
 export interface CommandInfo {
   name: string; aliases: string[]; summary: string; usage: string; min_role: Role; plugin: string;
+  args?: ArgSpec[] | null; confirm?: string | null;
 }
+/** A button under a command's reply (`metadata.actions`). */
+export interface Action {
+  id: string; label: string; style: "primary" | "secondary" | "danger"; min_role: Role;
+  confirm: string | null; once: boolean; used?: boolean;
+}
+
+const RANK: Record<Role, number> = { viewer: 0, analyst: 1, admin: 2 };
+/** Whether `role` is at least `min` (an unknown role of the user counts as the lowest, an unknown `min` as the highest). */
+export const roleAtLeast = (role: Role, min: Role) => (RANK[role] ?? 0) >= (RANK[min] ?? 2);
 
 export class ApiError extends Error {
   constructor(public status: number, public code: string, message: string) { super(message); }

@@ -1,6 +1,18 @@
-// The slashd chat page: log in, sessions, the live conversation, commands.
+// The slashd chat page, wired together: log in, sessions, the live conversation, presence
+// and typing, and the socket's frames, each handed to what it is about. What the composer
+// offers for commands, the buttons under replies and progress lines live in their own
+// modules; they get what they need (state getters, a send function) from here and never
+// import this file.
 
-import { Api, ApiError, login, Socket, type CommandInfo, type Message, type ServerFrame, type Session, type User } from "./api";
+import {
+  Api, ApiError, login, Socket,
+  type CommandInfo, type Message, type Role, type ServerFrame, type Session, type User,
+} from "./api";
+import { ReplyActions } from "./actions";
+import { CommandComposer } from "./composer";
+import { ConfirmDialog } from "./confirm";
+import { PendingFrames, type Pending } from "./pending";
+import { ProgressLines } from "./progress";
 import { dataTable, el, markdown } from "./render";
 
 const PAGE = 50;
@@ -24,8 +36,49 @@ const state = {
   names: new Map<string, string>(),
   typingSent: 0,
   typingTimer: undefined as number | undefined,
-  suggestion: -1,
+  /** The user's role (the login answer, then each `ready`): what buttons are enabled for. */
+  role: "viewer" as Role,
+  /** Ids of messages this user posted (from `ack`s): whose progress they may cancel. */
+  mine: new Set<string>(),
 };
+
+const pendingFrames = new PendingFrames();
+
+/** Send a frame and remember what its answer will be about (null: offline, not sent). */
+function sendAwaitingAnswer(frame: Record<string, unknown>, about: Pending): number | null {
+  const id = state.socket?.send(frame);
+  if (id == null) return null;
+  pendingFrames.remember(id, about);
+  return id;
+}
+
+const confirmDialog = new ConfirmDialog(
+  (c, accept) => sendAwaitingAnswer({ type: "confirm", confirmation_id: c.id, accept }, { kind: "confirm" }) != null,
+  (text) => notice(text),
+);
+
+const composer = new CommandComposer({
+  session: () => state.current,
+  commands: () => state.commands,
+  send: sendAwaitingAnswer,
+});
+
+const actions = new ReplyActions({
+  role: () => state.role,
+  session: () => state.current,
+  send: sendAwaitingAnswer,
+  notice: (text) => notice(text),
+});
+
+const progress = new ProgressLines({
+  send: sendAwaitingAnswer,
+  notice: (text) => notice(text),
+  role: () => state.role,
+  userId: () => state.auth?.user.id,
+  posted: (messageId) => state.mine.has(messageId),
+  isAtBottom: () => isAtBottom(),
+  scrollDown: () => scrollDown(),
+});
 
 // ---------- log in / out ----------
 
@@ -58,6 +111,12 @@ function showLogin(message = "") {
   state.loaded = null;
   state.sessions = [];
   state.commands = [];
+  state.mine.clear();
+  pendingFrames.clear();
+  actions.clear();
+  progress.clear();
+  confirmDialog.clear();
+  composer.close();
   sessionStorage.removeItem("slashd.auth");
   history.replaceState(null, "", location.pathname);
   $("message-list").replaceChildren();
@@ -87,6 +146,7 @@ async function onLogin(ev: SubmitEvent) {
 
 function start(auth: Auth) {
   state.auth = auth;
+  state.role = auth.user.role;
   rememberName(auth.user);
   state.api = new Api(auth.token, () => showLogin("Your session expired; log in again."));
   $("login").hidden = true;
@@ -176,6 +236,9 @@ function openSession(s: Session) {
   state.participants.clear();
   state.typing.clear();
   history.replaceState(null, "", `#${s.id}`);
+  progress.clear();
+  actions.clear();
+  composer.close();
   $("message-list").replaceChildren();
   $("chat").hidden = false;
   $("no-session").hidden = true;
@@ -283,6 +346,7 @@ function markEnded() {
   renderHeader();
   renderSessions();
   updateComposer();
+  actions.refresh();
 }
 
 async function onAddMember(ev: SubmitEvent) {
@@ -308,7 +372,45 @@ function onReady() {
 
 function onFrame(f: ServerFrame) {
   const s = state.current;
+  // What a direct answer answers (its frame was sent with this id).
+  const pending = f.id !== undefined && f.id !== null ? pendingFrames.take(f.id) : undefined;
   switch (f.type) {
+    case "ready": {
+      const u = f.user as User | undefined;
+      if (u && state.auth) {
+        state.auth.user = u;
+        state.role = u.role;
+        $("me").textContent = `${u.name} · ${u.role}`;
+        actions.refresh();
+      }
+      return;
+    }
+    case "ack":
+      if (typeof f.message_id === "string") state.mine.add(f.message_id);
+      if (pending?.kind === "action") actions.done(pending.button);
+      return;
+    case "completions":
+      composer.onCompletions(f);
+      return;
+    case "confirm_required": {
+      if (pending?.kind === "action") actions.done(pending.button);
+      const what = pending?.kind === "message" ? clip(pending.content, 120)
+        : pending?.kind === "action" ? `The button “${pending.label}”` : "";
+      const at = Date.parse(String(f.expires_at));
+      confirmDialog.ask({
+        id: String(f.confirmation_id),
+        prompt: String(f.prompt ?? ""),
+        expiresAt: Number.isNaN(at) ? Date.now() + 60_000 : at,
+        what,
+      });
+      return;
+    }
+    case "cancelled":
+      confirmDialog.cancelled(String(f.confirmation_id));
+      return;
+    case "command_progress":
+      if (s && f.session_id === s.id) progress.update(f);
+      return;
     case "joined": {
       if (!s || f.session_id !== s.id) return;
       state.participants = new Set(f.participants as string[]);
@@ -351,6 +453,10 @@ function onFrame(f: ServerFrame) {
       else { const x = state.sessions.find((y) => y.id === f.session_id); if (x) { x.status = "ended"; renderSessions(); } }
       return;
     case "error":
+      // Completion is a convenience: a refused one (rate_limited, …) is not worth a word.
+      if (pending?.kind === "complete") return;
+      if (pending?.kind === "action") actions.done(pending.button);
+      if (pending?.kind === "cancel") progress.cancelRefused(pending.button);
       showError(String(f.code), String(f.message));
       return;
   }
@@ -402,6 +508,13 @@ function nameOf(userId: string | null) {
 function putMessage(m: Message, follow = true) {
   const list = $("message-list");
   const atBottom = isAtBottom();
+  const meta = m.metadata ?? {};
+  if (typeof meta.reply_to === "string" && typeof meta.action === "string") actions.markUsed(meta.reply_to, meta.action);
+  if (typeof meta.pressed_by === "string" && typeof meta.pressed_by_name === "string"
+    && !state.names.has(meta.pressed_by)) {
+    state.names.set(meta.pressed_by, meta.pressed_by_name);
+    renderParticipants();
+  }
   const node = renderMessage(m);
   const existing = list.querySelector<HTMLElement>(`li[data-id="${CSS.escape(m.id)}"]`);
   if (existing) existing.replaceWith(node);
@@ -414,6 +527,7 @@ function putMessage(m: Message, follow = true) {
     }
     list.insertBefore(node, after);
   }
+  progress.attach(m.id);
   if (m.seq !== null) {
     state.maxSeq = Math.max(state.maxSeq, m.seq);
     state.minSeq = state.minSeq === 0 ? m.seq : Math.min(state.minSeq, m.seq);
@@ -435,6 +549,7 @@ function renderMessage(m: Message): HTMLElement {
   const li = el("li", `message role-${m.role}`);
   li.dataset.id = m.id;
   if (m.seq !== null) li.dataset.seq = String(m.seq);
+  if (m.user_id) li.dataset.userId = m.user_id;
   const meta = (m.metadata ?? {}) as Record<string, unknown>;
   const head = el("div", "meta");
   const who = m.role === "user" ? nameOf(m.user_id)
@@ -443,6 +558,11 @@ function renderMessage(m: Message): HTMLElement {
   head.appendChild(el("span", "author", who));
   if (m.role === "command") {
     const bits = [String(meta.plugin ?? ""), meta.duration_ms !== undefined ? `${meta.duration_ms} ms` : ""];
+    if (typeof meta.action === "string") {
+      const by = typeof meta.pressed_by_name === "string" ? meta.pressed_by_name
+        : typeof meta.pressed_by === "string" ? nameOf(meta.pressed_by) : "";
+      bits.push(by ? `“${meta.action}” pressed by ${by}` : `“${meta.action}” pressed`);
+    }
     if (meta.ephemeral) bits.push("only you see this");
     head.appendChild(el("span", "cmd-meta", bits.filter(Boolean).join(" · ")));
   }
@@ -469,6 +589,8 @@ function renderMessage(m: Message): HTMLElement {
   }
   li.appendChild(body);
 
+  const buttons = m.role === "command" ? actions.render(m.id, meta.actions) : null;
+  if (buttons) li.appendChild(buttons);
   if (m.role === "command" && meta.data !== undefined && meta.data !== null) {
     const details = el("details", "data");
     details.appendChild(el("summary", undefined, "data"));
@@ -477,6 +599,8 @@ function renderMessage(m: Message): HTMLElement {
   }
   return li;
 }
+
+const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
 function putDelta(id: string, delta: string) {
   const list = $("message-list");
@@ -560,7 +684,7 @@ function sendTyping(on: boolean) {
   }
 }
 
-// ---------- the composer and command autocomplete ----------
+// ---------- the message box (what it offers for commands: composer.ts) ----------
 
 function updateComposer() {
   const s = state.current;
@@ -572,77 +696,19 @@ function updateComposer() {
   $<HTMLButtonElement>("send").disabled = !s || ended;
 }
 
-function matches(prefix: string): CommandInfo[] {
-  return state.commands.filter((c) =>
-    c.name.startsWith(prefix) || c.aliases.some((a) => a.startsWith(prefix)));
-}
-
-function renderSuggestions() {
-  const input = $<HTMLTextAreaElement>("input");
-  const box = $("suggestions");
-  const m = /^\/(\S*)$/.exec(input.value);
-  const found = m ? matches(m[1]).slice(0, 8) : [];
-  if (found.length === 0) { box.hidden = true; box.replaceChildren(); state.suggestion = -1; return; }
-  if (state.suggestion >= found.length) state.suggestion = found.length - 1;
-  box.replaceChildren(...found.map((c, i) => {
-    const li = el("li", "suggestion");
-    li.dataset.command = c.name;
-    li.setAttribute("role", "option");
-    if (i === state.suggestion) { li.classList.add("selected"); li.setAttribute("aria-selected", "true"); }
-    li.appendChild(el("span", "usage", c.usage || `/${c.name}`));
-    li.appendChild(el("span", "summary", c.summary));
-    if (c.min_role !== "viewer") li.appendChild(el("span", "badge", c.min_role));
-    li.addEventListener("mousedown", (ev) => { ev.preventDefault(); complete(c); });
-    return li;
-  }));
-  box.hidden = false;
-}
-
-function complete(c: CommandInfo) {
-  const input = $<HTMLTextAreaElement>("input");
-  input.value = `/${c.name} `;
-  state.suggestion = -1;
-  renderSuggestions();
-  input.focus();
-}
-
-function onInputKey(ev: KeyboardEvent) {
-  const box = $("suggestions");
-  const open = !box.hidden;
-  const items = box.children.length;
-  if (open && (ev.key === "ArrowDown" || ev.key === "ArrowUp")) {
-    ev.preventDefault();
-    const d = ev.key === "ArrowDown" ? 1 : -1;
-    state.suggestion = (state.suggestion + d + items) % items;
-    renderSuggestions();
-    return;
-  }
-  if (open && (ev.key === "Tab" || (ev.key === "Enter" && state.suggestion >= 0))) {
-    ev.preventDefault();
-    const pick = (box.children[Math.max(0, state.suggestion)] as HTMLElement).dataset.command;
-    const c = state.commands.find((x) => x.name === pick);
-    if (c) complete(c);
-    return;
-  }
-  if (open && ev.key === "Escape") { box.hidden = true; return; }
-  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
-    ev.preventDefault();
-    send();
-  }
-}
-
 function send() {
   const s = state.current;
   const input = $<HTMLTextAreaElement>("input");
   const content = input.value.trim();
   if (!s || !content) return;
-  if (state.socket?.send({ type: "message", session_id: s.id, content }) == null) {
+  const id = sendAwaitingAnswer({ type: "message", session_id: s.id, content }, { kind: "message", content });
+  if (id == null) {
     notice("Offline — the message was not sent; it is still in the box.");
     return;
   }
   sendTyping(false);
   input.value = "";
-  renderSuggestions();
+  composer.sent();
   scrollDown();
 }
 
@@ -660,14 +726,24 @@ function init() {
   $("load-older").addEventListener("click", onLoadOlder);
   $("composer").addEventListener("submit", (ev) => { ev.preventDefault(); send(); });
   const input = $<HTMLTextAreaElement>("input");
-  input.addEventListener("keydown", onInputKey);
+  input.addEventListener("keydown", (ev) => {
+    if (composer.onKey(ev)) return;
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      send();
+    }
+  });
   input.addEventListener("input", () => {
-    // Nothing is picked until the arrows pick it: Tab completes the first, Enter sends.
-    state.suggestion = -1;
-    renderSuggestions();
+    composer.typed();
     if (input.value) sendTyping(true);
   });
-  input.addEventListener("blur", () => { $("suggestions").hidden = true; });
+  // The caret moved (arrows, Home/End, a click): the hint follows it.
+  input.addEventListener("keyup", (ev) => {
+    if (["ArrowLeft", "ArrowRight", "Home", "End"].includes(ev.key)) composer.change();
+  });
+  input.addEventListener("click", () => composer.change());
+  input.addEventListener("blur", () => composer.blurred());
+  input.addEventListener("focus", () => composer.focused());
   window.addEventListener("online", () => state.socket?.reconnectNow());
   window.addEventListener("focus", () => { if (state.auth) void refreshSessions(); });
   const auth = loadAuth();
