@@ -155,6 +155,16 @@ impl Commands {
         })
     }
 
+    /// What confirmation `id` holds, if it waits for `caller` (left waiting): the socket
+    /// layer checks it could proceed here before an answer spends it.
+    pub fn waiting_for(&self, caller: &Principal, id: &str) -> Option<Pending> {
+        let waiting = self.confirmations.lock();
+        waiting
+            .get(id)
+            .filter(|w| w.user_id == caller.id)
+            .map(|w| w.pending.clone())
+    }
+
     /// `caller`'s answer to confirmation `id`: what now proceeds if accepted, `None` if
     /// declined (audited). Someone else's confirmation is "no such confirmation", as an
     /// unknown one is.

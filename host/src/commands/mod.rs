@@ -328,12 +328,24 @@ impl Commands {
         session_id: &str,
         invocation_id: &str,
     ) -> Result<JobGuard, CommandError> {
-        let plugin = &approved.route.plugin;
+        self.start_job(&approved.route, caller, session_id, invocation_id)
+    }
+
+    /// A plugin call of `caller`'s — a command or a button press — registered as a job
+    /// (listed, cancellable, counted against `commands.max_running_per_user`).
+    fn start_job(
+        &self,
+        route: &Route,
+        caller: &Principal,
+        session_id: &str,
+        id: &str,
+    ) -> Result<JobGuard, CommandError> {
+        let plugin = &route.plugin;
         let exempt =
             plugin.name == "jobs" && matches!(plugin.source, crate::plugins::Source::BuiltIn);
         let spec = JobSpec {
-            id: invocation_id.to_string(),
-            command: approved.route.command.name.clone(),
+            id: id.to_string(),
+            command: route.command.name.clone(),
             user_id: caller.id.clone(),
             user_name: caller.name.clone(),
             session_id: session_id.to_string(),
@@ -635,7 +647,8 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// Most characters of a command name kept in the audit log, the log line and the answer.
-/// Registered names are far shorter; only an unknown name is ever cut.
+/// Registered names are far shorter; only an unknown name is ever cut. (Also the most of
+/// a client's session id a refused press logs.)
 const MAX_LOGGED_NAME_CHARS: usize = 64;
 
 /// `text`, cut to at most `max` characters, the last of them `…` when cut.

@@ -8,6 +8,9 @@
 //! A `once` button is claimed in the database before `on-action` runs (see
 //! `store::claim_action`), so of two presses at the same instant — on one node or two —
 //! exactly one runs. The claim stands even if the plugin then fails: "pressed at most once".
+//! A press is a job like a command: listed, cancellable, and counted against the presser's
+//! `commands.max_running_per_user` (registered before the claim, so a refused press claims
+//! nothing).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,12 +19,13 @@ use serde_json::Value;
 use slashd_plugin_api::Action;
 
 use super::{
-    call_error, log_invocation, reply_metadata, sha256_hex, storable, CommandError, Commands,
-    ReplySink,
+    call_error, cut, log_invocation, reply_metadata, sha256_hex, storable, CommandError, Commands,
+    ReplySink, MAX_LOGGED_NAME_CHARS,
 };
 use crate::auth::{log_refusal, Principal, Refused};
 use crate::chat::ChatError;
-use crate::plugins::{ActionInput, CallContext, Route};
+use crate::plugins::{ActionInput, CallContext, CallError, JobGuard, Route};
+use crate::protocol::frames::ProgressState;
 use crate::store::{AuditEntry, MessageRole, SessionStatus};
 use crate::time_fmt::rfc3339;
 
@@ -48,6 +52,7 @@ pub struct Approved {
     session_title: String,
     /// The pressed reply's `data`.
     data: Option<Value>,
+    running: JobGuard,
 }
 
 /// Who pressed, and where the answer goes.
@@ -73,7 +78,8 @@ impl Commands {
             self.chat.metrics.command_refused("rate_limited");
             return Err(CommandError::RateLimited);
         }
-        let session_id = press.session_id.clone();
+        // What the log keeps of a session id the client made up: a bounded prefix.
+        let session_id = cut(&press.session_id, MAX_LOGGED_NAME_CHARS);
         let audited = format!("action {} {}", press.message_id, press.action_id);
         let (command, result) = self.check_press(caller, press, confirmed).await;
         let err = match result {
@@ -183,6 +189,8 @@ impl Commands {
                     prompt: prompt.clone(),
                 });
             }
+            let running =
+                self.start_job(route, caller, &press.session_id, &crate::store::new_id())?;
             if action.once
                 && !self
                     .chat
@@ -199,6 +207,7 @@ impl Commands {
                 press,
                 session_title: session.title,
                 data: meta.get("data").cloned(),
+                running,
             })))
         }
         .await;
@@ -220,7 +229,9 @@ impl Commands {
             press,
             session_title,
             data,
+            mut running,
         } = *call.approved;
+        let job = running.job.clone();
         let ctx = CallContext {
             user_id: call.caller.id.clone(),
             user_name: call.caller.name.clone(),
@@ -229,8 +240,8 @@ impl Commands {
             session_title,
             connection_id: call.connection_id.clone(),
             connected_at: rfc3339(call.connected_at),
-            invocation_id: press.message_id.clone(),
-            job: None,
+            invocation_id: job.spec.id.clone(),
+            job: Some(job.clone()),
         };
         let input = ActionInput {
             command: route.command.name.clone(),
@@ -245,6 +256,13 @@ impl Commands {
             .and_then(storable);
         let elapsed = started.elapsed();
         let duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
+        let ended = match &result {
+            Ok(_) => ProgressState::Done,
+            Err(CallError::Cancelled(_)) => ProgressState::Cancelled,
+            Err(_) => ProgressState::Failed,
+        };
+        self.finish_progress(&job, ended);
+        running.finish();
         let outcome = match result {
             Ok(reply) => {
                 let mut metadata = reply_metadata(&route, &reply, duration_ms, &press.message_id);

@@ -525,7 +525,8 @@ impl Connection {
         }
     }
 
-    /// Posting needs a prior `join`; the error says which applies.
+    /// Posting (and typing, completing, pressing) needs a prior `join`; the error says
+    /// which applies.
     async fn require_joined(&self, session_id: &str) -> Result<(), AppError> {
         let chat = &self.state.chat;
         if chat.hub.is_member(session_id, &self.handle.conn_id) {
@@ -580,6 +581,18 @@ impl Connection {
         confirmation_id: &str,
         accept: bool,
     ) -> Result<(), AppError> {
+        // A yes from a connection that has not joined the session could not proceed:
+        // refuse it without spending the confirmation (the invoker may still answer where
+        // they asked).
+        let waiting = self
+            .state
+            .commands
+            .waiting_for(&self.principal, confirmation_id);
+        if let (true, Some(pending)) = (accept, &waiting) {
+            let (Pending::Message { session_id, .. } | Pending::Action { session_id, .. }) =
+                pending;
+            self.require_joined(session_id).await?;
+        }
         let answer = self
             .state
             .commands
@@ -615,8 +628,10 @@ impl Connection {
         }
     }
 
-    /// A button press: checked, confirmed if the button asks, then run.
+    /// A button press: checked, confirmed if the button asks, then run. Like posting, it
+    /// needs the session joined on this connection (where its result is broadcast).
     async fn press(&mut self, id: &FrameId, press: Press, confirmed: bool) -> Result<(), AppError> {
+        self.require_joined(&press.session_id).await?;
         let pending = Pending::Action {
             session_id: press.session_id.clone(),
             message_id: press.message_id.clone(),

@@ -110,6 +110,15 @@ async fn buttons_are_stored_and_pressed_with_every_check(backend: Backend) {
     let failed = press(&mut mike, &shared.member, &session, &id, "fail").await;
     assert_eq!(error_code(&failed), "plugin_failed", "{failed}");
 
+    // A member must join the session on the connection that presses (where the result
+    // is broadcast).
+    let mut unjoined = server.ws(&shared.member).await;
+    let not_joined = press(&mut unjoined, &shared.member, &session, &id, "go").await;
+    assert_eq!(not_joined["code"], "bad_request", "{not_joined}");
+    assert_eq!(
+        not_joined["message"],
+        "join the session before posting to it"
+    );
     // An outsider cannot press, nor learn that the message exists.
     let carl = server.user("carl", "admin").await;
     let (mut outsider, _) = joined(&server, &carl, "carl's").await;
@@ -240,4 +249,77 @@ async fn drain_until_quiet(ws: &mut Ws) {
         .await
         .is_some()
     {}
+}
+
+/// Two nodes sharing PostgreSQL: the owner presses on one, the member on the other, at the
+/// same instant — the database's claim lets exactly one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_once_button_runs_once_across_nodes() {
+    let nodes = crate::harness::Setup::new(Backend::Postgres)
+        .set("commands", "rate_per_sec", "1000.0")
+        .set("commands", "rate_burst", "1000.0")
+        .plugin("probe", &[("grants", r#"["kv", "config"]"#)])
+        .start_cluster(2, "redis://127.0.0.1:6379")
+        .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let shared = Shared::across(a, b, "olga", "mike", "once, two nodes").await;
+    let (mut olga, mut mike) = shared.join_both_across(a, b).await;
+    let session = shared.session.clone();
+    for round in 0..3 {
+        let message = buttons(&mut olga, &session, &format!("node round {round}")).await;
+        let id = message["id"].as_str().unwrap().to_string();
+        let (x, y) = tokio::join!(
+            press(&mut olga, &shared.owner, &session, &id, "once"),
+            press(&mut mike, &shared.member, &session, &id, "once"),
+        );
+        let ran = [&x, &y].iter().filter(|f| f["type"] == "message").count();
+        assert_eq!(ran, 1, "round {round}: {x} / {y}");
+        assert_eq!(
+            stored_results(a, &session, &shared.owner.token, &id).await,
+            1,
+            "round {round}"
+        );
+        drain_until_quiet(&mut olga).await;
+        drain_until_quiet(&mut mike).await;
+    }
+}
+
+/// A press is a running call like a command: it counts against the presser's
+/// `commands.max_running_per_user`, and one refused for it claims no `once` button.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presses_count_as_running_commands() {
+    let server = probe_server(Backend::Sqlite, |s| {
+        s.set("commands", "max_running_per_user", "1")
+    })
+    .await;
+    let ann = server.user("ann", "viewer").await;
+    let (mut ws, session) = joined(&server, &ann, "busy").await;
+    let message = buttons(&mut ws, &session, "busy").await;
+    let id = message["id"].as_str().unwrap().to_string();
+    // One command running: ann's one place is taken.
+    ws.send(
+        json!({"type": "message", "session_id": session, "content": "/probe-slow 1500",
+                   "id": "slow"}),
+    )
+    .await;
+    loop {
+        let frame = ws.recv().await;
+        if frame["id"] == "slow" {
+            assert_eq!(frame["type"], "ack", "{frame}");
+            break;
+        }
+    }
+    for action in ["go", "once"] {
+        let refused = press(&mut ws, &ann, &session, &id, action).await;
+        assert_eq!(error_code(&refused), "rate_limited", "{action}: {refused}");
+    }
+    // Once the command is done, the `once` button is still unused and runs.
+    loop {
+        let frame = ws.recv().await;
+        if frame["type"] == "message" && frame["message"]["content"] == "slept 1500 ms" {
+            break;
+        }
+    }
+    let ran = press(&mut ws, &ann, &session, &id, "once").await;
+    assert_eq!(ran["message"]["content"], "once pressed by ann", "{ran}");
 }

@@ -50,6 +50,11 @@ async fn confirmation_accept_decline_expire_and_strangers() {
         let stranger = answer(&mut mike, confirm(&asked, accept), "stranger").await;
         assert_eq!(error_code(&stranger), "not_found", "{stranger}");
     }
+    // A yes from the invoker's connection that has not joined the session cannot proceed,
+    // and does not spend the confirmation.
+    let mut elsewhere = server.ws(&shared.owner).await;
+    let unjoined = answer(&mut elsewhere, confirm(&asked, true), "elsewhere").await;
+    assert_eq!(error_code(&unjoined), "bad_request", "{unjoined}");
     // Its invoker accepts: the command proceeds as if just sent.
     let ack = answer(&mut olga, confirm(&asked, true), "yes").await;
     assert_eq!(ack["type"], "ack", "{ack}");
