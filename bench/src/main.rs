@@ -21,7 +21,8 @@ mod ws;
 use clap::{Parser, Subcommand};
 
 use scenario::{
-    all, cluster, durability, fanout, floor, hostile, idle, load, message, ping, soak, waiting,
+    all, cluster, complete, durability, fanout, floor, hostile, idle, load, message, ping, soak,
+    waiting,
 };
 
 #[derive(Parser)]
@@ -74,6 +75,9 @@ enum Scenario {
     /// `/help` round trips quiet, then while --waiting commands wait on a slow HTTP
     /// endpoint: the ratio (a waiting command holds no thread and no CPU).
     Waiting(waiting::Args),
+    /// `complete` round trips answered by the host alone, then by a plugin's `complete`,
+    /// beside `ping`: what completion costs.
+    Complete(complete::Args),
     /// Post with acks recorded, kill -9 the server mid-stream, restart it on the same
     /// database (--kills times), then check every acked message in the database. On
     /// SQLite, or on a fresh PostgreSQL database beside --database-url. Exits non-zero on
@@ -95,6 +99,7 @@ impl Scenario {
             Scenario::Soak(args) => soak::run(args).await,
             Scenario::Hostile(args) => hostile::run(args).await,
             Scenario::Waiting(args) => waiting::run(args).await,
+            Scenario::Complete(args) => complete::run(args).await,
             Scenario::Durability(args) => durability::run(args).await,
         }
     }

@@ -405,6 +405,8 @@ max_connections_per_user = 20000
 # for a real per-user rate).
 rate_per_sec = {command_rate:?}
 rate_burst = {command_burst:?}
+complete_rate_per_sec = {command_rate:?}
+complete_burst = {command_burst:?}
 "#,
         data_dir = dir.join("data").display().to_string(),
     )

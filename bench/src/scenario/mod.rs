@@ -3,6 +3,7 @@
 
 pub mod all;
 pub mod cluster;
+pub mod complete;
 pub mod durability;
 pub mod fanout;
 pub mod floor;
