@@ -155,6 +155,17 @@ pub struct Invocation {
     pub approved: Approved,
 }
 
+/// What [`Commands::record`] keeps of a call that ran.
+struct Ran<'a> {
+    caller: &'a Principal,
+    session_id: &'a str,
+    route: &'a Route,
+    /// Hashed into the audit row: the raw arguments, or the pressed button.
+    audited_args: &'a str,
+    outcome: &'static str,
+    elapsed: std::time::Duration,
+}
+
 /// Command dispatch: what approving and running commands needs, and nothing else.
 pub struct Commands {
     chat: Chat,
@@ -396,16 +407,7 @@ impl Commands {
             .and_then(storable);
         let elapsed = started.elapsed();
         let duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
-        let plugin = route.plugin.name.as_str();
-        let command = route.command.name.as_str();
-        // The session hears how it ended before the reply or the error goes out.
-        let ended = match &result {
-            Ok(_) => ProgressState::Done,
-            Err(CallError::Cancelled(_)) => ProgressState::Cancelled,
-            Err(_) => ProgressState::Failed,
-        };
-        self.finish_progress(&job, ended);
-        call.running.finish();
+        self.end_job(&mut call.running, &result);
         let outcome = match result {
             Ok(reply) => {
                 let metadata = reply_metadata(route, &reply, duration_ms, &call.reply_to);
@@ -420,25 +422,54 @@ impl Commands {
                 outcome
             }
         };
+        let ran = Ran {
+            caller: &call.caller,
+            session_id: &call.session_id,
+            route,
+            audited_args: &call.approved.raw_args,
+            outcome,
+            elapsed,
+        };
+        self.record(ran).await;
+    }
 
+    /// A call is over: the session hears how it ended (when it reported progress or was
+    /// cancelled) and the job is unlisted — both before the reply or the error goes out.
+    fn end_job(&self, running: &mut JobGuard, result: &Result<PluginReply, CallError>) {
+        let ended = match result {
+            Ok(_) => ProgressState::Done,
+            Err(CallError::Cancelled(_)) => ProgressState::Cancelled,
+            Err(_) => ProgressState::Failed,
+        };
+        self.finish_progress(&running.job, ended);
+        running.finish();
+    }
+
+    /// The log line, the metric and the audit row of a call that ran.
+    async fn record(&self, ran: Ran<'_>) {
+        let plugin = ran.route.plugin.name.as_str();
+        let command = ran.route.command.name.as_str();
+        let duration_ms = i64::try_from(ran.elapsed.as_millis()).unwrap_or(i64::MAX);
         log_invocation(
-            &call.caller.name,
-            &call.session_id,
+            &ran.caller.name,
+            ran.session_id,
             command,
             plugin,
             "allowed",
-            outcome,
+            ran.outcome,
             duration_ms,
         );
-        self.chat.metrics.command_finished(plugin, outcome, elapsed);
+        self.chat
+            .metrics
+            .command_finished(plugin, ran.outcome, ran.elapsed);
         self.audit(AuditEntry {
-            user_id: &call.caller.id,
-            session_id: Some(&call.session_id),
+            user_id: &ran.caller.id,
+            session_id: Some(ran.session_id),
             command,
             plugin: Some(plugin),
-            args_sha256: &sha256_hex(&call.approved.raw_args),
+            args_sha256: &sha256_hex(ran.audited_args),
             decision: "allowed",
-            outcome,
+            outcome: ran.outcome,
             duration_ms,
         })
         .await;

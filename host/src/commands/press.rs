@@ -20,12 +20,11 @@ use slashd_plugin_api::Action;
 
 use super::{
     call_error, cut, log_invocation, reply_metadata, sha256_hex, storable, CommandError, Commands,
-    ReplySink, MAX_LOGGED_NAME_CHARS,
+    Ran, ReplySink, MAX_LOGGED_NAME_CHARS,
 };
 use crate::auth::{log_refusal, Principal, Refused};
 use crate::chat::ChatError;
-use crate::plugins::{ActionInput, CallContext, CallError, JobGuard, Route};
-use crate::protocol::frames::ProgressState;
+use crate::plugins::{ActionInput, CallContext, JobGuard, Route};
 use crate::store::{AuditEntry, MessageRole, SessionStatus};
 use crate::time_fmt::rfc3339;
 
@@ -256,13 +255,7 @@ impl Commands {
             .and_then(storable);
         let elapsed = started.elapsed();
         let duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
-        let ended = match &result {
-            Ok(_) => ProgressState::Done,
-            Err(CallError::Cancelled(_)) => ProgressState::Cancelled,
-            Err(_) => ProgressState::Failed,
-        };
-        self.finish_progress(&job, ended);
-        running.finish();
+        self.end_job(&mut running, &result);
         let outcome = match result {
             Ok(reply) => {
                 let mut metadata = reply_metadata(&route, &reply, duration_ms, &press.message_id);
@@ -280,28 +273,15 @@ impl Commands {
                 outcome
             }
         };
-        let plugin = route.plugin.name.as_str();
-        let command = route.command.name.as_str();
-        log_invocation(
-            &call.caller.name,
-            &press.session_id,
-            command,
-            plugin,
-            "allowed",
+        let audited = format!("action {} {}", press.message_id, action.id);
+        let ran = Ran {
+            caller: &call.caller,
+            session_id: &press.session_id,
+            route: &route,
+            audited_args: &audited,
             outcome,
-            duration_ms,
-        );
-        self.chat.metrics.command_finished(plugin, outcome, elapsed);
-        self.audit(AuditEntry {
-            user_id: &call.caller.id,
-            session_id: Some(&press.session_id),
-            command,
-            plugin: Some(plugin),
-            args_sha256: &sha256_hex(&format!("action {} {}", press.message_id, action.id)),
-            decision: "allowed",
-            outcome,
-            duration_ms,
-        })
-        .await;
+            elapsed,
+        };
+        self.record(ran).await;
     }
 }

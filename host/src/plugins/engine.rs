@@ -24,7 +24,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::call::{
-    check_completions, ActionInput, CallError, CallInput, CompleteInput, PluginReply,
+    check_completions, ActionInput, CallError, CallInput, CompleteInput, PluginReply, RawReply,
 };
 use super::capabilities::{CallEnv, CallState, Output, PluginIdentity, Sandbox};
 use super::egress::{CpuSlot, Egress};
@@ -341,11 +341,7 @@ impl Runtime {
                 move |store| Box::pin(async move { pre.invoke(store, &call_ctx, input).await }),
             )
             .await;
-        let identity = &plugin.identity;
-        match result {
-            Ok(Ok(raw)) => raw.check(&identity.secrets, plugin.limits.max_reply_bytes),
-            Ok(Err(e)) | Err(e) => Err(e.redacted(&identity.secrets)),
-        }
+        checked_reply(plugin, result)
     }
 
     /// A `complete` call: fresh instance, `deadline` (shorter than a command's), checked
@@ -388,11 +384,7 @@ impl Runtime {
                 move |store| Box::pin(async move { pre.on_action(store, &call_ctx, input).await }),
             )
             .await;
-        let identity = &plugin.identity;
-        match result {
-            Ok(Ok(raw)) => raw.check(&identity.secrets, plugin.limits.max_reply_bytes),
-            Ok(Err(e)) | Err(e) => Err(e.redacted(&identity.secrets)),
-        }
+        checked_reply(plugin, result)
     }
 
     async fn run<R: Send + 'static>(
@@ -599,6 +591,19 @@ fn spawn_epoch_ticker(engine: &Engine) {
                 None => return,
             }
         });
+}
+
+/// A reply as the host passes it on: size-checked, `data` parsed, secrets hidden — or the
+/// error, secrets hidden.
+fn checked_reply(
+    plugin: &Prepared,
+    result: Result<Result<RawReply, CallError>, CallError>,
+) -> Result<PluginReply, CallError> {
+    let secrets = &plugin.identity.secrets;
+    match result {
+        Ok(Ok(raw)) => raw.check(secrets, plugin.limits.max_reply_bytes),
+        Ok(Err(e)) | Err(e) => Err(e.redacted(secrets)),
+    }
 }
 
 fn write_cache(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
