@@ -29,6 +29,7 @@ impl ServerBin {
             extra_config: String::new(),
             commands_rate: None,
             frame_limits: false,
+            completion_rate: false,
         }
     }
 }

@@ -30,6 +30,10 @@ pub struct ServerOpts {
     /// Keep slashd's own per-connection frame limits (`[realtime] rate_per_sec`, burst,
     /// flood strikes) instead of lifting them.
     pub frame_limits: bool,
+    /// Lift `[commands] complete_rate_per_sec` and `complete_burst` as the command rate is
+    /// (only for scenarios that complete: a slashd from before completion refuses the keys,
+    /// and A/B runs start one).
+    pub completion_rate: bool,
 }
 
 #[derive(Clone)]
@@ -96,6 +100,7 @@ impl Server {
             &secret,
             opts.commands_rate,
             opts.frame_limits,
+            opts.completion_rate,
         );
         if let Some(c) = &opts.cluster {
             config.push_str(&format!(
@@ -363,6 +368,7 @@ fn render_config(
     secret: &str,
     commands_rate: Option<f64>,
     frame_limits: bool,
+    completion_rate: bool,
 ) -> String {
     let (command_rate, command_burst) = match commands_rate {
         Some(rate) => (rate, (2.0 * rate).max(1.0)),
@@ -375,6 +381,12 @@ fn render_config(
             "rate_per_sec = 1000000.0\nrate_burst = 1000000.0\nflood_strikes = 1000000.0\n\
                   connects_per_user_per_min = 1000000"
         }
+    };
+    let completion = match completion_rate {
+        true => {
+            format!("complete_rate_per_sec = {command_rate:?}\ncomplete_burst = {command_burst:?}")
+        }
+        false => String::new(),
     };
     format!(
         r#"[server]
@@ -405,8 +417,7 @@ max_connections_per_user = 20000
 # for a real per-user rate).
 rate_per_sec = {command_rate:?}
 rate_burst = {command_burst:?}
-complete_rate_per_sec = {command_rate:?}
-complete_burst = {command_burst:?}
+{completion}
 "#,
         data_dir = dir.join("data").display().to_string(),
     )

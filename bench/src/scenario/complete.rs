@@ -3,12 +3,15 @@
 //! instance per frame, as for every call), beside `ping` on the same connection: the
 //! page sends one per keystroke pause, and a plugin's answer must arrive well within
 //! `commands.complete_timeout` (200 ms).
+//!
+//! (The bench lifts the per-user completion rate, as it does the command rate.)
 
 use anyhow::Context;
 
 use crate::flags::ServerArgs;
 use crate::report::{progress, sample_note, Report, Row};
 use crate::round_trip::{round_trips, RoundTripServer, PING};
+use crate::server::ServerOpts;
 use crate::stats::{fmt_us, summarize, Summary};
 use crate::usage::CpuMeter;
 use crate::ws::{self, frame_type};
@@ -25,7 +28,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let rt = RoundTripServer::start(&args.server.opts()).await?;
+    let opts = ServerOpts {
+        completion_rate: true,
+        ..args.server.opts()
+    };
+    let rt = RoundTripServer::start(&opts).await?;
     let session = rt.server.session(&rt.user, "bench complete").await?;
     let mut ws = ws::connect_ready(&rt.server.ws_url, &rt.user.token).await?;
     ws::join(&mut ws, &session).await?;
