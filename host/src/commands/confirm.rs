@@ -52,7 +52,8 @@ struct Waiting {
 }
 
 impl Pending {
-    fn session_id(&self) -> &str {
+    /// The session it belongs to.
+    pub fn session_id(&self) -> &str {
         match self {
             Pending::Message { session_id, .. } | Pending::Action { session_id, .. } => session_id,
         }

@@ -589,9 +589,7 @@ impl Connection {
             .commands
             .waiting_for(&self.principal, confirmation_id);
         if let (true, Some(pending)) = (accept, &waiting) {
-            let (Pending::Message { session_id, .. } | Pending::Action { session_id, .. }) =
-                pending;
-            self.require_joined(session_id).await?;
+            self.require_joined(pending.session_id()).await?;
         }
         let answer = self
             .state
