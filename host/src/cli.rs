@@ -115,7 +115,13 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // A server logs what it does; a command that prints a report (`plugin list` loads
+    // every plugin, say) keeps its stderr for warnings unless SLASHD_LOG asks for more.
+    let default_level = match cli.command {
+        Command::Serve => "info",
+        _ => "warn",
+    };
+    init_tracing(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -135,11 +141,11 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SLASHD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -154,13 +160,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(path.as_deref())?;
     match cli.command {
         Command::Config(ConfigCommand::Check) => {
-            config_summary(&config, path.as_deref());
+            let plugins = load_as_the_server_would(&config).await?;
+            config_summary(&config, path.as_deref(), &plugins);
             Ok(())
         }
-        Command::Plugin(PluginCommand::List) => {
-            plugin_list(&config);
-            Ok(())
-        }
+        Command::Plugin(PluginCommand::List) => plugin_list(&config).await,
         Command::Plugin(PluginCommand::Check { path }) => plugin_check(&config, &path).await,
         Command::Serve => app::serve(config, path).await,
         Command::Migrate => {
@@ -187,7 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn config_summary(config: &Config, file: Option<&Path>) {
+fn config_summary(config: &Config, file: Option<&Path>, plugins: &[crate::plugins::PluginView]) {
     let file = file.map_or("none (defaults)".to_string(), |p| p.display().to_string());
     let auth = &config.auth;
     let keys = match (&auth.jwt_secret, &auth.public_key_pem) {
@@ -212,8 +216,8 @@ fn config_summary(config: &Config, file: Option<&Path>) {
         Some(a) => format!("{} at {}", a.model, a.base_url),
         None => "off".into(),
     };
-    let plugins = crate::plugins::configured(config);
-    let enabled = plugins.iter().filter(|p| p.enabled).count();
+    let enabled = plugins.iter().filter(|p| p.state == "enabled").count();
+    let refused = plugins.iter().filter(|p| p.state == "refused").count();
     println!("config OK");
     println!("  file       {file} (+ SLASHD_* environment)");
     println!("  listen     {}", config.server.listen);
@@ -229,35 +233,51 @@ fn config_summary(config: &Config, file: Option<&Path>) {
     println!("  cluster    {cluster}");
     println!("  assistant  {assistant}");
     println!(
-        "  plugins    {} configured, {enabled} enabled (`slashd plugin list`)",
+        "  plugins    {} configured, {enabled} enabled, {refused} refused (`slashd plugin list` says why)",
         plugins.len()
     );
 }
 
-fn plugin_list(config: &Config) {
+/// Load every configured plugin exactly as `serve` would — files read, components
+/// compiled (through the same cache), manifests checked, grants matched, names routed —
+/// against fake services, and return what the server would report.
+async fn load_as_the_server_would(
+    config: &Config,
+) -> anyhow::Result<Vec<crate::plugins::PluginView>> {
+    let services = std::sync::Arc::new(crate::plugins::fake_services::FakeServices::default());
+    let host = crate::plugins::PluginHost::start(config, services).await?;
+    Ok(host.describe())
+}
+
+/// `plugin list`: each plugin's state as the server would load it, with the reason for a
+/// refusal.
+async fn plugin_list(config: &Config) -> anyhow::Result<()> {
     use crate::plugins::Source;
+    let plugins = load_as_the_server_would(config).await?;
     println!(
-        "{:<20} {:<7} {:<8} {:<24} SOURCE",
-        "NAME", "KIND", "ENABLED", "GRANTS"
+        "{:<20} {:<7} {:<9} {:<24} SOURCE",
+        "NAME", "KIND", "STATE", "GRANTS"
     );
-    for p in crate::plugins::configured(config) {
+    for p in plugins {
         let (kind, source) = match &p.source {
-            Some(Source::BuiltIn) => ("wasm", "built-in".to_string()),
-            Some(Source::Path { path }) => ("wasm", path.display().to_string()),
-            Some(Source::Native { path }) => ("native", path.display().to_string()),
-            None => ("-", "no path and not a built-in: refused".to_string()),
+            Source::BuiltIn => ("wasm", "built-in".to_string()),
+            Source::Path { path } => ("wasm", path.display().to_string()),
+            Source::Native { path } => ("native", path.display().to_string()),
         };
-        let grants = if p.grants.is_empty() {
+        let grants = if p.grants_given.is_empty() {
             "-".to_string()
         } else {
-            p.grants.join(",")
+            p.grants_given.join(",")
         };
-        let enabled = if p.enabled { "yes" } else { "no" };
         println!(
-            "{:<20} {kind:<7} {enabled:<8} {grants:<24} {source}",
-            p.name
+            "{:<20} {kind:<7} {:<9} {grants:<24} {source}",
+            p.name, p.state
         );
+        if let Some(reason) = &p.reason {
+            println!("{:<20} refused: {reason}", "");
+        }
     }
+    Ok(())
 }
 
 async fn plugin_check(config: &Config, path: &Path) -> anyhow::Result<()> {

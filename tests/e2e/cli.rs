@@ -172,14 +172,65 @@ fn plugin_list_shows_the_configured_plugins() {
             .map(str::to_string)
             .collect()
     };
-    assert_eq!(row("help")[1..4], ["wasm", "yes", "commands"], "{text}");
+    assert_eq!(row("help")[1..4], ["wasm", "enabled", "commands"], "{text}");
     assert_eq!(row("help")[4], "built-in");
-    assert_eq!(row("logs")[1..3], ["wasm", "no"], "disabled by config");
-    assert_eq!(row("probe")[1..4], ["wasm", "yes", "kv,config"]);
+    assert_eq!(
+        row("logs")[1..3],
+        ["wasm", "disabled"],
+        "disabled by config"
+    );
+    assert_eq!(row("probe")[1..4], ["wasm", "enabled", "kv,config"]);
     assert_eq!(row("probe")[4], plugin_wasm("probe"));
     assert_eq!(row("fast")[1], "native");
     assert_eq!(row("fast")[4], plugin_native("tally"));
-    assert!(row("ghost").join(" ").contains("refused"), "{text}");
+    assert_eq!(row("ghost")[2], "refused", "{text}");
+    assert!(
+        text.contains("refused: [plugins.ghost] has no path and is not a built-in"),
+        "{text}"
+    );
+}
+
+/// `plugin list` and `config check` load the plugins as the server does: a plugin the
+/// server refuses (here for a missing grant) is "refused", with the server's own reason —
+/// not "enabled" because its table says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_list_and_config_check_agree_with_the_server() {
+    let server = crate::harness::Setup::new(crate::harness::Backend::Sqlite)
+        .plugin("probe", &[("grants", r#"["kv"]"#)])
+        .start()
+        .await;
+    let admin = server.admin().await;
+    let (_, plugins) = server.get("/admin/plugins", &admin.token).await;
+    let probe = plugins["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "probe")
+        .unwrap()
+        .clone();
+    assert_eq!(probe["state"], "refused", "{probe}");
+    let reason = probe["reason"].as_str().unwrap();
+    assert!(reason.contains("needs capability config"), "{reason}");
+
+    let out = server.cli(&["plugin", "list"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("probe"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[2], "refused", "{text}");
+    assert!(text.contains(&format!("refused: {reason}")), "{text}");
+
+    let out = server.cli(&["config", "check"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("6 configured, 5 enabled, 1 refused"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -248,7 +299,11 @@ fn config_check_summarizes_a_valid_config() {
         !text.contains("hunter2"),
         "the password is redacted: {text}"
     );
-    assert!(text.contains("6 configured, 6 enabled"), "{text}");
+    // probe.wasm is not there: refused, as the server would.
+    assert!(
+        text.contains("6 configured, 5 enabled, 1 refused"),
+        "{text}"
+    );
     // The environment counts too.
     let out = offline(
         config,

@@ -548,53 +548,6 @@ impl PluginHost {
     }
 }
 
-/// A plugin as the config names it, before anything is loaded (`slashd plugin list`).
-#[derive(Debug, Clone)]
-pub struct Configured {
-    pub name: String,
-    /// `None`: a table with no path that names no built-in (the server refuses it).
-    pub source: Option<Source>,
-    pub enabled: bool,
-    pub grants: Vec<String>,
-}
-
-/// The built-ins and every `[plugins.NAME]` table, in the order the server loads them.
-pub fn configured(config: &Config) -> Vec<Configured> {
-    let mut list: Vec<Configured> = builtin::BUILTINS
-        .iter()
-        .map(|b| {
-            let table = config.plugins.get(b.name).cloned().unwrap_or_default();
-            Configured {
-                name: b.name.to_string(),
-                source: Some(Source::BuiltIn),
-                enabled: table.enabled.unwrap_or(true),
-                grants: table
-                    .grants
-                    .unwrap_or_else(|| b.grants.iter().map(|c| c.as_str().to_string()).collect()),
-            }
-        })
-        .collect();
-    for (name, table) in &config.plugins {
-        if builtin::find(name).is_some() {
-            continue;
-        }
-        let source = table.path.clone().map(|path| {
-            if table.native.unwrap_or(false) {
-                Source::Native { path }
-            } else {
-                Source::Path { path }
-            }
-        });
-        list.push(Configured {
-            name: name.clone(),
-            source,
-            enabled: table.enabled.unwrap_or(true),
-            grants: table.grants.clone().unwrap_or_default(),
-        });
-    }
-    list
-}
-
 fn refused(name: &str, source: Source, table: &PluginConfig, reason: String) -> PluginEntry {
     PluginEntry {
         name: name.to_string(),
