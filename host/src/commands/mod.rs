@@ -16,9 +16,9 @@ mod press;
 mod services;
 mod typed;
 
-pub use complete::{Completions, Place};
+pub use complete::Place;
 use confirm::Confirmations;
-pub use confirm::{Asked, Pending};
+pub use confirm::Pending;
 pub use press::{Press, PressCall, Pressed};
 pub use services::ServerServices;
 

@@ -332,16 +332,10 @@ impl Runtime {
     ) -> Result<PluginReply, CallError> {
         let pre = plugin.pre.clone();
         let call_ctx = ctx.clone();
-        let result = self
-            .run(
-                plugin,
-                env,
-                Some(ctx),
-                plugin.limits.timeout,
-                move |store| Box::pin(async move { pre.invoke(store, &call_ctx, input).await }),
-            )
-            .await;
-        checked_reply(plugin, result)
+        self.reply_call(plugin, env, ctx, move |store| {
+            Box::pin(async move { pre.invoke(store, &call_ctx, input).await })
+        })
+        .await
     }
 
     /// A `complete` call: fresh instance, `deadline` (shorter than a command's), checked
@@ -375,16 +369,39 @@ impl Runtime {
     ) -> Result<PluginReply, CallError> {
         let pre = plugin.pre.clone();
         let call_ctx = ctx.clone();
+        self.reply_call(plugin, env, ctx, move |store| {
+            Box::pin(async move { pre.on_action(store, &call_ctx, input).await })
+        })
+        .await
+    }
+
+    /// A call that answers with a reply (`invoke`, `on-action`): the plugin's own deadline,
+    /// and the reply as the host passes it on — size-checked, `data` parsed, secrets
+    /// hidden — or the error, secrets hidden.
+    async fn reply_call(
+        &self,
+        plugin: &Prepared,
+        env: Arc<CallEnv>,
+        ctx: CallContext,
+        call: impl for<'a> FnOnce(
+                &'a mut Store<CallState>,
+            ) -> std::pin::Pin<
+                Box<
+                    dyn std::future::Future<Output = wasmtime::Result<Result<RawReply, CallError>>>
+                        + Send
+                        + 'a,
+                >,
+            > + Send
+            + 'static,
+    ) -> Result<PluginReply, CallError> {
         let result = self
-            .run(
-                plugin,
-                env,
-                Some(ctx),
-                plugin.limits.timeout,
-                move |store| Box::pin(async move { pre.on_action(store, &call_ctx, input).await }),
-            )
+            .run(plugin, env, Some(ctx), plugin.limits.timeout, call)
             .await;
-        checked_reply(plugin, result)
+        let secrets = &plugin.identity.secrets;
+        match result {
+            Ok(Ok(raw)) => raw.check(secrets, plugin.limits.max_reply_bytes),
+            Ok(Err(e)) | Err(e) => Err(e.redacted(secrets)),
+        }
     }
 
     async fn run<R: Send + 'static>(
@@ -591,19 +608,6 @@ fn spawn_epoch_ticker(engine: &Engine) {
                 None => return,
             }
         });
-}
-
-/// A reply as the host passes it on: size-checked, `data` parsed, secrets hidden — or the
-/// error, secrets hidden.
-fn checked_reply(
-    plugin: &Prepared,
-    result: Result<Result<RawReply, CallError>, CallError>,
-) -> Result<PluginReply, CallError> {
-    let secrets = &plugin.identity.secrets;
-    match result {
-        Ok(Ok(raw)) => raw.check(secrets, plugin.limits.max_reply_bytes),
-        Ok(Err(e)) | Err(e) => Err(e.redacted(secrets)),
-    }
 }
 
 fn write_cache(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {

@@ -175,22 +175,34 @@ impl PluginHost {
         let Some(runner) = route.plugin.runner.clone() else {
             return Err(CallError::Failed("the plugin is not loaded".into()));
         };
-        let counters = self.counters.of(&route.plugin.name);
-        counters.calls.fetch_add(1, Ordering::Relaxed);
         let env = self.env(self.registry());
-        let started = Instant::now();
-        let result = match &runner {
-            Runner::Wasm(prepared) => self.runtime.invoke(prepared, env, ctx, input).await,
-            Runner::Native {
-                plugin,
-                identity,
-                limits,
-            } => {
-                plugin
-                    .invoke(identity.clone(), env, ctx, input, limits)
-                    .await
+        let call = async {
+            match &runner {
+                Runner::Wasm(prepared) => self.runtime.invoke(prepared, env, ctx, input).await,
+                Runner::Native {
+                    plugin,
+                    identity,
+                    limits,
+                } => {
+                    plugin
+                        .invoke(identity.clone(), env, ctx, input, limits)
+                        .await
+                }
             }
         };
+        self.counted(&route.plugin.name, call).await
+    }
+
+    /// A call, counted in the plugin's calls, failures and latency.
+    async fn counted<T>(
+        &self,
+        plugin: &str,
+        call: impl std::future::Future<Output = Result<T, CallError>>,
+    ) -> Result<T, CallError> {
+        let counters = self.counters.of(plugin);
+        counters.calls.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = call.await;
         counters.record(started.elapsed());
         if matches!(result, Err(CallError::Failed(_) | CallError::Timeout(_))) {
             counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -230,16 +242,9 @@ impl PluginHost {
                 "this plugin takes no button presses".into(),
             ));
         };
-        let counters = self.counters.of(&route.plugin.name);
-        counters.calls.fetch_add(1, Ordering::Relaxed);
         let env = self.env(self.registry());
-        let started = Instant::now();
-        let result = self.runtime.on_action(&prepared, env, ctx, input).await;
-        counters.record(started.elapsed());
-        if matches!(result, Err(CallError::Failed(_) | CallError::Timeout(_))) {
-            counters.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+        let call = self.runtime.on_action(&prepared, env, ctx, input);
+        self.counted(&route.plugin.name, call).await
     }
 
     /// Calls and failures per plugin since start.

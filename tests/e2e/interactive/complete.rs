@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::{complete, probe_server, values};
+use super::{answer, complete, probe_server, values};
 use crate::harness::Backend;
 use crate::support::{joined, usable, Shared};
 
@@ -87,6 +87,11 @@ async fn completion_answers_what_the_caller_may_use() {
         let got = complete(&mut olga, &session, line).await;
         assert_eq!(values(&got), Vec::<&str>::new(), "{line}");
     }
+    // A line longer than a message may be is refused, not parsed.
+    let long = format!("/probe-typed {}", "x".repeat(8000));
+    let frame = json!({"type": "complete", "session_id": session, "line": long});
+    let refused = answer(&mut olga, frame, "long").await;
+    assert_eq!(refused["code"], "too_large", "{refused}");
     // A session the caller has not joined, or cannot see, is refused.
     let refused = complete(&mut olga, &foreign, "/pro").await;
     assert_eq!(refused["code"], "not_found", "{refused}");
