@@ -1,6 +1,6 @@
 //! Builds the command plugins in `plugins/` to wasm32-wasip2 components, so the built-ins
 //! can be embedded in the binary and the test plugins are ready for the end-to-end suite.
-//! They are built once per build into `target/plugins`, in release mode (small and fast),
+//! They are built once per build into `plugins/` of the build's target directory, in release mode (small and fast),
 //! by a nested cargo with its own target directory (no lock shared with this build).
 //! The plugins that also build as native libraries (`export_native_plugin!`) are built a
 //! second time for the host, for the native-plugin tests.
@@ -21,8 +21,13 @@ fn main() {
         root.join("plugin-api").display()
     );
 
+    // The target directory of the build that runs this script — this checkout's own, or
+    // the one of a plugin author's crate that depends on `slashd` (for `testkit`), never
+    // the other's: OUT_DIR is <target>/<profile>/build/slashd-<hash>/out.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
+        .or_else(|| out_dir.ancestors().nth(4).map(PathBuf::from))
         .unwrap_or_else(|| root.join("target"))
         .join("plugins");
     let wasm = [

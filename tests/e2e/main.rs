@@ -6,6 +6,7 @@ mod support;
 
 mod assistant;
 mod auth;
+mod authoring;
 mod builtins;
 mod cli;
 mod cluster;

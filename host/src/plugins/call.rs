@@ -165,7 +165,7 @@ pub fn check_completions(items: Vec<Completion>, secrets: &Secrets) -> Vec<Compl
         .collect()
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PluginReply {
     pub body: String,
     pub format: ReplyFormat,

@@ -1,7 +1,8 @@
-//! In-memory stand-ins for the server's services: what `slashd plugin check` (and the
-//! `testkit` harness) run a plugin against, with no database or hub behind them.
+//! In-memory stand-ins for the server's services: what `slashd plugin check`, `plugin run`
+//! and the `testkit` harness run a plugin against, with no database or hub behind them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -13,11 +14,84 @@ use super::jobs::ProgressUpdate;
 #[derive(Default)]
 pub struct FakeServices {
     kv: Mutex<HashMap<String, Vec<u8>>>,
+    /// Where the kv is kept between runs (`plugin run --kv-dir`), if anywhere.
+    kv_file: Option<PathBuf>,
+    /// Print progress reports to stderr (`plugin run`).
+    echo_progress: bool,
     ended: Mutex<bool>,
+}
+
+/// One kv value in the `--kv-dir` file: text when it is UTF-8, else hex.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StoredValue {
+    Text(String),
+    Hex(String),
 }
 
 impl FakeServices {
     pub const SESSION_ID: &'static str = "00000000-0000-7000-8000-000000000001";
+    /// The file in a `--kv-dir` that holds the plugin's kv.
+    pub const KV_FILE: &'static str = "kv.json";
+
+    /// Services whose kv lives in `dir/kv.json` (created on the first write), and whose
+    /// progress reports go to stderr: a plugin author's runs see the kv of the last one.
+    pub fn persistent(dir: Option<&Path>) -> Result<FakeServices, String> {
+        let mut services = FakeServices {
+            echo_progress: true,
+            ..FakeServices::default()
+        };
+        let Some(dir) = dir else {
+            return Ok(services);
+        };
+        let file = dir.join(Self::KV_FILE);
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                let stored: BTreeMap<String, StoredValue> = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{} is not a kv file: {e}", file.display()))?;
+                let mut kv = HashMap::new();
+                for (key, value) in stored {
+                    let bytes = match value {
+                        StoredValue::Text(text) => text.into_bytes(),
+                        StoredValue::Hex(hex) => hex::decode(hex)
+                            .map_err(|e| format!("{}: key {key:?}: {e}", file.display()))?,
+                    };
+                    kv.insert(key, bytes);
+                }
+                services.kv = Mutex::new(kv);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+        }
+        services.kv_file = Some(file);
+        Ok(services)
+    }
+
+    /// Write the kv back to its file, if it has one.
+    fn save(&self, kv: &HashMap<String, Vec<u8>>) -> Result<(), String> {
+        let Some(file) = &self.kv_file else {
+            return Ok(());
+        };
+        let stored: BTreeMap<&str, StoredValue> = kv
+            .iter()
+            .map(|(k, v)| {
+                let value = match std::str::from_utf8(v) {
+                    Ok(text) => StoredValue::Text(text.to_string()),
+                    Err(_) => StoredValue::Hex(hex::encode(v)),
+                };
+                (k.as_str(), value)
+            })
+            .collect();
+        let text = serde_json::to_vec_pretty(&stored).map_err(|e| e.to_string())?;
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let tmp = file.with_extension("json.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, file))
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))
+    }
 
     fn kv(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
         self.kv.lock().unwrap_or_else(|p| p.into_inner())
@@ -88,12 +162,13 @@ impl HostServices for FakeServices {
             ));
         }
         kv.insert(key.to_string(), value.to_vec());
-        Ok(())
+        self.save(&kv)
     }
 
     async fn kv_delete(&self, _plugin: &str, key: &str) -> Result<(), String> {
-        self.kv().remove(key);
-        Ok(())
+        let mut kv = self.kv();
+        kv.remove(key);
+        self.save(&kv)
     }
 
     async fn kv_list(&self, _plugin: &str, prefix: &str) -> Result<Vec<String>, String> {
@@ -107,7 +182,16 @@ impl HostServices for FakeServices {
         Ok(keys)
     }
 
-    fn progress(&self, _ctx: &CallContext, _command: &str, _update: &ProgressUpdate) {}
+    fn progress(&self, _ctx: &CallContext, command: &str, update: &ProgressUpdate) {
+        if self.echo_progress {
+            let done = update
+                .fraction
+                .map(|f| format!(" ({:.0}%)", f * 100.0))
+                .unwrap_or_default();
+            let text = crate::log_text::escape(&update.text);
+            eprintln!("progress /{command}: {text}{done}");
+        }
+    }
 
     fn http_request(&self, _plugin: &str, _outcome: &str, _bytes: u64) {}
 }

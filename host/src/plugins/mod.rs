@@ -23,8 +23,7 @@ pub mod manifest;
 mod native;
 pub mod registry;
 pub mod secrets;
-/// The in-process harness plugin authors test with; off in the release binary.
-#[cfg(feature = "testkit")]
+/// The in-process harness plugin authors test with, and `slashd plugin run`.
 pub mod testkit;
 pub mod wit;
 
@@ -46,7 +45,7 @@ use native::NativePlugin;
 use registry::{Counters, PluginEntry};
 use secrets::Secrets;
 
-use crate::config::{CommandsConfig, Config, PluginConfig};
+use crate::config::{CommandsConfig, Config, ConfigFile, PluginConfig};
 
 /// Largest plugin file read from disk.
 const MAX_PLUGIN_BYTES: u64 = 64 << 20;
@@ -252,23 +251,31 @@ impl PluginHost {
         self.counters.snapshot()
     }
 
-    /// Load the plugins of a new config and swap them in. Calls in flight finish on the
-    /// version they started with.
-    /// Re-read the config file and reload the plugins from it. An invalid file is refused
-    /// whole and the running plugins stay. Only `[plugins.*]` (and the per-plugin defaults
-    /// in `[commands]`) apply without a restart.
-    pub async fn reload_from(&self, path: Option<&Path>) -> Result<(), AdminError> {
-        let config = Config::load(path).map_err(|e| {
+    /// Re-read the config file the server would read now ([`ConfigFile`]) and reload the
+    /// plugins from it. An invalid (or vanished) file is refused whole and the running
+    /// plugins stay. Only `[plugins.*]` (and the per-plugin defaults in `[commands]`) apply
+    /// without a restart.
+    pub async fn reload_from(&self, file: &ConfigFile) -> Result<(), AdminError> {
+        let (config, path) = file.load().map_err(|e| {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "plugin reload refused: invalid config; the running plugins stay"
             );
             AdminError::InvalidConfig(format!("{e:#}"))
         })?;
+        tracing::info!(
+            file = path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none (defaults)".into()),
+            "reloading plugins"
+        );
         self.reload(&config).await;
         Ok(())
     }
 
+    /// Load the plugins of a new config and swap them in. Calls in flight finish on the
+    /// version they started with.
     pub async fn reload(&self, config: &Config) {
         let _one_at_a_time = self.admin.lock().await;
         let registry = self.load(config).await;

@@ -50,6 +50,15 @@ impl Secrets {
         Ok(Secrets::of(values))
     }
 
+    /// Secrets given directly (`slashd plugin run --secret NAME=VALUE`); empty values are
+    /// refused as they are in config.
+    pub fn from_values(values: BTreeMap<String, String>) -> Result<Secrets, String> {
+        if let Some((name, _)) = values.iter().find(|(_, v)| v.is_empty()) {
+            return Err(format!("secret {name:?} is empty"));
+        }
+        Ok(Secrets::of(values))
+    }
+
     fn of(values: BTreeMap<String, String>) -> Secrets {
         let mut forms: Vec<String> = Vec::new();
         for value in values.values() {

@@ -1,5 +1,7 @@
 //! A test harness for plugin authors: run a built `.wasm` in-process, with a fake caller,
-//! session, grants, settings and kv, through the same engine and limits the server uses.
+//! session, grants, settings, secrets, allow-list and kv, through the same engine and limits
+//! the server uses. `slashd plugin run` is this harness on the command line; Rust authors
+//! may also use it from their own tests (`slashd` as a dev-dependency).
 //!
 //! ```no_run
 //! # async fn t() -> anyhow::Result<()> {
@@ -10,12 +12,14 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::call::{CallError, CallInput, PluginReply};
 use super::capabilities::{CallEnv, PluginIdentity};
+use super::egress::HttpPolicy;
 use super::engine::{CallLimits, Mount, Runtime};
 use super::fake_services::FakeServices;
 use super::grants::Grants;
@@ -23,15 +27,21 @@ use super::host_services::CallContext;
 use super::jobs::Jobs;
 use super::manifest::{self, Capability, Manifest};
 use super::registry::{Counters, PluginEntry, PluginState, Registry, Source};
+use super::secrets::Secrets;
 use crate::auth::Role;
-use crate::config::CommandsConfig;
+use crate::config::{CommandsConfig, PluginHttpConfig};
 use crate::protocol::command_line as parse;
+use crate::protocol::ErrorCode;
 use anyhow::Context;
 
 pub struct TesterBuilder {
     path: PathBuf,
     grants: Option<Vec<Capability>>,
     settings: serde_json::Map<String, serde_json::Value>,
+    secrets: BTreeMap<String, String>,
+    http_allow: Vec<String>,
+    kv_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
     mounts: Vec<Mount>,
     timeout: Duration,
     memory_mb: u64,
@@ -48,6 +58,31 @@ impl TesterBuilder {
     /// One entry of the plugin's `settings` (the `config` capability).
     pub fn setting(mut self, key: &str, value: serde_json::Value) -> Self {
         self.settings.insert(key.to_string(), value);
+        self
+    }
+
+    /// A secret (the `secrets` capability); it is redacted from everything the plugin
+    /// writes, as on the server.
+    pub fn secret(mut self, name: &str, value: &str) -> Self {
+        self.secrets.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// One entry of the plugin's HTTP allow-list (`scheme://host[:port][/path-prefix]`).
+    pub fn http_allow(mut self, entry: &str) -> Self {
+        self.http_allow.push(entry.to_string());
+        self
+    }
+
+    /// Keep the plugin's kv in `dir/kv.json` between runs (default: in memory).
+    pub fn kv_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.kv_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Cache compiled components here, as the server does (default: no cache).
+    pub fn cache_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cache_dir = Some(dir.as_ref().to_path_buf());
         self
     }
 
@@ -85,8 +120,8 @@ impl TesterBuilder {
         let wasm = std::fs::read(&self.path)
             .with_context(|| format!("cannot read {}", self.path.display()))?;
         let defaults = CommandsConfig::default();
-        let runtime = Runtime::new(&defaults, None)?;
-        let services = Arc::new(FakeServices::default());
+        let runtime = Runtime::new(&defaults, self.cache_dir.clone())?;
+        let services = Arc::new(self.services()?);
         let counters = Arc::new(Counters::default());
         let jobs = Arc::new(Jobs::default());
         let env_with = |registry: Arc<Registry>| {
@@ -102,7 +137,7 @@ impl TesterBuilder {
             .load(
                 "plugin-under-test",
                 &wasm,
-                self.identity(Grants::default(), &defaults),
+                self.identity("plugin-under-test", Grants::default(), &defaults)?,
                 self.limits(&defaults),
                 self.mounts.clone(),
                 env_with(Arc::new(Registry::default())),
@@ -110,11 +145,12 @@ impl TesterBuilder {
             .await
             .map_err(anyhow::Error::msg)?;
         let grants = Grants::of(self.grants.as_deref().unwrap_or(&manifest.capabilities));
-        let prepared = Arc::new(first.with_identity(self.identity(grants.clone(), &defaults)));
-        let missing = prepared.missing_grants(&manifest);
-        if !missing.is_empty() {
-            anyhow::bail!("the plugin needs capabilities that are not granted: {missing:?}");
-        }
+        let prepared = Arc::new(first.with_identity(self.identity(
+            &manifest.name,
+            grants.clone(),
+            &defaults,
+        )?));
+        not_granted(&prepared.missing_grants(&manifest))?;
         let registry = Arc::new(Registry::new(vec![PluginEntry {
             name: manifest.name.clone(),
             source: Source::Path {
@@ -136,11 +172,28 @@ impl TesterBuilder {
         })
     }
 
-    fn identity(&self, grants: Grants, defaults: &CommandsConfig) -> Arc<PluginIdentity> {
-        Arc::new(PluginIdentity {
+    fn identity(
+        &self,
+        name: &str,
+        grants: Grants,
+        defaults: &CommandsConfig,
+    ) -> anyhow::Result<Arc<PluginIdentity>> {
+        let http = PluginHttpConfig {
+            allow: self.http_allow.clone(),
+            ..PluginHttpConfig::default()
+        };
+        Ok(Arc::new(PluginIdentity {
             settings: self.settings.clone(),
-            ..PluginIdentity::with_defaults("plugin-under-test", grants, defaults)
-        })
+            secrets: Arc::new(
+                Secrets::from_values(self.secrets.clone()).map_err(anyhow::Error::msg)?,
+            ),
+            http: Arc::new(HttpPolicy::from_config(Some(&http)).map_err(anyhow::Error::msg)?),
+            ..PluginIdentity::with_defaults(name, grants, defaults)
+        }))
+    }
+
+    fn services(&self) -> anyhow::Result<FakeServices> {
+        FakeServices::persistent(self.kv_dir.as_deref()).map_err(anyhow::Error::msg)
     }
 
     fn limits(&self, defaults: &CommandsConfig) -> CallLimits {
@@ -157,13 +210,14 @@ impl TesterBuilder {
         let manifest = plugin.manifest().map_err(anyhow::Error::msg)?;
         let manifest = manifest::accept(manifest).map_err(anyhow::Error::msg)?;
         let grants = Grants::of(self.grants.as_deref().unwrap_or(&manifest.capabilities));
-        let missing = super::registry::missing_grants(&manifest.capabilities, &[], &grants);
-        if !missing.is_empty() {
-            anyhow::bail!("the plugin needs capabilities that are not granted: {missing:?}");
-        }
-        let identity = self.identity(grants, &defaults);
+        not_granted(&super::registry::missing_grants(
+            &manifest.capabilities,
+            &[],
+            &grants,
+        ))?;
+        let identity = self.identity(&manifest.name, grants, &defaults)?;
         let limits = self.limits(&defaults);
-        let services = Arc::new(FakeServices::default());
+        let services = Arc::new(self.services()?);
         Ok(PluginTester {
             env: Arc::new(CallEnv {
                 services: services.clone(),
@@ -199,6 +253,10 @@ impl PluginTester {
             path: wasm.as_ref().to_path_buf(),
             grants: None,
             settings: Default::default(),
+            secrets: BTreeMap::new(),
+            http_allow: Vec::new(),
+            kv_dir: None,
+            cache_dir: None,
             mounts: Vec::new(),
             timeout: Duration::from_secs(2),
             memory_mb: 64,
@@ -220,24 +278,33 @@ impl PluginTester {
     /// (or alias) must be the plugin's, the caller's role must suffice, and the arguments
     /// are split shell-style. Unknown and forbidden commands come back as `Failed`.
     pub async fn run(&self, line: &str) -> Result<PluginReply, CallError> {
-        let (name, raw) = parse::split_command(line)
-            .ok_or_else(|| CallError::Failed("a command starts with '/'".into()))?;
+        self.run_line(line).await.map_err(|e| match e {
+            RunError::Call(e) => e,
+            refused => CallError::Failed(refused.to_string()),
+        })
+    }
+
+    /// [`PluginTester::run`], with the server's refusals before the call kept apart from
+    /// the call's own outcome.
+    pub async fn run_line(&self, line: &str) -> Result<PluginReply, RunError> {
+        let (name, raw) = parse::split_command(line).ok_or(RunError::NotACommand)?;
         let command = self
             .manifest
             .commands
             .iter()
             .find(|c| c.name == name || c.aliases.contains(&name))
-            .ok_or_else(|| CallError::Failed(format!("unknown command /{name}")))?;
+            .ok_or_else(|| RunError::UnknownCommand(name.to_string()))?;
         let (user, role) = &self.caller;
         if !role.allows(command.min_role) {
-            return Err(CallError::Failed(format!(
-                "forbidden: /{name} needs the {} role",
-                command.min_role
-            )));
+            return Err(RunError::Forbidden {
+                command: command.name.clone(),
+                needs: command.min_role,
+            });
         }
         let args = parse::split_args(raw).ok_or_else(|| {
             CallError::Usage(format!("usage: unbalanced quotes; {}", command.usage))
         })?;
+        let invocation_id = crate::store::new_id();
         let ctx = CallContext {
             user_id: format!("user-{user}"),
             user_name: user.clone(),
@@ -246,8 +313,28 @@ impl PluginTester {
             session_title: "test session".into(),
             connection_id: "test-connection".into(),
             connected_at: "2026-01-01T00:00:00Z".into(),
-            invocation_id: crate::store::new_id(),
+            invocation_id: invocation_id.clone(),
             job: None,
+        };
+        // A job, as on the server: progress reports and `cancelled` work.
+        let running = self
+            .env
+            .jobs
+            .start(
+                super::JobSpec {
+                    id: invocation_id,
+                    command: command.name.clone(),
+                    user_id: ctx.user_id.clone(),
+                    user_name: ctx.user_name.clone(),
+                    session_id: ctx.session_id.clone(),
+                    started_at: 0,
+                },
+                None,
+            )
+            .map_err(|_| CallError::Failed("cannot start the call".into()))?;
+        let ctx = CallContext {
+            job: Some(running.job.clone()),
+            ..ctx
         };
         let values = match &command.args {
             Some(specs) => typed_values(specs, raw)
@@ -260,7 +347,7 @@ impl PluginTester {
             raw_args: raw.to_string(),
             values,
         };
-        match &self.runner {
+        let reply = match &self.runner {
             super::Runner::Wasm(prepared) => {
                 self.runtime
                     .invoke(prepared, self.env.clone(), ctx, input)
@@ -275,7 +362,8 @@ impl PluginTester {
                     .invoke(identity.clone(), self.env.clone(), ctx, input, limits)
                     .await
             }
-        }
+        };
+        Ok(reply?)
     }
 
     /// Inspect or seed the plugin's kv.
@@ -291,6 +379,45 @@ impl PluginTester {
     pub fn session_ended(&self) -> bool {
         self.services.session_ended()
     }
+}
+
+/// Why a line did not run, or how its call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("a command starts with '/'")]
+    NotACommand,
+    #[error("unknown command /{0}: the plugin does not offer it")]
+    UnknownCommand(String),
+    #[error("forbidden: /{command} needs the {needs} role")]
+    Forbidden { command: String, needs: Role },
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+impl RunError {
+    /// The protocol's error code the server would answer with (docs/protocol.md).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RunError::NotACommand | RunError::UnknownCommand(_) => ErrorCode::UnknownCommand,
+            RunError::Forbidden { .. } => ErrorCode::Forbidden,
+            RunError::Call(CallError::Usage(_)) => ErrorCode::Usage,
+            RunError::Call(CallError::Failed(_)) => ErrorCode::PluginFailed,
+            RunError::Call(CallError::Timeout(_)) => ErrorCode::PluginTimeout,
+            RunError::Call(CallError::Cancelled(_)) => ErrorCode::Cancelled,
+        }
+    }
+}
+
+/// Refuse a plugin whose manifest asks for capabilities not granted, naming them.
+fn not_granted(missing: &[Capability]) -> anyhow::Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|c| c.as_str()).collect();
+    anyhow::bail!(
+        "refused: needs capability {} which is not granted",
+        names.join(", ")
+    )
 }
 
 /// Typed values as the server would give them, against the fake world: any `user` name

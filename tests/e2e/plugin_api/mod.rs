@@ -8,7 +8,7 @@ mod http;
 mod jobs;
 mod secrets;
 mod versions;
-mod world;
+pub mod world;
 
 use serde_json::Value;
 

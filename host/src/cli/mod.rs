@@ -11,8 +11,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app;
 use crate::auth::{password, Role};
-use crate::config::Config;
+use crate::config::{Config, ConfigFile};
 use crate::store::{CreateUserError, UserStatus};
+
+mod new;
+mod plugin;
 
 #[derive(Parser)]
 #[command(
@@ -50,21 +53,12 @@ enum Command {
     /// Issue tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Inspect plugins.
+    /// Write, check, run and list plugins.
     #[command(subcommand)]
-    Plugin(PluginCommand),
+    Plugin(plugin::PluginCommand),
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
-}
-
-#[derive(Subcommand)]
-enum PluginCommand {
-    /// List the configured plugins (built-ins and [plugins.*] tables); nothing is loaded.
-    List,
-    /// Validate a plugin component file and print its manifest, the capabilities it asks
-    /// for and what it imports.
-    Check { path: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -117,8 +111,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // A server logs what it does; a command that prints a report (`plugin list` loads
     // every plugin, say) keeps its stderr for warnings unless SLASHD_LOG asks for more.
+    // `plugin run` shows what the plugin logs and prints, as the server's log would.
     let default_level = match cli.command {
         Command::Serve => "info",
+        Command::Plugin(plugin::PluginCommand::Run(_)) => {
+            "warn,slashd::plugin=debug,slashd::plugins=warn"
+        }
         _ => "warn",
     };
     init_tracing(cli.log_format, default_level);
@@ -156,17 +154,16 @@ fn init_tracing(format: LogFormat, default_level: &str) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let path = config_path(cli.config.as_deref());
-    let config = Config::load(path.as_deref())?;
+    let file = ConfigFile::new(cli.config.clone());
+    let (config, path) = file.load()?;
     match cli.command {
         Command::Config(ConfigCommand::Check) => {
-            let plugins = load_as_the_server_would(&config).await?;
+            let plugins = plugin::load_as_the_server_would(&config).await?;
             config_summary(&config, path.as_deref(), &plugins);
             Ok(())
         }
-        Command::Plugin(PluginCommand::List) => plugin_list(&config).await,
-        Command::Plugin(PluginCommand::Check { path }) => plugin_check(&config, &path).await,
-        Command::Serve => app::serve(config, path).await,
+        Command::Plugin(cmd) => plugin::run(cmd, &config).await,
+        Command::Serve => app::serve(config, file).await,
         Command::Migrate => {
             app::open_store(&config).await?;
             println!("migrations applied");
@@ -236,124 +233,6 @@ fn config_summary(config: &Config, file: Option<&Path>, plugins: &[crate::plugin
         "  plugins    {} configured, {enabled} enabled, {refused} refused (`slashd plugin list` says why)",
         plugins.len()
     );
-}
-
-/// Load every configured plugin exactly as `serve` would — files read, components
-/// compiled (through the same cache), manifests checked, grants matched, names routed —
-/// against fake services, and return what the server would report.
-async fn load_as_the_server_would(
-    config: &Config,
-) -> anyhow::Result<Vec<crate::plugins::PluginView>> {
-    let services = std::sync::Arc::new(crate::plugins::fake_services::FakeServices::default());
-    let host = crate::plugins::PluginHost::start(config, services).await?;
-    Ok(host.describe())
-}
-
-/// `plugin list`: each plugin's state as the server would load it, with the reason for a
-/// refusal.
-async fn plugin_list(config: &Config) -> anyhow::Result<()> {
-    use crate::plugins::Source;
-    let plugins = load_as_the_server_would(config).await?;
-    println!(
-        "{:<20} {:<7} {:<9} {:<24} SOURCE",
-        "NAME", "KIND", "STATE", "GRANTS"
-    );
-    for p in plugins {
-        let (kind, source) = match &p.source {
-            Source::BuiltIn => ("wasm", "built-in".to_string()),
-            Source::Path { path } => ("wasm", path.display().to_string()),
-            Source::Native { path } => ("native", path.display().to_string()),
-        };
-        let grants = if p.grants_given.is_empty() {
-            "-".to_string()
-        } else {
-            p.grants_given.join(",")
-        };
-        println!(
-            "{:<20} {kind:<7} {:<9} {grants:<24} {source}",
-            p.name, p.state
-        );
-        if let Some(reason) = &p.reason {
-            println!("{:<20} refused: {reason}", "");
-        }
-    }
-    Ok(())
-}
-
-async fn plugin_check(config: &Config, path: &Path) -> anyhow::Result<()> {
-    let wasm = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let report = crate::plugins::inspect::inspect(&wasm, &config.commands)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let m = &report.manifest;
-    println!(
-        "ok: {} {} (plugin API {})",
-        m.name,
-        m.version,
-        report.api_version.as_str()
-    );
-    println!("commands:");
-    for c in &m.commands {
-        let aliases = if c.aliases.is_empty() {
-            String::new()
-        } else {
-            format!(" (aliases: {})", c.aliases.join(", "))
-        };
-        println!("  /{}{aliases}  [{}]  {}", c.name, c.min_role, c.summary);
-        println!("      usage: {}", c.usage);
-        if let Some(prompt) = &c.confirm {
-            println!("      asks first: {prompt}");
-        }
-    }
-    let asked: Vec<&str> = m.capabilities.iter().map(|c| c.as_str()).collect();
-    println!(
-        "capabilities asked: {}",
-        if asked.is_empty() {
-            "none".to_string()
-        } else {
-            asked.join(", ")
-        }
-    );
-    let names = |caps: &[crate::plugins::manifest::Capability]| {
-        caps.iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    println!(
-        "grants needed: {}",
-        if report.needs.is_empty() {
-            "none".to_string()
-        } else {
-            names(&report.needs)
-        }
-    );
-    if !report.unasked_imports.is_empty() {
-        if report.api_version.imports_need_grants() {
-            println!(
-                "warning: imports {} without asking for it in its manifest; the server requires the grant all the same (plugin API 0.1.0)",
-                names(&report.unasked_imports)
-            );
-        } else {
-            println!(
-                "note: also imports {}, which its manifest does not ask for: calling it fails with \"not granted\"",
-                names(&report.unasked_imports)
-            );
-        }
-    }
-    println!("imports:");
-    for import in &report.imports {
-        println!("  {import}");
-    }
-    Ok(())
-}
-
-/// `--config`, else `./slashd.toml` when it exists.
-fn config_path(given: Option<&Path>) -> Option<PathBuf> {
-    let default = Path::new("slashd.toml");
-    given
-        .or_else(|| default.exists().then_some(default))
-        .map(Path::to_path_buf)
 }
 
 async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
