@@ -2,7 +2,6 @@
 //! (migrations, keys, first admin, background tasks) and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -22,7 +21,7 @@ use crate::auth::{self, Authenticator, Role, TokenKeys};
 use crate::chat::Chat;
 use crate::cluster::{Cluster, ClusterKey, PluginCommand};
 use crate::commands::{Commands, ServerServices};
-use crate::config::Config;
+use crate::config::{Config, ConfigFile};
 use crate::hub::{Hub, Presence};
 use crate::limits::UserBudgets;
 use crate::metrics::Metrics;
@@ -84,7 +83,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         commands: Arc::new(commands),
         plugins,
         assistant,
-        config_path: None,
+        config_file: Arc::new(ConfigFile::new(None)),
         cluster,
         shutdown,
         tasks,
@@ -127,12 +126,12 @@ pub fn router(state: AppState) -> Router {
 
 /// Serve until SIGTERM or Ctrl-C, then close every socket with 1001 and wait (up to
 /// `server.shutdown_grace`) for queued frames to flush.
-pub async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn serve(config: Config, config_file: ConfigFile) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let mut state = build(config).await?;
-    state.config_path = config_path.map(Arc::new);
+    state.config_file = Arc::new(config_file);
     spawn_reload_on_sighup(state.clone());
     spawn_cluster_plugin_sync(&state);
     bootstrap_admin(&state).await?;
@@ -193,9 +192,8 @@ async fn cancel_running_commands(jobs: &crate::plugins::Jobs) {
 
 /// Re-read the config file and reload the plugins from it (SIGHUP, another node's reload).
 async fn reload_plugins(state: &AppState) {
-    let path = state.config_path.as_deref().map(PathBuf::as_path);
     // A refusal is logged by `reload_from`; the running plugins stay.
-    let _ = state.plugins.reload_from(path).await;
+    let _ = state.plugins.reload_from(&state.config_file).await;
 }
 
 /// Apply plugin changes that an admin made on another node.

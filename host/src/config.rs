@@ -528,6 +528,62 @@ pub fn valid_plugin_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// Which config file the server reads, at start and at every plugin reload: `--config`
+/// (or `SLASHD_CONFIG`) when given, else `./slashd.toml` of the directory it started in,
+/// whenever that file exists — one created after the start is read by the next reload. A
+/// default file that was read once and is gone now refuses the reload (the running plugins
+/// stay) rather than falling back to the defaults and dropping every configured plugin.
+#[derive(Debug)]
+pub struct ConfigFile {
+    given: Option<PathBuf>,
+    default: PathBuf,
+    /// The default file has been read at least once.
+    seen_default: std::sync::atomic::AtomicBool,
+}
+
+impl ConfigFile {
+    pub const DEFAULT_NAME: &'static str = "slashd.toml";
+
+    pub fn new(given: Option<PathBuf>) -> ConfigFile {
+        let dir = std::env::current_dir().unwrap_or_default();
+        ConfigFile::in_dir(given, &dir)
+    }
+
+    /// As [`ConfigFile::new`], with the default file looked for in `dir`.
+    pub fn in_dir(given: Option<PathBuf>, dir: &Path) -> ConfigFile {
+        ConfigFile {
+            given,
+            default: dir.join(Self::DEFAULT_NAME),
+            seen_default: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The file to read now, or `None` for the defaults (and the environment).
+    pub fn current(&self) -> anyhow::Result<Option<PathBuf>> {
+        use std::sync::atomic::Ordering;
+        if let Some(given) = &self.given {
+            return Ok(Some(given.clone()));
+        }
+        if self.default.exists() {
+            self.seen_default.store(true, Ordering::Relaxed);
+            return Ok(Some(self.default.clone()));
+        }
+        if self.seen_default.load(Ordering::Relaxed) {
+            bail!(
+                "{} was read before and is gone now; nothing changed (restore it, or restart to run on the defaults)",
+                self.default.display()
+            );
+        }
+        Ok(None)
+    }
+
+    /// Read the file that is current now.
+    pub fn load(&self) -> anyhow::Result<(Config, Option<PathBuf>)> {
+        let path = self.current()?;
+        Ok((Config::load(path.as_deref())?, path))
+    }
+}
+
 impl Config {
     /// Defaults ← the file (if any) ← `SLASHD_…` environment variables, then validated.
     ///
@@ -829,6 +885,40 @@ fn env_provider() -> Env {
 #[allow(clippy::result_large_err)] // figment::Jail's closure signature
 mod tests {
     use super::*;
+
+    /// The file a reload reads, as the admin changes the directory: `None` is the defaults,
+    /// `Err` a refused reload.
+    #[test]
+    fn reload_reads_the_file_the_server_would_read_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join(ConfigFile::DEFAULT_NAME);
+        let implicit = ConfigFile::in_dir(None, dir.path());
+        assert_eq!(
+            implicit.current().unwrap(),
+            None,
+            "no file at start: the defaults"
+        );
+        std::fs::write(&default, "").unwrap();
+        assert_eq!(
+            implicit.current().unwrap(),
+            Some(default.clone()),
+            "created after the start"
+        );
+        std::fs::remove_file(&default).unwrap();
+        let gone = implicit.current().unwrap_err().to_string();
+        assert!(gone.contains("is gone now; nothing changed"), "{gone}");
+
+        let given = dir.path().join("elsewhere.toml");
+        let explicit = ConfigFile::in_dir(Some(given.clone()), dir.path());
+        std::fs::write(&default, "").unwrap();
+        assert_eq!(
+            explicit.current().unwrap(),
+            Some(given.clone()),
+            "--config wins"
+        );
+        let missing = explicit.load().unwrap_err().to_string();
+        assert!(missing.contains("does not exist"), "{missing}");
+    }
 
     #[test]
     fn env_keys_map_to_sections() {

@@ -2,7 +2,6 @@
 //! each built once by `app.rs`. The chat core and everything below it never see it — they
 //! are handed only the parts they need.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
@@ -15,7 +14,7 @@ use crate::auth::Authenticator;
 use crate::chat::Chat;
 use crate::cluster::Cluster;
 use crate::commands::Commands;
-use crate::config::Config;
+use crate::config::{Config, ConfigFile};
 use crate::limits::UserBudgets;
 use crate::plugins::PluginHost;
 
@@ -33,8 +32,8 @@ pub struct AppState {
     pub user_budgets: Arc<UserBudgets>,
     /// Answers ordinary messages; `None` when `[assistant]` is not configured.
     pub assistant: Option<Arc<Assistant>>,
-    /// The file the config came from; a plugin reload reads it again.
-    pub config_path: Option<Arc<PathBuf>>,
+    /// Which config file a plugin reload reads.
+    pub config_file: Arc<ConfigFile>,
     /// Redis fan-out to other nodes; `None` on a single node.
     pub cluster: Option<Arc<Cluster>>,
     /// Cancelled when the server begins shutting down.

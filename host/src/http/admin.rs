@@ -141,11 +141,7 @@ pub async fn reload(
     Auth(caller): Auth,
 ) -> AppResult<Json<PluginList>> {
     require_admin(&caller)?;
-    let path = state
-        .config_path
-        .as_deref()
-        .map(std::path::PathBuf::as_path);
-    state.plugins.reload_from(path).await?;
+    state.plugins.reload_from(&state.config_file).await?;
     if let Some(cluster) = &state.cluster {
         cluster.broadcast_reload();
     }
