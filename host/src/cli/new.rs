@@ -169,6 +169,37 @@ fn python(name: &str, sdk: &Path) -> Vec<File> {
     ]
 }
 
-fn js(_name: &str, _sdk: &Path) -> anyhow::Result<Vec<File>> {
-    bail!("TEMPORARY: the js template is not in yet")
+fn js(name: &str, sdk: &Path) -> anyhow::Result<Vec<File>> {
+    let package = serde_json::json!({
+        "name": name,
+        "version": "0.1.0",
+        "private": true,
+        "type": "module",
+        "scripts": { "build": format!("slashd-plugin build app.js -o {name}.wasm") },
+        "dependencies": { "slashd-plugin": format!("file:{}", path_text(sdk)) },
+    });
+    Ok(vec![
+        File {
+            path: "app.js",
+            text: named(include_str!("../../../sdk/js/template/app.js"), name),
+        },
+        File {
+            path: "package.json",
+            text: serde_json::to_string_pretty(&package)? + "\n",
+        },
+        File {
+            // Install the SDK from its folder as a package, with its own dependencies
+            // (componentize-js, esbuild), rather than as a bare link to the checkout.
+            path: ".npmrc",
+            text: "install-links=true\n".into(),
+        },
+        File {
+            path: "README.md",
+            text: readme(include_str!("../../../sdk/js/template/README.md"), name),
+        },
+        File {
+            path: ".gitignore",
+            text: "/node_modules\n/*.wasm\n".into(),
+        },
+    ])
 }

@@ -107,8 +107,8 @@ pub async fn run(cmd: PluginCommand, config: &Config) -> anyhow::Result<()> {
     }
 }
 
-/// Where `plugin run` keeps compiled components: a second run of the same file skips the
-/// compile (seconds for a Python or JavaScript component).
+/// Where `plugin run` and `plugin check` keep compiled components: a second run of the
+/// same file skips the compile (seconds for a Python or JavaScript component).
 fn run_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
@@ -336,7 +336,7 @@ async fn plugin_list(config: &Config) -> anyhow::Result<()> {
 
 async fn plugin_check(config: &Config, path: &Path) -> anyhow::Result<()> {
     let wasm = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let report = crate::plugins::inspect::inspect(&wasm, &config.commands)
+    let report = crate::plugins::inspect::inspect(&wasm, &config.commands, run_cache_dir())
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let m = &report.manifest;

@@ -29,10 +29,16 @@ pub struct Inspection {
     pub imports: Vec<String>,
 }
 
-/// Check a plugin file's bytes. The error is one line, fit for a terminal.
-pub async fn inspect(wasm: &[u8], defaults: &CommandsConfig) -> Result<Inspection, String> {
+/// Check a plugin file's bytes, compiling through `cache_dir` when given (as the server
+/// does: a second check of the same file skips the compile). The error is one line, fit
+/// for a terminal.
+pub async fn inspect(
+    wasm: &[u8],
+    defaults: &CommandsConfig,
+    cache_dir: Option<std::path::PathBuf>,
+) -> Result<Inspection, String> {
     check_kind(wasm)?;
-    let runtime = Runtime::new(defaults, None).map_err(|e| format!("{e:#}"))?;
+    let runtime = Runtime::new(defaults, cache_dir).map_err(|e| format!("{e:#}"))?;
     let identity = Arc::new(PluginIdentity::with_defaults(
         "plugin-under-check",
         Grants::default(),
