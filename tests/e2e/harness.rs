@@ -76,21 +76,37 @@ pub fn plugin_wasm_v010(name: &str) -> String {
 /// has not already. Panics (the test fails, it is never skipped) if they cannot be built.
 pub fn guest_plugin(name: &str) -> String {
     static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
+    built_by_script(&BUILT, "guest-plugins.sh", "guest-plugins", &[], name)
+}
+
+/// `NAME.wasm` from a build script of `scripts/` that writes its components to the folder it
+/// is given (`OUT`, beside the test plugins) — run once per test process through `built`.
+/// Panics (the test fails, it is never skipped) if the script fails.
+pub fn built_by_script(
+    built: &'static std::sync::OnceLock<Result<PathBuf, String>>,
+    script: &str,
+    out: &str,
+    args: &[&str],
+    name: &str,
+) -> String {
+    let dir = built.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = PathBuf::from(env!("BUILT_PLUGIN_WASM_DIR")).join("../../../guest-plugins");
-        let status = std::process::Command::new(root.join("scripts/guest-plugins.sh"))
+        let out = PathBuf::from(env!("BUILT_PLUGIN_WASM_DIR"))
+            .join("../../..")
+            .join(out);
+        let status = std::process::Command::new(root.join("scripts").join(script))
             .arg(&out)
+            .args(args)
             .status()
-            .map_err(|e| format!("cannot run scripts/guest-plugins.sh: {e}"))?;
+            .map_err(|e| format!("cannot run scripts/{script}: {e}"))?;
         if !status.success() {
-            return Err(format!("scripts/guest-plugins.sh failed: {status}"));
+            return Err(format!("scripts/{script} failed: {status}"));
         }
         Ok(out)
     });
     match dir {
         Ok(dir) => dir.join(format!("{name}.wasm")).display().to_string(),
-        Err(why) => panic!("the {name} test plugin cannot be built: {why}"),
+        Err(why) => panic!("the {name} plugin cannot be built: {why}"),
     }
 }
 
@@ -329,7 +345,9 @@ impl Server {
             }
         });
         self.child = Some(child);
-        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        // Generous: a cold start compiles every plugin first (tens of seconds for a Python or
+        // JavaScript component, more while the suite builds the templates beside it).
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(180)))
             .await
             .unwrap();
         let addr = match addr {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::{run_json, slashd, stderr, stdout};
-use crate::harness::{Backend, Setup, BIN};
+use crate::harness::{built_by_script, Backend, Setup, BIN};
 use crate::support::{error_code, joined, reply_text};
 
 const LANGS: [&str; 3] = ["rust", "python", "js"];
@@ -15,23 +15,13 @@ const LANGS: [&str; 3] = ["rust", "python", "js"];
 /// toolchain that cannot be installed fails the tests that need it).
 fn built(name: &str) -> String {
     static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = PathBuf::from(env!("BUILT_PLUGIN_WASM_DIR")).join("../../../template-plugins");
-        let status = std::process::Command::new(root.join("scripts/template-plugins.sh"))
-            .arg(&out)
-            .arg(BIN)
-            .status()
-            .map_err(|e| format!("cannot run scripts/template-plugins.sh: {e}"))?;
-        if !status.success() {
-            return Err(format!("scripts/template-plugins.sh failed: {status}"));
-        }
-        Ok(out)
-    });
-    match dir {
-        Ok(dir) => dir.join(format!("{name}.wasm")).display().to_string(),
-        Err(why) => panic!("the {name} plugin cannot be built: {why}"),
-    }
+    built_by_script(
+        &BUILT,
+        "template-plugins.sh",
+        "template-plugins",
+        &[BIN],
+        name,
+    )
 }
 
 #[test]
