@@ -137,6 +137,15 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 [[ -n "$addr" ]] || { echo "slashd did not start listening" >&2; exit 1; }
+# Plugins not yet in the compile cache compile after the server listens; /readyz says
+# when every one is loaded.
+ready=""
+for _ in $(seq 1800); do
+    curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && { ready=1; break; }
+    kill -0 "$server_pid" 2>/dev/null || { echo "slashd exited" >&2; exit 1; }
+    sleep 0.1
+done
+[[ -n "$ready" ]] || { echo "slashd was not ready within 180 s: $(curl -sS "http://$addr/readyz")" >&2; exit 1; }
 echo "slashd on http://$addr"
 
 # The first admin was created at start (SLASHD_ADMIN_PASSWORD); the others with the CLI.

@@ -21,6 +21,7 @@ if [ -z "$bin" ]; then
     bin=$root/target/release/slashd
     [ -x "$bin" ] || bin=$root/target/debug/slashd
 fi
+bin=$(realpath "$bin")  # the steps run in other directories
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 fixtures=$root/tests/fixtures/authoring

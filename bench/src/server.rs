@@ -165,7 +165,30 @@ impl Server {
             })?;
         self.ws_url = format!("ws://{addr}/ws");
         self.addr = addr;
-        Ok(())
+        self.wait_ready().await
+    }
+
+    /// Wait for `/readyz` to answer 200: on a cold compile cache the plugins compile after
+    /// the server listens, and a measurement must not start before they can answer.
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            let answer = self
+                .http
+                .get(format!("http://{}/readyz", self.addr))
+                .send()
+                .await;
+            match answer {
+                Ok(r) if r.status() == reqwest::StatusCode::OK => return Ok(()),
+                Ok(r) if std::time::Instant::now() >= deadline => {
+                    anyhow::bail!("slashd was not ready within 180 s: /readyz {}", r.status())
+                }
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    anyhow::bail!("slashd was not ready within 180 s: {e}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// `kill -9` the server and reap it; the data directory and database stay.

@@ -25,7 +25,7 @@ use crate::config::{Config, ConfigFile};
 use crate::hub::{Hub, Presence};
 use crate::limits::UserBudgets;
 use crate::metrics::Metrics;
-use crate::plugins::PluginHost;
+use crate::plugins::{PluginHost, Startup};
 use crate::retention::Retention;
 use crate::state::AppState;
 use crate::store::Store;
@@ -58,7 +58,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let presence = cluster.clone().map(|c| c as Arc<dyn Presence>);
     let chat = Chat::new(store, hub, metrics, presence, tasks.clone());
     let services = ServerServices::new(chat.clone());
-    let plugins = Arc::new(PluginHost::start(&config, Arc::new(services)).await?);
+    let plugins = PluginHost::start(&config, Arc::new(services), Startup::Background).await?;
     let commands = Commands::new(
         chat.clone(),
         plugins.clone(),

@@ -258,6 +258,27 @@ fn plugin_check_prints_the_manifest_and_imports() {
     assert!(text.contains("warning: imports kv"), "{text}");
 }
 
+/// A report piped into a reader that has gone (`| head -1`) ends the command quietly, as
+/// any Unix tool does, instead of a panic on the broken pipe.
+#[test]
+fn a_closed_pipe_ends_a_report_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "{BIN:?} plugin check {:?} 2>{:?} | true",
+        plugin_wasm("help"),
+        dir.path().join("err")
+    );
+    // `true` has exited long before slashd has loaded the plugin and writes its report.
+    std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("XDG_CACHE_HOME", dir.path())
+        .status()
+        .expect("run sh");
+    let err = std::fs::read_to_string(dir.path().join("err")).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
+
 #[test]
 fn plugin_check_refuses_what_is_not_a_plugin() {
     let dir = tempfile::tempdir().expect("tempdir");

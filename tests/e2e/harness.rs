@@ -345,9 +345,7 @@ impl Server {
             }
         });
         self.child = Some(child);
-        // Generous: a cold start compiles every plugin first (tens of seconds for a Python or
-        // JavaScript component, more while the suite builds the templates beside it).
-        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(180)))
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
             .await
             .unwrap();
         let addr = match addr {
@@ -356,6 +354,29 @@ impl Server {
         };
         self.base = format!("http://{addr}");
         self.ws_url = format!("ws://{addr}/ws");
+        if !launch.listening_only {
+            self.wait_ready().await;
+        }
+    }
+
+    /// Wait until `/readyz` answers 200: on a cold compile cache (every test has its own
+    /// data directory) the plugins compile after the server listens. Generous: tens of
+    /// seconds for a Python or JavaScript component, more while the suite builds beside it.
+    pub async fn wait_ready(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        let mut last = String::new();
+        while std::time::Instant::now() < deadline {
+            match self.http.get(format!("{}/readyz", self.base)).send().await {
+                Ok(r) if r.status() == StatusCode::OK => return,
+                Ok(r) => last = format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "slashd listened but was not ready within 180 s (last /readyz: {last}); its log:\n{}",
+            self.logs_text()
+        );
     }
 
     /// The database URL this server uses.
@@ -848,6 +869,9 @@ pub struct Launch {
     /// A SQLite database URL used instead of the harness's `sqlite://…?mode=rwc`; `{dir}` is
     /// replaced by the server's temporary directory.
     pub sqlite_url: Option<String>,
+    /// Return once the server listens, without waiting for `/readyz` (plugins may still be
+    /// compiling).
+    pub listening_only: bool,
 }
 
 /// Remove ANSI escape sequences (colours) from a log line.

@@ -120,6 +120,9 @@ pub fn main() -> ExitCode {
         _ => "warn",
     };
     init_tracing(cli.log_format, default_level);
+    if !matches!(cli.command, Command::Serve) {
+        end_quietly_on_a_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,6 +139,17 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A report piped into `head` ends when the reader goes, as any Unix tool does. Rust
+/// ignores SIGPIPE (right for the server, whose peers hang up all the time), and `println!`
+/// then panics on the broken pipe.
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition, before any other thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

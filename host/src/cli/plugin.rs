@@ -299,7 +299,8 @@ pub async fn load_as_the_server_would(
     config: &Config,
 ) -> anyhow::Result<Vec<crate::plugins::PluginView>> {
     let services = std::sync::Arc::new(crate::plugins::fake_services::FakeServices::default());
-    let host = crate::plugins::PluginHost::start(config, services).await?;
+    let host =
+        crate::plugins::PluginHost::start(config, services, crate::plugins::Startup::Wait).await?;
     Ok(host.describe())
 }
 

@@ -277,7 +277,21 @@ impl Commands {
     ) -> Result<Approved, CommandError> {
         let registry = self.plugins.registry();
         let Some(route) = registry.route(name) else {
+            // Which plugins are loading is the admins' business (`GET /admin/plugins`).
+            if registry.loading_claim(name).is_some() {
+                return Err(CommandError::Unknown(format!(
+                    "/{name} is not ready: plugins still loading; try again shortly"
+                )));
+            }
             let hint = did_you_mean(name, &registry.visible_names(caller.role));
+            if !registry.loading().is_empty() {
+                let hint = hint
+                    .map(|s| format!(" (did you mean /{s}?)"))
+                    .unwrap_or_default();
+                return Err(CommandError::Unknown(format!(
+                    "unknown command /{name}: plugins still loading, try again shortly{hint}"
+                )));
+            }
             return Err(CommandError::Unknown(match hint {
                 Some(s) => format!("unknown command /{name}: did you mean /{s}?"),
                 None => format!("unknown command /{name}: /help lists the commands you can run"),

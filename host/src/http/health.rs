@@ -25,6 +25,12 @@ pub struct Readiness {
     /// Present in cluster mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     redis: Option<bool>,
+    /// How many plugins are still compiling in the background after a start on a cold
+    /// compile cache (their commands answer `unknown_command`, "plugins still loading",
+    /// until then); absent when none. A count, not names: this route needs no token, and
+    /// `GET /admin/plugins` names them for admins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plugins_loading: Option<usize>,
 }
 
 /// The process is up.
@@ -38,20 +44,23 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The node can serve: its database answers and, in a cluster, Redis does too.
+/// The node can serve: its database answers, in a cluster Redis does too, and every plugin
+/// is loaded (after a start on a cold compile cache they compile in the background).
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "The database or Redis is unreachable", body = Readiness),
+        (status = 503, description = "The database or Redis is unreachable, or plugins are still loading", body = Readiness),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = state.chat.store.ping().await;
     let redis = state.cluster.as_ref().map(|c| c.healthy());
-    let ready = database && redis.unwrap_or(true);
+    let loading = state.plugins.still_loading().len();
+    let ready = database && redis.unwrap_or(true) && loading == 0;
+    let plugins_loading = (loading > 0).then_some(loading);
     let status = if ready {
         StatusCode::OK
     } else {
@@ -61,6 +70,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         status: if ready { "ready" } else { "not ready" },
         database,
         redis,
+        plugins_loading,
     };
     (status, Json(body))
 }

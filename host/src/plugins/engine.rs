@@ -105,6 +105,9 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     cache_dir: Option<PathBuf>,
+    /// Cold compiles run one at a time: each already uses every core, and a reload that
+    /// asks for a component the background loader is compiling then finds it cached.
+    compiling: std::sync::Mutex<()>,
     /// Calls running wasm at once (`commands.max_concurrent`); a call waiting on an HTTP
     /// response gives its permit up until the response arrives.
     permits: Arc<Semaphore>,
@@ -180,6 +183,7 @@ impl Runtime {
             engine,
             linker,
             cache_dir,
+            compiling: std::sync::Mutex::new(()),
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
             slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
             reaper,
@@ -195,6 +199,11 @@ impl Runtime {
             return Component::new(&self.engine, wasm).map_err(anyhow::Error::from);
         };
         let path = dir.join(format!("{}.cwasm", self.cache_key(wasm)));
+        let _one_at_a_time = if path.exists() {
+            None
+        } else {
+            Some(self.compiling.lock().unwrap_or_else(|p| p.into_inner()))
+        };
         if path.exists() {
             // Safety: the cache directory is the server's own; files are written only by
             // `serialize` below, renamed into place atomically.
@@ -229,6 +238,51 @@ impl Runtime {
         Ok(component)
     }
 
+    /// Whether `wasm` is in the compile cache, so loading it takes milliseconds, not the
+    /// seconds a cold compile of a big (Python, JavaScript) component takes.
+    pub fn is_compiled(&self, wasm: &[u8]) -> bool {
+        self.cache_dir
+            .as_ref()
+            .is_some_and(|dir| dir.join(format!("{}.cwasm", self.cache_key(wasm))).exists())
+    }
+
+    /// The manifest a component declared when it was last loaded, kept beside the compile
+    /// cache (keyed by the component's bytes alone, so it outlives an engine upgrade that
+    /// invalidates the compiled code). Only a hint of what is loading: the loaded
+    /// component's own `manifest()` is what counts.
+    pub fn kept_manifest(&self, wasm: &[u8]) -> Option<Manifest> {
+        let path = self.manifest_path(wasm)?;
+        let bytes = std::fs::read(path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn keep_manifest(&self, wasm: &[u8], manifest: &Manifest) {
+        let Some(path) = self.manifest_path(wasm) else {
+            return;
+        };
+        if path.exists() {
+            // The same bytes declare the same manifest.
+            return;
+        }
+        let written = serde_json::to_vec(manifest)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| {
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                std::fs::write(&tmp, bytes)?;
+                std::fs::rename(&tmp, &path)?;
+                Ok(())
+            });
+        if let Err(e) = written {
+            tracing::debug!(error = format!("{e:#}"), "cannot keep a plugin's manifest");
+        }
+    }
+
+    fn manifest_path(&self, wasm: &[u8]) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let digest = Sha256::digest(wasm);
+        Some(dir.join(format!("{}.manifest.json", hex::encode(&digest[..20]))))
+    }
+
     /// Check, compile and link a component and ask it for its manifest: everything loading
     /// a plugin does but granting. Errors are one line each, fit for a log or a terminal.
     pub async fn load(
@@ -250,7 +304,9 @@ impl Runtime {
             .manifest(&prepared, env)
             .await
             .map_err(|e| one_line(&e))?;
-        Ok((prepared, super::manifest::accept(manifest)?))
+        let manifest = super::manifest::accept(manifest)?;
+        self.keep_manifest(wasm, &manifest);
+        Ok((prepared, manifest))
     }
 
     /// Every import of a component, by name (WASI interfaces and slashd capabilities).

@@ -103,9 +103,36 @@ pub enum AdminError {
     InvalidConfig(String),
 }
 
+/// What [`PluginHost::start`] does with a plugin not in the compile cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Startup {
+    /// Compile it before returning: the admin tools, which must report the truth.
+    Wait,
+    /// Return at once with it [`PluginState::Loading`], compile it on a background task and
+    /// swap it in when ready: the server, which listens meanwhile.
+    Background,
+}
+
+/// One plugin the config names, ready to be loaded.
+#[derive(Clone)]
+struct Plan {
+    name: String,
+    source: Source,
+    embedded: Option<&'static [u8]>,
+    table: PluginConfig,
+    grants: Vec<String>,
+}
+
 pub struct PluginHost {
     /// Reloads and enable/disable run one at a time.
     admin: tokio::sync::Mutex<()>,
+    /// Bumped by every reload: the background loader swaps in only what the registry it
+    /// started from still awaits.
+    generation: std::sync::atomic::AtomicU64,
+    /// Enable/disable asked for (by an admin, or another node) while the plugin was still
+    /// loading: applied when it is swapped in. A reload clears them, as it does every
+    /// admin change.
+    deferred: std::sync::Mutex<std::collections::HashMap<String, bool>>,
     runtime: Runtime,
     registry: RwLock<Arc<Registry>>,
     services: Arc<dyn HostServices>,
@@ -114,28 +141,166 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    /// Start the runtime and load every configured plugin.
+    /// Start the runtime and load every configured plugin; with [`Startup::Background`],
+    /// those that need a cold compile finish loading after this returns.
     pub async fn start(
         config: &Config,
         services: Arc<dyn HostServices>,
-    ) -> anyhow::Result<PluginHost> {
+        startup: Startup,
+    ) -> anyhow::Result<Arc<PluginHost>> {
         let cache_dir = config
             .commands
             .cache_dir
             .clone()
             .unwrap_or_else(|| config.server.data_dir.join("plugin-cache"));
         let runtime = Runtime::new(&config.commands, Some(cache_dir))?;
-        let host = PluginHost {
+        let host = Arc::new(PluginHost {
             admin: tokio::sync::Mutex::new(()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            deferred: std::sync::Mutex::default(),
             runtime,
             registry: RwLock::new(Arc::new(Registry::default())),
             services,
             counters: Arc::new(Counters::default()),
             jobs: Arc::new(Jobs::default()),
+        });
+        let plans = plans(config);
+        let (now, later): (Vec<Plan>, Vec<Plan>) = match startup {
+            Startup::Wait => (plans, Vec::new()),
+            Startup::Background => plans.into_iter().partition(|p| !host.needs_compiling(p)),
         };
-        let registry = host.load(config).await;
-        host.swap(registry);
+        let mut entries = host.load_plans(&now, &config.commands).await;
+        entries.extend(later.iter().map(|plan| host.loading(plan)));
+        host.swap(Registry::new(entries));
+        if !later.is_empty() {
+            let names: Vec<&str> = later.iter().map(|p| p.name.as_str()).collect();
+            tracing::info!(plugins = ?names, "compiling plugins in the background; their commands answer once they are ready");
+            let loader = host.clone();
+            let defaults = config.commands.clone();
+            tokio::spawn(async move { loader.load_in_background(later, defaults).await });
+        }
         Ok(host)
+    }
+
+    /// A plugin whose component is not in the compile cache (a first start, a new plugin,
+    /// a new slashd): loading it means a compile of seconds.
+    fn needs_compiling(&self, plan: &Plan) -> bool {
+        let refused = refusal_before_loading(
+            &plan.name,
+            &plan.source,
+            &plan.table,
+            plan.embedded.is_some(),
+        );
+        let wasm = match (plan.embedded, &plan.source) {
+            _ if refused.is_some() => return false,
+            (Some(bytes), _) => std::borrow::Cow::Borrowed(bytes),
+            (None, Source::Path { path }) => match read_plugin_file(path) {
+                Ok(bytes) => std::borrow::Cow::Owned(bytes),
+                // A file that cannot be read is refused at once, by the normal path.
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
+        !self.runtime.is_compiled(&wasm)
+    }
+
+    /// The entry of a plugin compiling in the background, with the manifest its last load
+    /// kept, if any.
+    fn loading(&self, plan: &Plan) -> PluginEntry {
+        let manifest = match (plan.embedded, &plan.source) {
+            (Some(bytes), _) => self.runtime.kept_manifest(bytes),
+            (None, Source::Path { path }) => read_plugin_file(path)
+                .ok()
+                .and_then(|bytes| self.runtime.kept_manifest(&bytes)),
+            _ => None,
+        };
+        PluginEntry {
+            name: plan.name.clone(),
+            source: plan.source.clone(),
+            state: PluginState::Loading,
+            manifest,
+            grants: Grants::default(),
+            min_role: plan.table.min_role,
+            runner: None,
+        }
+    }
+
+    /// Compile and load each plan in turn, swapping each in as it is ready — unless a
+    /// reload came first (it loaded everything itself) or an admin changed it meanwhile.
+    async fn load_in_background(self: Arc<Self>, plans: Vec<Plan>, defaults: CommandsConfig) {
+        let generation = self.generation.load(Ordering::SeqCst);
+        for plan in plans {
+            if self.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            let started = Instant::now();
+            // On a task of its own: a panic while loading one plugin refuses that plugin
+            // instead of leaving it (and `/readyz`) loading for ever.
+            let loaded = tokio::spawn({
+                let (host, plan, defaults) = (self.clone(), plan.clone(), defaults.clone());
+                async move { host.load_plan(&plan, &defaults).await }
+            })
+            .await;
+            let mut entry = loaded.unwrap_or_else(|e| {
+                tracing::error!(plugin = %plan.name, error = %e, "loading a plugin panicked");
+                refused(
+                    &plan.name,
+                    plan.source.clone(),
+                    &plan.table,
+                    "loading it failed unexpectedly (see the server log)".into(),
+                )
+            });
+            let _one_at_a_time = self.admin.lock().await;
+            if self.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            let current = self.registry();
+            let still_awaited = current
+                .plugin(&plan.name)
+                .is_some_and(|p| p.state == PluginState::Loading);
+            if !still_awaited {
+                continue;
+            }
+            let asked = self.deferred_lock().remove(&plan.name);
+            if let (Some(enabled), PluginState::Enabled | PluginState::Disabled) =
+                (asked, &entry.state)
+            {
+                entry.state = if enabled {
+                    PluginState::Enabled
+                } else {
+                    PluginState::Disabled
+                };
+            }
+            log_entry(&entry);
+            tracing::info!(plugin = %plan.name, elapsed_ms = started.elapsed().as_millis() as u64, "plugin loaded in the background");
+            let entries = current
+                .plugins()
+                .map(|p| {
+                    if p.name == plan.name {
+                        entry.clone()
+                    } else {
+                        PluginEntry::clone(p)
+                    }
+                })
+                .collect();
+            self.swap(Registry::new(entries));
+        }
+        if self.registry().loading().is_empty() {
+            tracing::info!("every plugin is loaded");
+        }
+    }
+
+    fn deferred_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
+        self.deferred.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Plugins still compiling in the background.
+    pub fn still_loading(&self) -> Vec<String> {
+        self.registry()
+            .loading()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
     }
 
     /// The current registry; holding it keeps that version alive.
@@ -278,20 +443,33 @@ impl PluginHost {
     /// version they started with.
     pub async fn reload(&self, config: &Config) {
         let _one_at_a_time = self.admin.lock().await;
-        let registry = self.load(config).await;
-        self.swap(registry);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.deferred_lock().clear();
+        let entries = self.load_plans(&plans(config), &config.commands).await;
+        self.swap(Registry::new(entries));
         tracing::info!("plugins reloaded");
     }
 
-    /// Enable or disable a loaded plugin at once (until the next reload or restart).
+    /// Enable or disable a loaded plugin at once (until the next reload or restart); one
+    /// still loading gets the state when it is loaded.
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), AdminError> {
         let _one_at_a_time = self.admin.lock().await;
         let current = self.registry();
         let target = current
             .plugin(name)
             .ok_or_else(|| AdminError::NoSuchPlugin(name.to_string()))?;
-        if let PluginState::Refused(reason) = &target.state {
-            return Err(AdminError::Refused(reason.clone()));
+        match &target.state {
+            PluginState::Refused(reason) => return Err(AdminError::Refused(reason.clone())),
+            PluginState::Loading => {
+                self.deferred_lock().insert(name.to_string(), enabled);
+                tracing::info!(
+                    plugin = name,
+                    enabled,
+                    "plugin state changed by an admin; applied when it is loaded"
+                );
+                return Ok(());
+            }
+            PluginState::Enabled | PluginState::Disabled => {}
         }
         let entries = current
             .plugins()
@@ -343,6 +521,7 @@ impl PluginHost {
                     PluginState::Enabled => ("enabled", None),
                     PluginState::Disabled => ("disabled", None),
                     PluginState::Refused(why) => ("refused", Some(why.clone())),
+                    PluginState::Loading => ("loading", None),
                 };
                 PluginView {
                     name: p.name.clone(),
@@ -367,94 +546,35 @@ impl PluginHost {
             .collect()
     }
 
-    /// Load every plugin the config names, plus the built-ins.
-    async fn load(&self, config: &Config) -> Registry {
-        let mut entries = Vec::new();
-        for builtin in builtin::BUILTINS {
-            let table = config
-                .plugins
-                .get(builtin.name)
-                .cloned()
-                .unwrap_or_default();
-            let grants = table.grants.clone().unwrap_or_else(|| {
-                builtin
-                    .grants
-                    .iter()
-                    .map(|c| c.as_str().to_string())
-                    .collect()
-            });
-            entries.push(
-                self.load_one(
-                    builtin.name,
-                    Source::BuiltIn,
-                    Some(builtin.wasm),
-                    &table,
-                    &grants,
-                    &config.commands,
-                )
-                .await,
-            );
-        }
-        for (name, table) in &config.plugins {
-            if builtin::find(name).is_some() {
-                continue;
-            }
-            let grants = table.grants.clone().unwrap_or_default();
-            let entry = match (&table.path, table.native.unwrap_or(false)) {
-                (None, _) => refused(name, Source::BuiltIn, table, format!("[plugins.{name}] has no path and is not a built-in")),
-                (Some(path), true) => {
-                    let source = Source::Native { path: path.clone() };
-                    self.load_one(name, source, None, table, &grants, &config.commands).await
-                }
-                (Some(path), false) if is_native_library(path) => refused(
-                    name,
-                    Source::Path { path: path.clone() },
-                    table,
-                    format!("{} is a native library; loading one needs `native = true`, an explicit opt-in to unsandboxed code", path.display()),
-                ),
-                (Some(path), false) => self.load_one(name, Source::Path { path: path.clone() }, None, table, &grants, &config.commands).await,
-            };
+    /// Load each plan now, one after another.
+    async fn load_plans(&self, plans: &[Plan], defaults: &CommandsConfig) -> Vec<PluginEntry> {
+        let mut entries = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let entry = self.load_plan(plan, defaults).await;
+            log_entry(&entry);
             entries.push(entry);
         }
-        for entry in &entries {
-            match &entry.state {
-                PluginState::Refused(reason) => {
-                    tracing::warn!(
-                        plugin = entry.name.as_str(),
-                        reason = reason.as_str(),
-                        "plugin not enabled"
-                    )
-                }
-                PluginState::Disabled => {
-                    tracing::info!(plugin = %entry.name, "plugin disabled by config")
-                }
-                PluginState::Enabled => tracing::info!(
-                    plugin = %entry.name,
-                    version = entry.manifest.as_ref().map(|m| m.version.as_str()).unwrap_or(""),
-                    grants = ?entry.grants.names(),
-                    "plugin enabled"
-                ),
-            }
-        }
-        Registry::new(entries)
+        entries
     }
 
-    async fn load_one(
-        &self,
-        name: &str,
-        source: Source,
-        embedded: Option<&'static [u8]>,
-        table: &PluginConfig,
-        grant_names: &[String],
-        defaults: &CommandsConfig,
-    ) -> PluginEntry {
+    async fn load_plan(&self, plan: &Plan, defaults: &CommandsConfig) -> PluginEntry {
+        let Plan {
+            name,
+            source,
+            embedded,
+            table,
+            grants,
+        } = plan;
+        if let Some(reason) = refusal_before_loading(name, source, table, embedded.is_some()) {
+            return refused(name, source.clone(), table, reason);
+        }
         match self
-            .try_load(name, &source, embedded, table, grant_names, defaults)
+            .try_load(name, source, *embedded, table, grants, defaults)
             .await
         {
             Ok((manifest, grants, runner)) => PluginEntry {
                 name: name.to_string(),
-                source,
+                source: source.clone(),
                 state: if table.enabled.unwrap_or(true) {
                     PluginState::Enabled
                 } else {
@@ -465,7 +585,7 @@ impl PluginHost {
                 min_role: table.min_role,
                 runner: Some(runner),
             },
-            Err(reason) => refused(name, source, table, reason),
+            Err(reason) => refused(name, source.clone(), table, reason),
         }
     }
 
@@ -557,6 +677,91 @@ impl PluginHost {
             .await?;
         let missing = prepared.missing_grants(&manifest);
         Ok((manifest, missing, Runner::Wasm(Arc::new(prepared))))
+    }
+}
+
+/// Every plugin the config names, the built-ins first, as plans to load.
+fn plans(config: &Config) -> Vec<Plan> {
+    let mut plans = Vec::new();
+    for builtin in builtin::BUILTINS {
+        let table = config
+            .plugins
+            .get(builtin.name)
+            .cloned()
+            .unwrap_or_default();
+        let grants = table.grants.clone().unwrap_or_else(|| {
+            builtin
+                .grants
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect()
+        });
+        plans.push(Plan {
+            name: builtin.name.to_string(),
+            source: Source::BuiltIn,
+            embedded: Some(builtin.wasm),
+            table,
+            grants,
+        });
+    }
+    for (name, table) in &config.plugins {
+        if builtin::find(name).is_some() {
+            continue;
+        }
+        let source = match (&table.path, table.native.unwrap_or(false)) {
+            (Some(path), true) => Source::Native { path: path.clone() },
+            (Some(path), false) => Source::Path { path: path.clone() },
+            (None, _) => Source::BuiltIn,
+        };
+        plans.push(Plan {
+            name: name.clone(),
+            source,
+            embedded: None,
+            table: table.clone(),
+            grants: table.grants.clone().unwrap_or_default(),
+        });
+    }
+    plans
+}
+
+/// What refuses a plan before anything is read: a table with no path that names no
+/// built-in, or a native library without the opt-in.
+fn refusal_before_loading(
+    name: &str,
+    source: &Source,
+    table: &PluginConfig,
+    embedded: bool,
+) -> Option<String> {
+    match source {
+        Source::BuiltIn if !embedded => Some(format!(
+            "[plugins.{name}] has no path and is not a built-in"
+        )),
+        Source::Path { path } if is_native_library(path) && !table.native.unwrap_or(false) => {
+            Some(format!("{} is a native library; loading one needs `native = true`, an explicit opt-in to unsandboxed code", path.display()))
+        }
+        _ => None,
+    }
+}
+
+fn log_entry(entry: &PluginEntry) {
+    match &entry.state {
+        PluginState::Refused(reason) => {
+            tracing::warn!(
+                plugin = entry.name.as_str(),
+                reason = reason.as_str(),
+                "plugin not enabled"
+            )
+        }
+        PluginState::Disabled => {
+            tracing::info!(plugin = %entry.name, "plugin disabled by config")
+        }
+        PluginState::Enabled => tracing::info!(
+            plugin = %entry.name,
+            version = entry.manifest.as_ref().map(|m| m.version.as_str()).unwrap_or(""),
+            grants = ?entry.grants.names(),
+            "plugin enabled"
+        ),
+        PluginState::Loading => {}
     }
 }
 

@@ -40,6 +40,9 @@ pub enum PluginState {
     Disabled,
     /// Not enabled, and why.
     Refused(String),
+    /// Compiling in the background (a cold compile cache at start): not routed yet. Its
+    /// manifest, when the cache kept one from an earlier start, names its commands.
+    Loading,
 }
 
 /// One configured plugin as loaded.
@@ -175,6 +178,30 @@ impl Registry {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// Plugins still compiling in the background, by name.
+    pub fn loading(&self) -> Vec<&str> {
+        self.plugins
+            .values()
+            .filter(|p| p.state == PluginState::Loading)
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
+    /// The loading plugin whose kept manifest claims `command` (by name or alias). Only
+    /// to say "not ready" rather than "unknown": the role is checked once it is loaded.
+    pub fn loading_claim(&self, command: &str) -> Option<&str> {
+        self.plugins
+            .values()
+            .filter(|p| p.state == PluginState::Loading)
+            .find(|p| {
+                p.manifest
+                    .iter()
+                    .flat_map(|m| &m.commands)
+                    .any(|c| c.name == command || c.aliases.iter().any(|a| a == command))
+            })
+            .map(|p| p.name.as_str())
     }
 
     /// Names a role may use (canonical and aliases), for "did you mean".

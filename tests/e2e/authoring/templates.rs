@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::{run_json, slashd, stderr, stdout};
-use crate::harness::{built_by_script, Backend, Setup, BIN};
+use crate::harness::{built_by_script, Backend, Launch, Server, Setup, BIN};
 use crate::support::{error_code, joined, reply_text};
 
 const LANGS: [&str; 3] = ["rust", "python", "js"];
@@ -96,8 +96,8 @@ async fn templates_and_exceptions_over_a_socket() {
             (name, file)
         })
         .collect();
-    // The server compiles every plugin before it listens, and these four big components
-    // take longer than the harness waits; `plugin check` compiles them into the same cache
+    // Four big components compiled cold, one after another, by a debug build take longer
+    // than the harness waits for readiness; `plugin check` compiles them into the same cache
     // first, in parallel (the server's and the CLI's engines agree on the cache key).
     let cache = tempfile::tempdir().unwrap();
     let checks: Vec<_> = files
@@ -118,11 +118,15 @@ async fn templates_and_exceptions_over_a_socket() {
         check.join().unwrap();
     }
     let cache_dir = cache.path().join("slashd/plugin-cache");
-    let mut setup = Setup::new(Backend::Sqlite).set(
-        "commands",
-        "cache_dir",
-        &format!("{:?}", cache_dir.display().to_string()),
-    );
+    // Twelve commands in a row from one user pass the default burst of ten once the plugins
+    // answer in milliseconds; this test is about replies, not the rate limit.
+    let mut setup = Setup::new(Backend::Sqlite)
+        .set(
+            "commands",
+            "cache_dir",
+            &format!("{:?}", cache_dir.display().to_string()),
+        )
+        .set("commands", "rate_burst", "100.0");
     for (name, file) in &files {
         setup = setup.plugin_file(name, file, &[("grants", "[]")]);
     }
@@ -159,4 +163,113 @@ async fn templates_and_exceptions_over_a_socket() {
         let again = ws.command(&session, &format!("/hello-{lang}")).await;
         assert_eq!(reply_text(&again), "Hello, **amy**!", "{lang}: {again}");
     }
+}
+
+/// On a cold compile cache the server listens at once and compiles in the background:
+/// `/readyz` says how many are loading, their commands answer `unknown_command` ("plugins still
+/// loading") until they are ready, then they run. The manifest kept beside the cache names a
+/// loading plugin's commands even when its compiled code is gone; a warm start is ready
+/// when it listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_listens_at_once_and_compiles_in_the_background() {
+    let file = built("hello-python");
+    let mut server = Setup::new(Backend::Sqlite)
+        .plugin_file("hello-python", &file, &[("grants", "[]")])
+        .start_with(Launch {
+            listening_only: true,
+            ..Launch::default()
+        })
+        .await;
+    let (status, body) = server.get("/readyz", "").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "not ready", "{body}");
+    assert!(body["plugins_loading"].as_u64() >= Some(1), "{body}");
+    let user = server.user("amy", "viewer").await;
+    let (mut ws, session) = joined(&server, &user, "loading").await;
+    let early = ws.command(&session, "/hello-python").await;
+    assert_eq!(error_code(&early), "unknown_command", "{early}");
+    assert!(
+        early["message"]
+            .as_str()
+            .unwrap()
+            .contains("plugins still loading"),
+        "{early}"
+    );
+    let admin = server.admin().await;
+    let (_, plugins) = server.get("/admin/plugins", &admin.token).await;
+    let state = |plugins: &serde_json::Value| {
+        plugins["plugins"]
+            .as_array()
+            .and_then(|all| all.iter().find(|p| p["name"] == "hello-python"))
+            .map(|p| p["state"].clone())
+    };
+    assert_eq!(state(&plugins), Some("loading".into()), "{plugins}");
+    // An admin's (or another node's) change while it loads applies once it is loaded.
+    let (status, body) = server
+        .post(
+            "/admin/plugins/hello-python/disable",
+            &admin.token,
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+
+    server.wait_ready().await;
+    let (_, plugins) = server.get("/admin/plugins", &admin.token).await;
+    assert_eq!(state(&plugins), Some("disabled".into()), "{plugins}");
+    let off = ws.command(&session, "/hello-python").await;
+    assert_eq!(error_code(&off), "unknown_command", "{off}");
+    let (status, body) = server
+        .post(
+            "/admin/plugins/hello-python/enable",
+            &admin.token,
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let reply = ws.command(&session, "/hello-python").await;
+    assert_eq!(reply_text(&reply), "Hello, **amy**!", "{reply}");
+    drop(ws);
+
+    // The compiled code gone (a new slashd invalidates it), the kept manifest stays.
+    server.kill();
+    let cache = server.dir.path().join("data/plugin-cache");
+    let mut kept = 0;
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        let path = entry.unwrap().path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("cwasm") => std::fs::remove_file(&path).unwrap(),
+            Some("json") => kept += 1,
+            _ => {}
+        }
+    }
+    // The built-ins' and hello-python's.
+    assert!(kept >= 2, "no manifest kept in {}", cache.display());
+    restart(&mut server, true).await;
+    let (mut ws, session) = joined(&server, &user, "loading again").await;
+    let early = ws.command(&session, "/hello-python").await;
+    assert_eq!(error_code(&early), "unknown_command", "{early}");
+    assert!(
+        early["message"]
+            .as_str()
+            .unwrap()
+            .contains("/hello-python is not ready: plugins still loading"),
+        "{early}"
+    );
+    server.wait_ready().await;
+    drop(ws);
+
+    server.kill();
+    restart(&mut server, true).await;
+    let (status, body) = server.get("/readyz", "").await;
+    assert_eq!(status, 200, "a warm start is ready when it listens: {body}");
+}
+
+async fn restart(server: &mut Server, listening_only: bool) {
+    server
+        .spawn_with(&Launch {
+            listening_only,
+            ..Launch::default()
+        })
+        .await;
 }
