@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::{run_json, slashd, stderr, stdout};
-use crate::harness::{built_by_script, Backend, Launch, Server, Setup, BIN};
+use crate::harness::{built_by_script, Backend, Launch, Server, Setup, Ws, BIN};
 use crate::support::{error_code, joined, reply_text};
 
 const LANGS: [&str; 3] = ["rust", "python", "js"];
@@ -186,15 +186,7 @@ async fn a_cold_start_listens_at_once_and_compiles_in_the_background() {
     assert!(body["plugins_loading"].as_u64() >= Some(1), "{body}");
     let user = server.user("amy", "viewer").await;
     let (mut ws, session) = joined(&server, &user, "loading").await;
-    let early = ws.command(&session, "/hello-python").await;
-    assert_eq!(error_code(&early), "unknown_command", "{early}");
-    assert!(
-        early["message"]
-            .as_str()
-            .unwrap()
-            .contains("plugins still loading"),
-        "{early}"
-    );
+    refused_while_loading(&mut ws, &session, "plugins still loading").await;
     let admin = server.admin().await;
     let (_, plugins) = server.get("/admin/plugins", &admin.token).await;
     let state = |plugins: &serde_json::Value| {
@@ -247,15 +239,12 @@ async fn a_cold_start_listens_at_once_and_compiles_in_the_background() {
     assert!(kept >= 2, "no manifest kept in {}", cache.display());
     restart(&mut server, true).await;
     let (mut ws, session) = joined(&server, &user, "loading again").await;
-    let early = ws.command(&session, "/hello-python").await;
-    assert_eq!(error_code(&early), "unknown_command", "{early}");
-    assert!(
-        early["message"]
-            .as_str()
-            .unwrap()
-            .contains("/hello-python is not ready: plugins still loading"),
-        "{early}"
-    );
+    refused_while_loading(
+        &mut ws,
+        &session,
+        "/hello-python is not ready: plugins still loading",
+    )
+    .await;
     server.wait_ready().await;
     drop(ws);
 
@@ -263,6 +252,14 @@ async fn a_cold_start_listens_at_once_and_compiles_in_the_background() {
     restart(&mut server, true).await;
     let (status, body) = server.get("/readyz", "").await;
     assert_eq!(status, 200, "a warm start is ready when it listens: {body}");
+}
+
+/// `/hello-python` answers `unknown_command` with a message containing `says`.
+async fn refused_while_loading(ws: &mut Ws, session: &str, says: &str) {
+    let early = ws.command(session, "/hello-python").await;
+    assert_eq!(error_code(&early), "unknown_command", "{early}");
+    let message = early["message"].as_str().unwrap();
+    assert!(message.contains(says), "{early}");
 }
 
 async fn restart(server: &mut Server, listening_only: bool) {
