@@ -56,6 +56,10 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let tasks = TaskTracker::new();
     let shutdown = CancellationToken::new();
     let presence = cluster.clone().map(|c| c as Arc<dyn Presence>);
+    store.observe_batches({
+        let metrics = metrics.clone();
+        move |n| metrics.store_batch(n)
+    });
     let chat = Chat::new(store, hub, metrics, presence, tasks.clone());
     let services = ServerServices::new(chat.clone());
     let plugins = PluginHost::start(&config, Arc::new(services), Startup::Background).await?;

@@ -93,6 +93,7 @@ pub struct Metrics {
     limit_hits: Family<LimitLabel, Counter>,
     plugin_http_requests: Family<HttpOutcome, Counter>,
     plugin_http_bytes: Family<PluginLabel, Counter>,
+    store_batch_size: Histogram,
     /// Present only in cluster mode.
     redis_connected: Option<Gauge>,
 }
@@ -183,6 +184,13 @@ impl Metrics {
             "Response body bytes plugins received over HTTP, by plugin",
             plugin_http_bytes.clone(),
         );
+        // Buckets 1, 2, 4, … 64 (the writer's largest batch).
+        let store_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 7));
+        registry.register(
+            "store_batch_messages",
+            "Messages per database transaction of the message writer (group commit)",
+            store_batch_size.clone(),
+        );
         let redis_connected = cluster.then(|| {
             let gauge = Gauge::default();
             registry.register(
@@ -218,6 +226,7 @@ impl Metrics {
             limit_hits,
             plugin_http_requests,
             plugin_http_bytes,
+            store_batch_size,
             redis_connected,
         }
     }
@@ -246,6 +255,11 @@ impl Metrics {
 
     pub fn session_joined(&self) {
         self.session_joins.inc();
+    }
+
+    /// The message writer committed (or tried to) a batch of `messages`.
+    pub fn store_batch(&self, messages: usize) {
+        self.store_batch_size.observe(messages as f64);
     }
 
     /// `role` is the stored message's role (`MessageRole::as_str`).

@@ -1,7 +1,8 @@
-//! Messages. `seq` is assigned by the database in the transaction that stores the message:
-//! the session row's `last_seq` is bumped first (which locks the row on PostgreSQL and takes
-//! the write lock on SQLite), so concurrent posters — on one node or many — get gap-free,
-//! unique seqs.
+//! Messages: the stored row and reading it back. Storing goes through the writer of
+//! `group_commit.rs`: `seq` is assigned by the database in the transaction that stores the
+//! message — the session row's `last_seq` is bumped first (which locks the row on
+//! PostgreSQL and takes the write lock on SQLite) — so concurrent posters, on one node or
+//! many, get gap-free, unique seqs.
 
 use futures_util::TryStreamExt;
 use serde::Serialize;
@@ -10,8 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::sessions::parse_metadata;
-use super::{new_id, Store};
-use crate::time_fmt::now_ms;
+use super::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -66,7 +66,7 @@ impl Message {
 }
 
 /// The serialized size of a metadata object, without serializing it.
-fn metadata_size(value: &Value) -> usize {
+pub(super) fn metadata_size(value: &Value) -> usize {
     match value {
         Value::Null => 4,
         Value::Bool(_) => 5,
@@ -124,53 +124,10 @@ pub enum AppendError {
 
 impl Store {
     /// Store a message with the session's next seq. Fails if the session is not active.
+    /// Posts that arrive together are committed together (`group_commit.rs`); this returns
+    /// once the message's batch has committed.
     pub async fn append_message(&self, new: NewMessage<'_>) -> Result<Message, AppendError> {
-        let now = now_ms();
-        let mut tx = self.pool().begin().await?;
-        // The write comes first so SQLite takes its write lock at once (no deferred-lock
-        // upgrade that could fail with SQLITE_BUSY) and PostgreSQL locks the session row.
-        let bumped = sqlx::query(
-            "UPDATE sessions SET last_seq = last_seq + 1, last_activity_at = $1 \
-             WHERE id = $2 AND status = 'active' RETURNING last_seq",
-        )
-        .bind(now)
-        .bind(new.session_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = bumped else {
-            drop(tx);
-            return Err(match self.session(new.session_id).await? {
-                None => AppendError::NoSession,
-                Some(_) => AppendError::Ended,
-            });
-        };
-        let seq: i64 = row.try_get("last_seq")?;
-        let id = new.id.map_or_else(new_id, str::to_string);
-        sqlx::query(
-            "INSERT INTO messages (id, session_id, seq, role, user_id, content, metadata, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(new.session_id)
-        .bind(seq)
-        .bind(new.role.as_str())
-        .bind(new.user_id)
-        .bind(new.content)
-        .bind(new.metadata.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Message {
-            id,
-            session_id: new.session_id.to_string(),
-            seq,
-            role: new.role,
-            user_id: new.user_id.map(str::to_string),
-            content: new.content.to_string(),
-            metadata: new.metadata,
-            created_at: now,
-        })
+        self.writer.append(new).await
     }
 
     /// Messages with `seq > after_seq`, oldest first, at most `limit` of them and about

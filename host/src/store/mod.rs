@@ -2,11 +2,13 @@
 //! the same SQL text; only the migrations differ (`migrations/sqlite`, `migrations/postgres`).
 //!
 //! Invariants kept here:
-//! - a message's `seq` is assigned in the transaction that stores it (see `messages.rs`);
+//! - a message's `seq` is assigned in the transaction that stores it, by the one writer
+//!   that stores every message, in batches (`group_commit.rs`);
 //! - ids are UUID v7 text; timestamps are Unix milliseconds.
 
 mod actions;
 mod audit;
+mod group_commit;
 mod kv;
 mod messages;
 pub mod nul;
@@ -46,6 +48,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Every message is stored through it.
+    writer: group_commit::Writer,
 }
 
 impl Store {
@@ -86,7 +90,17 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot connect to the database ({})", redact(&url)))?;
-        Ok(Store { pool, backend })
+        let writer = group_commit::Writer::start(pool.clone(), backend);
+        Ok(Store {
+            pool,
+            backend,
+            writer,
+        })
+    }
+
+    /// Be told the size of every batch of messages written (once; later calls are ignored).
+    pub fn observe_batches(&self, observer: impl Fn(usize) + Send + Sync + 'static) {
+        self.writer.observe(Box::new(observer));
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {

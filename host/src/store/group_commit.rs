@@ -1,0 +1,507 @@
+//! Group commit of messages. Every message goes through one writer task: the posts that
+//! arrive while a transaction is in flight are stored together in the next one. Nothing
+//! waits for a batch to fill — a batch is whatever is queued when the writer is free — so an
+//! idle server writes each post at once, and a busy one pays one commit (one WAL append on
+//! SQLite, one fsync on PostgreSQL) for many posts.
+//!
+//! What holds, batch or not:
+//! - seqs are gap-free and unique per session: each message's seq is its session's
+//!   `last_seq + 1`, bumped in the transaction that stores it;
+//! - acked means stored: a post learns its seq only after its batch has committed;
+//! - one failing message fails only itself: an ended or unknown session is that message's
+//!   answer, and a statement the database refuses (a constraint, a trigger, a deadlock)
+//!   rolls the batch back and the writer stores each of its messages alone, so the others
+//!   still go in — with no seq used up. A connection or pool failure fails the batch;
+//! - order within a session is arrival order (the batch keeps it; see `write_batch`);
+//! - a post whose poster has gone (its connection closed) before its batch is formed is not
+//!   stored, as before, when dropping the post rolled its transaction back. One that goes
+//!   later is stored but not broadcast; clients get it on their next `join` with
+//!   `since_seq`, and live ones skip the gap after the hub's short wait.
+//!
+//! A commit whose outcome is unknown (the connection lost after `COMMIT` was sent) fails
+//! its whole batch, although the rows may be stored — the same window one transaction per
+//! post had, now as wide as a batch.
+
+use std::sync::{Arc, OnceLock};
+
+use futures_util::FutureExt;
+use serde_json::Value;
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::messages::{metadata_size, AppendError, Message, MessageRole, NewMessage};
+use super::{new_id, Backend};
+use crate::time_fmt::now_ms;
+
+/// Most messages one transaction stores.
+const MAX_BATCH: usize = 64;
+/// About the most bytes of content and metadata one transaction stores (a batch always
+/// takes its first message, whatever its size).
+const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Posts queued for the writer; when full, posters wait (backpressure, not loss).
+const QUEUE: usize = 4096;
+
+/// Told the size of each batch written (the server's metrics).
+pub type BatchObserver = Box<dyn Fn(usize) + Send + Sync>;
+
+struct Owned {
+    id: Option<String>,
+    session_id: String,
+    role: MessageRole,
+    user_id: Option<String>,
+    content: String,
+    metadata: Value,
+}
+
+impl Owned {
+    fn bytes(&self) -> usize {
+        self.content.len() + metadata_size(&self.metadata) + 64
+    }
+}
+
+struct Pending {
+    new: Owned,
+    done: oneshot::Sender<Result<Message, AppendError>>,
+}
+
+/// The queue in front of the writer task.
+#[derive(Clone)]
+pub(super) struct Writer {
+    queue: mpsc::Sender<Pending>,
+    observer: Arc<OnceLock<BatchObserver>>,
+}
+
+impl Writer {
+    pub(super) fn start(pool: AnyPool, backend: Backend) -> Writer {
+        let (queue, pending) = mpsc::channel(QUEUE);
+        let observer = Arc::new(OnceLock::new());
+        tokio::spawn(run(pool, backend, pending, observer.clone()));
+        Writer { queue, observer }
+    }
+
+    pub(super) fn observe(&self, observer: BatchObserver) {
+        let _ = self.observer.set(observer);
+    }
+
+    pub(super) async fn append(&self, new: NewMessage<'_>) -> Result<Message, AppendError> {
+        let (done, answer) = oneshot::channel();
+        let new = Owned {
+            id: new.id.map(str::to_string),
+            session_id: new.session_id.to_string(),
+            role: new.role,
+            user_id: new.user_id.map(str::to_string),
+            content: new.content.to_string(),
+            metadata: new.metadata,
+        };
+        self.queue
+            .send(Pending { new, done })
+            .await
+            .map_err(|_| AppendError::Db(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .map_err(|_| AppendError::Db(sqlx::Error::PoolClosed))?
+    }
+}
+
+async fn run(
+    pool: AnyPool,
+    backend: Backend,
+    mut pending: mpsc::Receiver<Pending>,
+    observer: Arc<OnceLock<BatchObserver>>,
+) {
+    while let Some(first) = pending.recv().await {
+        let mut bytes = first.new.bytes();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+            match pending.try_recv() {
+                Ok(next) => {
+                    bytes = bytes.saturating_add(next.new.bytes());
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        // Nobody would broadcast these (see the module comment).
+        batch.retain(|p| !p.done.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        if let Some(observe) = observer.get() {
+            observe(batch.len());
+        }
+        let news: Vec<&Owned> = batch.iter().map(|p| &p.new).collect();
+        // A panic while writing fails this batch, not every later post.
+        let results = std::panic::AssertUnwindSafe(write(&pool, backend, &news))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(
+                    messages = news.len(),
+                    "writing a batch of messages panicked"
+                );
+                news.iter()
+                    .map(|_| Err(AppendError::Db(sqlx::Error::WorkerCrashed)))
+                    .collect()
+            });
+        for (pending, result) in batch.into_iter().zip(results) {
+            // A poster that went away (its connection closed) just isn't told.
+            let _ = pending.done.send(result);
+        }
+    }
+}
+
+/// How writing a batch went wrong.
+enum BatchError {
+    /// A statement failed; the transaction was rolled back and nothing was stored.
+    Statement(sqlx::Error),
+    /// The commit failed: whether it took effect is unknown (a connection lost after
+    /// `COMMIT` was sent), so nothing is retried.
+    Commit(sqlx::Error),
+}
+
+/// One answer per message, in order.
+async fn write(
+    pool: &AnyPool,
+    backend: Backend,
+    batch: &[&Owned],
+) -> Vec<Result<Message, AppendError>> {
+    match write_batch(pool, backend, batch).await {
+        Ok(results) => results,
+        Err(BatchError::Statement(sqlx::Error::Database(refused)))
+            if batch.len() > 1 && !is_lock_timeout(refused.as_ref()) =>
+        {
+            tracing::debug!(error = %refused, "a batch of messages was refused; storing each alone");
+            // Store each alone: only the message the database refuses fails.
+            let mut results = Vec::with_capacity(batch.len());
+            for new in batch {
+                results.push(match write_batch(pool, backend, &[*new]).await {
+                    Ok(mut one) => one.pop().unwrap_or(Err(AppendError::NoSession)),
+                    Err(BatchError::Statement(e) | BatchError::Commit(e)) => {
+                        Err(AppendError::Db(e))
+                    }
+                });
+            }
+            results
+        }
+        Err(BatchError::Statement(e)) => {
+            // One error, told to each poster (`sqlx::Error` is not `Clone`).
+            let text = e.to_string();
+            let mut first = Some(e);
+            batch
+                .iter()
+                .map(|_| {
+                    Err(AppendError::Db(
+                        first
+                            .take()
+                            .unwrap_or_else(|| sqlx::Error::Protocol(text.clone())),
+                    ))
+                })
+                .collect()
+        }
+        Err(BatchError::Commit(e)) => {
+            let text = e.to_string();
+            tracing::error!(error = %text, messages = batch.len(), "committing a batch of messages failed");
+            batch
+                .iter()
+                .map(|_| Err(AppendError::Db(sqlx::Error::Protocol(text.clone()))))
+                .collect()
+        }
+    }
+}
+
+/// PostgreSQL's `lock_timeout` fired: storing each alone would wait that long again, once
+/// per message.
+fn is_lock_timeout(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.code().as_deref() == Some("55P03")
+}
+
+/// Store a batch in one transaction. Each message bumps its session's `last_seq` and is
+/// inserted with it. The sessions' rows are locked in the order of their ids (a stable
+/// sort, so each session's own messages keep their order): two nodes' batches over the same
+/// sessions then cannot deadlock on PostgreSQL.
+async fn write_batch(
+    pool: &AnyPool,
+    backend: Backend,
+    batch: &[&Owned],
+) -> Result<Vec<Result<Message, AppendError>>, BatchError> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|a, b| batch[*a].session_id.cmp(&batch[*b].session_id));
+    let now = now_ms();
+    let mut tx = pool.begin().await.map_err(BatchError::Statement)?;
+    if backend == Backend::Postgres {
+        // A session row locked elsewhere for long (a stuck peer) fails this batch rather
+        // than holding every post of the node behind it.
+        sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *tx)
+            .await
+            .map_err(BatchError::Statement)?;
+    }
+    let mut results: Vec<Option<Result<Message, AppendError>>> =
+        (0..batch.len()).map(|_| None).collect();
+    for i in order {
+        let new = batch[i];
+        // The write comes first so SQLite takes its write lock at once (no deferred-lock
+        // upgrade that could fail with SQLITE_BUSY) and PostgreSQL locks the session row.
+        let bumped = sqlx::query(
+            "UPDATE sessions SET last_seq = last_seq + 1, last_activity_at = $1 \
+             WHERE id = $2 AND status = 'active' RETURNING last_seq",
+        )
+        .bind(now)
+        .bind(&new.session_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(BatchError::Statement)?;
+        let Some(row) = bumped else {
+            let exists = sqlx::query("SELECT 1 FROM sessions WHERE id = $1")
+                .bind(&new.session_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(BatchError::Statement)?;
+            results[i] = Some(Err(match exists {
+                None => AppendError::NoSession,
+                Some(_) => AppendError::Ended,
+            }));
+            continue;
+        };
+        let seq: i64 = row.try_get("last_seq").map_err(BatchError::Statement)?;
+        let id = new.id.clone().unwrap_or_else(new_id);
+        sqlx::query(
+            "INSERT INTO messages (id, session_id, seq, role, user_id, content, metadata, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(&new.session_id)
+        .bind(seq)
+        .bind(new.role.as_str())
+        .bind(new.user_id.as_deref())
+        .bind(&new.content)
+        .bind(new.metadata.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(BatchError::Statement)?;
+        results[i] = Some(Ok(Message {
+            id,
+            session_id: new.session_id.clone(),
+            seq,
+            role: new.role,
+            user_id: new.user_id.clone(),
+            content: new.content.clone(),
+            metadata: new.metadata.clone(),
+            created_at: now,
+        }));
+    }
+    tx.commit().await.map_err(BatchError::Commit)?;
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(AppendError::NoSession)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::store::Store;
+    use sqlx::Connection;
+
+    fn msg(session: &str, content: &str) -> Owned {
+        Owned {
+            id: None,
+            session_id: session.into(),
+            role: MessageRole::User,
+            user_id: None,
+            content: content.into(),
+            metadata: Value::Null,
+        }
+    }
+
+    async fn session(store: &Store, owner: &str) -> String {
+        let session = store
+            .create_session(owner, "t", &serde_json::json!({}), 1000)
+            .await
+            .unwrap()
+            .unwrap();
+        session.id
+    }
+
+    async fn contents(store: &Store, session: &str) -> Vec<(i64, String)> {
+        sqlx::query("SELECT seq, content FROM messages WHERE session_id = $1 ORDER BY seq")
+            .bind(session)
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
+            .collect()
+    }
+
+    fn seqs(results: &[Result<Message, AppendError>]) -> Vec<Option<i64>> {
+        results
+            .iter()
+            .map(|r| r.as_ref().ok().map(|m| m.seq))
+            .collect()
+    }
+
+    /// The batch edge cases, on one backend.
+    async fn batch_edges(store: Store) {
+        let owner = store
+            .create_user("owner", Role::Viewer, None)
+            .await
+            .unwrap();
+        let (a, b) = (
+            session(&store, &owner.id).await,
+            session(&store, &owner.id).await,
+        );
+        let pool = store.pool().clone();
+
+        // A batch mixing sessions: each session's messages keep their order and seqs.
+        let batch = [
+            msg(&a, "a1"),
+            msg(&b, "b1"),
+            msg(&a, "a2"),
+            msg(&b, "b2"),
+            msg(&a, "a3"),
+        ];
+        let results = write(&pool, store.backend(), &batch.iter().collect::<Vec<_>>()).await;
+        assert_eq!(
+            seqs(&results),
+            [Some(1), Some(1), Some(2), Some(2), Some(3)]
+        );
+        let stored = contents(&store, &a).await;
+        assert_eq!(
+            stored,
+            [(1, "a1".into()), (2, "a2".into()), (3, "a3".into())]
+        );
+
+        // An ended session and a missing one inside a batch fail alone.
+        let ended = session(&store, &owner.id).await;
+        store.end_session(&ended).await.unwrap();
+        let batch = [
+            msg(&a, "a4"),
+            msg(&ended, "e"),
+            msg("no-such-session", "x"),
+            msg(&b, "b3"),
+        ];
+        let results = write(&pool, store.backend(), &batch.iter().collect::<Vec<_>>()).await;
+        assert_eq!(seqs(&results), [Some(4), None, None, Some(3)]);
+        assert!(
+            matches!(results[1], Err(AppendError::Ended)),
+            "{:?}",
+            results[1]
+        );
+        assert!(
+            matches!(results[2], Err(AppendError::NoSession)),
+            "{:?}",
+            results[2]
+        );
+        assert!(contents(&store, &ended).await.is_empty());
+
+        // A statement that fails (a duplicate id) fails only its message, uses no seq, and
+        // the rest of its batch is stored.
+        let taken = results[0].as_ref().unwrap().id.clone();
+        let mut duplicate = msg(&a, "dup");
+        duplicate.id = Some(taken);
+        let batch = [msg(&a, "a5"), duplicate, msg(&b, "b4"), msg(&a, "a6")];
+        let results = write(&pool, store.backend(), &batch.iter().collect::<Vec<_>>()).await;
+        assert_eq!(seqs(&results), [Some(5), None, Some(4), Some(6)]);
+        assert!(
+            matches!(results[1], Err(AppendError::Db(_))),
+            "{:?}",
+            results[1]
+        );
+        let stored: Vec<i64> = contents(&store, &a).await.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            stored,
+            (1..=6).collect::<Vec<_>>(),
+            "gap-free after the failure"
+        );
+
+        // Concurrent posts through the queue are committed in batches, every seq once.
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        store.observe_batches({
+            let batches = batches.clone();
+            move |n| batches.lock().unwrap().push(n)
+        });
+        let posts: Vec<_> = (0..200)
+            .map(|i| {
+                let (store, session) = (
+                    store.clone(),
+                    if i % 2 == 0 { a.clone() } else { b.clone() },
+                );
+                tokio::spawn(async move {
+                    let content = format!("m{i}");
+                    let new = NewMessage {
+                        id: None,
+                        session_id: &session,
+                        role: MessageRole::User,
+                        user_id: None,
+                        content: &content,
+                        metadata: Value::Null,
+                    };
+                    let stored = store.append_message(new).await.unwrap();
+                    assert_eq!(stored.content, content, "each poster gets its own answer");
+                    (stored.session_id, stored.seq, stored.content)
+                })
+            })
+            .collect();
+        let mut acked = Vec::new();
+        for post in posts {
+            acked.push(post.await.unwrap());
+        }
+        for (session, seq, content) in &acked {
+            let row = contents(&store, session).await;
+            assert!(
+                row.contains(&(*seq, content.clone())),
+                "{seq} {content} not stored"
+            );
+        }
+        let mut seqs: Vec<_> = acked.iter().map(|(s, q, _)| (s.clone(), *q)).collect();
+        seqs.sort();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 200, "every seq once");
+        let seen = batches.lock().unwrap().clone();
+        assert_eq!(seen.iter().sum::<usize>(), 200);
+        assert!(seen.iter().any(|&n| n > 1), "no batch formed: {seen:?}");
+        assert!(seen.iter().all(|&n| n <= MAX_BATCH), "{seen:?}");
+        let a_seqs: Vec<i64> = contents(&store, &a).await.iter().map(|(s, _)| *s).collect();
+        assert_eq!(a_seqs, (1..=106).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn batch_edges_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = Store::connect(&url, 4).await.unwrap();
+        store.migrate().await.unwrap();
+        batch_edges(store).await;
+    }
+
+    #[tokio::test]
+    async fn batch_edges_on_postgres() {
+        let admin = std::env::var("SLASHD_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("slashd_unit_{}", uuid::Uuid::new_v4().simple());
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let store = Store::connect(&format!("{base}/{name}"), 4).await.unwrap();
+        store.migrate().await.unwrap();
+        // Dropped even when a check fails.
+        let outcome = tokio::spawn(batch_edges(store.clone())).await;
+        store.close().await;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic.into_panic());
+        }
+    }
+}
