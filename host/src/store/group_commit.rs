@@ -301,7 +301,7 @@ async fn write_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
+    use slashd_plugin_api::Role;
     use crate::store::Store;
     use sqlx::Connection;
 
