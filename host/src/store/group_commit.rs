@@ -301,8 +301,8 @@ async fn write_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slashd_plugin_api::Role;
     use crate::store::Store;
+    use slashd_plugin_api::Role;
     use sqlx::Connection;
 
     fn msg(session: &str, content: &str) -> Owned {
