@@ -21,8 +21,8 @@ mod ws;
 use clap::{Parser, Subcommand};
 
 use scenario::{
-    all, cluster, complete, durability, fanout, floor, hostile, idle, load, message, ping, soak,
-    waiting,
+    all, cluster, complete, db_floor, durability, fanout, floor, hostile, idle, load, message,
+    ping, soak, waiting,
 };
 
 #[derive(Parser)]
@@ -83,6 +83,10 @@ enum Scenario {
     /// SQLite, or on a fresh PostgreSQL database beside --database-url. Exits non-zero on
     /// any loss.
     Durability(durability::Args),
+    /// The database's own floor for slashd's write pattern, with sqlx in this process (no
+    /// server): bump `last_seq` and insert, one message per transaction and batched, on
+    /// SQLite and (with --database-url) a fresh PostgreSQL database.
+    DbFloor(db_floor::Args),
 }
 
 impl Scenario {
@@ -101,6 +105,7 @@ impl Scenario {
             Scenario::Waiting(args) => waiting::run(args).await,
             Scenario::Complete(args) => complete::run(args).await,
             Scenario::Durability(args) => durability::run(args).await,
+            Scenario::DbFloor(args) => db_floor::run(args).await,
         }
     }
 }

@@ -469,8 +469,17 @@ async fn verify(
 
 /// `CREATE DATABASE` a fresh one beside the database `base` names; returns its URL and name.
 async fn create_database(base: &str) -> anyhow::Result<(String, String)> {
+    create_scratch_database(base, "durability").await
+}
+
+/// `CREATE DATABASE slashd_<purpose>_<random>` beside the database `base` names; returns
+/// its URL and name ([`drop_database`] removes it).
+pub(crate) async fn create_scratch_database(
+    base: &str,
+    purpose: &str,
+) -> anyhow::Result<(String, String)> {
     let name = format!(
-        "slashd_durability_{}",
+        "slashd_{purpose}_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let mut conn = sqlx::PgConnection::connect(base)
@@ -487,7 +496,7 @@ async fn create_database(base: &str) -> anyhow::Result<(String, String)> {
     Ok((url.to_string(), name))
 }
 
-async fn drop_database(base: &str, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn drop_database(base: &str, name: &str) -> anyhow::Result<()> {
     let mut conn = sqlx::PgConnection::connect(base)
         .await
         .with_context(|| format!("connect to {base}"))?;

@@ -4,6 +4,7 @@
 pub mod all;
 pub mod cluster;
 pub mod complete;
+pub mod db_floor;
 pub mod durability;
 pub mod fanout;
 pub mod floor;
