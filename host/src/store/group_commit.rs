@@ -59,6 +59,30 @@ impl Owned {
     }
 }
 
+impl Owned {
+    /// The stored message, from what was posted and what the database gave it.
+    fn into_message(self, stored: Stored) -> Message {
+        Message {
+            id: stored.id,
+            session_id: self.session_id,
+            seq: stored.seq,
+            role: self.role,
+            user_id: self.user_id,
+            content: self.content,
+            metadata: self.metadata,
+            created_at: stored.created_at,
+        }
+    }
+}
+
+/// What the database gave a stored message.
+#[derive(Debug)]
+struct Stored {
+    id: String,
+    seq: i64,
+    created_at: i64,
+}
+
 struct Pending {
     new: Owned,
     done: oneshot::Sender<Result<Message, AppendError>>,
@@ -144,8 +168,9 @@ async fn run(
                     .collect()
             });
         for (pending, result) in batch.into_iter().zip(results) {
+            let answer = result.map(|stored| pending.new.into_message(stored));
             // A poster that went away (its connection closed) just isn't told.
-            let _ = pending.done.send(result);
+            let _ = pending.done.send(answer);
         }
     }
 }
@@ -164,7 +189,7 @@ async fn write(
     pool: &AnyPool,
     backend: Backend,
     batch: &[&Owned],
-) -> Vec<Result<Message, AppendError>> {
+) -> Vec<Result<Stored, AppendError>> {
     match write_batch(pool, backend, batch).await {
         Ok(results) => results,
         Err(BatchError::Statement(sqlx::Error::Database(refused)))
@@ -223,7 +248,7 @@ async fn write_batch(
     pool: &AnyPool,
     backend: Backend,
     batch: &[&Owned],
-) -> Result<Vec<Result<Message, AppendError>>, BatchError> {
+) -> Result<Vec<Result<Stored, AppendError>>, BatchError> {
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by(|a, b| batch[*a].session_id.cmp(&batch[*b].session_id));
     let now = now_ms();
@@ -236,7 +261,7 @@ async fn write_batch(
             .await
             .map_err(BatchError::Statement)?;
     }
-    let mut results: Vec<Option<Result<Message, AppendError>>> =
+    let mut results: Vec<Option<Result<Stored, AppendError>>> =
         (0..batch.len()).map(|_| None).collect();
     for i in order {
         let new = batch[i];
@@ -280,14 +305,9 @@ async fn write_batch(
         .execute(&mut *tx)
         .await
         .map_err(BatchError::Statement)?;
-        results[i] = Some(Ok(Message {
+        results[i] = Some(Ok(Stored {
             id,
-            session_id: new.session_id.clone(),
             seq,
-            role: new.role,
-            user_id: new.user_id.clone(),
-            content: new.content.clone(),
-            metadata: new.metadata.clone(),
             created_at: now,
         }));
     }
@@ -336,7 +356,7 @@ mod tests {
             .collect()
     }
 
-    fn seqs(results: &[Result<Message, AppendError>]) -> Vec<Option<i64>> {
+    fn seqs(results: &[Result<Stored, AppendError>]) -> Vec<Option<i64>> {
         results
             .iter()
             .map(|r| r.as_ref().ok().map(|m| m.seq))
