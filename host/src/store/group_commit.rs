@@ -5,8 +5,8 @@
 //! SQLite, one fsync on PostgreSQL) for many posts.
 //!
 //! What holds, batch or not:
-//! - seqs are gap-free and unique per session: each message's seq is its session's
-//!   `last_seq + 1`, bumped in the transaction that stores it;
+//! - seqs are gap-free and unique per session: a batch bumps each session's `last_seq` by
+//!   its count of messages in the transaction that stores them, and numbers them from it;
 //! - acked means stored: a post learns its seq only after its batch has committed;
 //! - one failing message fails only itself: an ended or unknown session is that message's
 //!   answer, and a statement the database refuses (a constraint, a trigger, a deadlock)
@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 
 use futures_util::FutureExt;
 use serde_json::Value;
-use sqlx::{AnyPool, Row};
+use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::messages::{metadata_size, AppendError, Message, MessageRole, NewMessage};
@@ -240,17 +240,26 @@ fn is_lock_timeout(error: &dyn sqlx::error::DatabaseError) -> bool {
     error.code().as_deref() == Some("55P03")
 }
 
-/// Store a batch in one transaction. Each message bumps its session's `last_seq` and is
-/// inserted with it. The sessions' rows are locked in the order of their ids (a stable
-/// sort, so each session's own messages keep their order): two nodes' batches over the same
-/// sessions then cannot deadlock on PostgreSQL.
+/// Store a batch in one transaction, in a handful of statements whatever its size: one
+/// `UPDATE` bumps every session's `last_seq` by its count of messages, the writer numbers
+/// each session's messages from it (it is the only writer of `last_seq`, inside the
+/// transaction that holds the rows), and one multi-row `INSERT` stores them. Per message
+/// that is no round trip at all, where a statement per message made sqlx's hop to its
+/// SQLite worker thread (or a PostgreSQL round trip) the cost of each post.
+///
+/// Each batch size is a statement of its own (up to 64 of each); sqlx caches them per
+/// connection (`Store::connect` raises PostgreSQL's cache for that, where a miss is a round
+/// trip; on SQLite a miss is a local prepare).
+///
+/// On PostgreSQL the sessions' rows are first locked in the order of their ids, so two
+/// nodes' batches over the same sessions cannot deadlock (an `UPDATE … IN (…)` locks rows in
+/// whatever order its plan visits them). Each session's messages keep their arrival order.
 async fn write_batch(
     pool: &AnyPool,
     backend: Backend,
     batch: &[&Owned],
 ) -> Result<Vec<Result<Stored, AppendError>>, BatchError> {
-    let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by(|a, b| batch[*a].session_id.cmp(&batch[*b].session_id));
+    let groups = by_session(batch);
     let now = now_ms();
     let mut tx = pool.begin().await.map_err(BatchError::Statement)?;
     if backend == Backend::Postgres {
@@ -260,56 +269,95 @@ async fn write_batch(
             .execute(&mut *tx)
             .await
             .map_err(BatchError::Statement)?;
+        let lock = format!(
+            // NO KEY: the lock the UPDATE takes anyway, which does not hold back a member
+            // being added to the session (a foreign key's KEY SHARE) the way FOR UPDATE would.
+            "SELECT id FROM sessions WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
+            placeholders(1, groups.len())
+        );
+        let mut query = sqlx::query(&lock);
+        for (session, _) in &groups {
+            query = query.bind(*session);
+        }
+        query
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(BatchError::Statement)?;
     }
-    let mut results: Vec<Option<Result<Stored, AppendError>>> =
-        (0..batch.len()).map(|_| None).collect();
-    for i in order {
-        let new = batch[i];
-        // The write comes first so SQLite takes its write lock at once (no deferred-lock
-        // upgrade that could fail with SQLITE_BUSY) and PostgreSQL locks the session row.
-        let bumped = sqlx::query(
-            "UPDATE sessions SET last_seq = last_seq + 1, last_activity_at = $1 \
-             WHERE id = $2 AND status = 'active' RETURNING last_seq",
-        )
-        .bind(now)
-        .bind(&new.session_id)
-        .fetch_optional(&mut *tx)
+    // The write comes first so SQLite takes its write lock at once (no deferred-lock
+    // upgrade that could fail with SQLITE_BUSY).
+    let bump = bump_sql(groups.len());
+    let mut query = sqlx::query_as::<_, (String, i64)>(&bump).bind(now);
+    for (session, members) in &groups {
+        query = query
+            .bind(*session)
+            .bind(i64::try_from(members.len()).unwrap_or(i64::MAX));
+    }
+    let bumped = query
+        .fetch_all(&mut *tx)
         .await
         .map_err(BatchError::Statement)?;
-        let Some(row) = bumped else {
-            let exists = sqlx::query("SELECT 1 FROM sessions WHERE id = $1")
-                .bind(&new.session_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(BatchError::Statement)?;
+    let last_seqs: std::collections::HashMap<String, i64> = bumped.into_iter().collect();
+
+    let mut results: Vec<Option<Result<Stored, AppendError>>> =
+        (0..batch.len()).map(|_| None).collect();
+    let mut refused = Vec::new();
+    for (session, members) in &groups {
+        let Some(&last) = last_seqs.get(*session) else {
+            refused.push((*session, members));
+            continue;
+        };
+        let count = i64::try_from(members.len()).unwrap_or(i64::MAX);
+        let first = last.saturating_sub(count).saturating_add(1);
+        for (seq, &i) in (first..).zip(members.iter()) {
+            results[i] = Some(Ok(Stored {
+                id: batch[i].id.clone().unwrap_or_else(new_id),
+                seq,
+                created_at: now,
+            }));
+        }
+    }
+    // Not bumped: an ended session or none at all, told apart for the poster.
+    for (session, members) in refused {
+        let exists = sqlx::query("SELECT 1 FROM sessions WHERE id = $1")
+            .bind(session)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(BatchError::Statement)?;
+        for &i in members {
             results[i] = Some(Err(match exists {
                 None => AppendError::NoSession,
                 Some(_) => AppendError::Ended,
             }));
-            continue;
-        };
-        let seq: i64 = row.try_get("last_seq").map_err(BatchError::Statement)?;
-        let id = new.id.clone().unwrap_or_else(new_id);
-        sqlx::query(
-            "INSERT INTO messages (id, session_id, seq, role, user_id, content, metadata, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(&new.session_id)
-        .bind(seq)
-        .bind(new.role.as_str())
-        .bind(new.user_id.as_deref())
-        .bind(&new.content)
-        .bind(new.metadata.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(BatchError::Statement)?;
-        results[i] = Some(Ok(Stored {
-            id,
-            seq,
-            created_at: now,
-        }));
+        }
+    }
+
+    let rows: Vec<(&Owned, &Stored)> = batch
+        .iter()
+        .zip(&results)
+        .filter_map(|(new, r)| match r {
+            Some(Ok(stored)) => Some((*new, stored)),
+            _ => None,
+        })
+        .collect();
+    if !rows.is_empty() {
+        let sql = insert_sql(rows.len());
+        let mut insert = sqlx::query(&sql);
+        for (new, stored) in rows {
+            insert = insert
+                .bind(stored.id.as_str())
+                .bind(new.session_id.as_str())
+                .bind(stored.seq)
+                .bind(new.role.as_str())
+                .bind(new.user_id.as_deref())
+                .bind(new.content.as_str())
+                .bind(new.metadata.to_string())
+                .bind(now);
+        }
+        insert
+            .execute(&mut *tx)
+            .await
+            .map_err(BatchError::Statement)?;
     }
     tx.commit().await.map_err(BatchError::Commit)?;
     Ok(results
@@ -318,12 +366,57 @@ async fn write_batch(
         .collect())
 }
 
+/// The batch's sessions in the order of their ids, each with the indices of its messages
+/// in arrival order.
+fn by_session<'a>(batch: &[&'a Owned]) -> Vec<(&'a str, Vec<usize>)> {
+    let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, new) in batch.iter().enumerate() {
+        groups.entry(new.session_id.as_str()).or_default().push(i);
+    }
+    groups.into_iter().collect()
+}
+
+/// `$from, $from+1, …`, `count` of them.
+fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Bump `sessions` active sessions' `last_seq`: `$1` is the time, then (id, count) pairs.
+fn bump_sql(sessions: usize) -> String {
+    let cases: String = (0..sessions)
+        .map(|k| format!(" WHEN ${} THEN CAST(${} AS BIGINT)", 2 + 2 * k, 3 + 2 * k))
+        .collect();
+    let ids = (0..sessions)
+        .map(|k| format!("${}", 2 + 2 * k))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "UPDATE sessions SET last_seq = last_seq + CASE id{cases} END, last_activity_at = $1 \
+         WHERE status = 'active' AND id IN ({ids}) RETURNING id, last_seq"
+    )
+}
+
+/// Insert `rows` messages, eight parameters each.
+fn insert_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|r| format!("({})", placeholders(1 + 8 * r, 8)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO messages (id, session_id, seq, role, user_id, content, metadata, \
+         created_at) VALUES {values}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Store;
     use slashd_plugin_api::Role;
-    use sqlx::Connection;
+    use sqlx::{Connection, Row};
 
     fn msg(session: &str, content: &str) -> Owned {
         Owned {
@@ -476,16 +569,45 @@ mod tests {
                 "{seq} {content} not stored"
             );
         }
-        let mut seqs: Vec<_> = acked.iter().map(|(s, q, _)| (s.clone(), *q)).collect();
-        seqs.sort();
-        seqs.dedup();
-        assert_eq!(seqs.len(), 200, "every seq once");
+        let mut acked_seqs: Vec<_> = acked.iter().map(|(s, q, _)| (s.clone(), *q)).collect();
+        acked_seqs.sort();
+        acked_seqs.dedup();
+        assert_eq!(acked_seqs.len(), 200, "every seq once");
         let seen = batches.lock().unwrap().clone();
         assert_eq!(seen.iter().sum::<usize>(), 200);
         assert!(seen.iter().any(|&n| n > 1), "no batch formed: {seen:?}");
         assert!(seen.iter().all(|&n| n <= MAX_BATCH), "{seen:?}");
         let a_seqs: Vec<i64> = contents(&store, &a).await.iter().map(|(s, _)| *s).collect();
         assert_eq!(a_seqs, (1..=106).collect::<Vec<_>>());
+
+        // A full batch over many sessions (the most parameters one statement binds): each
+        // session numbered from 1 in its arrival order.
+        let mut many = Vec::new();
+        for _ in 0..16 {
+            many.push(session(&store, &owner.id).await);
+        }
+        let batch: Vec<Owned> = (0..MAX_BATCH)
+            .map(|i| msg(&many[i % many.len()], &format!("f{i}")))
+            .collect();
+        // `write_batch`, not `write`: storing each alone would give the same seqs, and this
+        // is about the one-transaction statements.
+        let results =
+            match write_batch(&pool, store.backend(), &batch.iter().collect::<Vec<_>>()).await {
+                Ok(results) => results,
+                Err(BatchError::Statement(e) | BatchError::Commit(e)) => {
+                    panic!("the batch failed: {e}")
+                }
+            };
+        let expected: Vec<Option<i64>> = (0..MAX_BATCH)
+            .map(|i| Some((i / many.len() + 1) as i64))
+            .collect();
+        assert_eq!(seqs(&results), expected);
+        let first: Vec<String> = contents(&store, &many[0])
+            .await
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(first, ["f0", "f16", "f32", "f48"]);
     }
 
     #[tokio::test]

@@ -1,8 +1,8 @@
 //! Messages: the stored row and reading it back. Storing goes through the writer of
-//! `group_commit.rs`: `seq` is assigned by the database in the transaction that stores the
-//! message — the session row's `last_seq` is bumped first (which locks the row on
-//! PostgreSQL and takes the write lock on SQLite) — so concurrent posters, on one node or
-//! many, get gap-free, unique seqs.
+//! `group_commit.rs`: `seq` comes from the session row's `last_seq`, bumped in the
+//! transaction that stores the message (the row locked first on PostgreSQL; SQLite's write
+//! lock taken by that first write), so concurrent posters, on one node or many, get
+//! gap-free, unique seqs.
 
 use futures_util::TryStreamExt;
 use serde::Serialize;
