@@ -28,6 +28,7 @@ use super::call::{
 };
 use super::capabilities::{CallEnv, CallState, Output, PluginIdentity, Sandbox};
 use super::egress::{CpuSlot, Egress};
+use super::first_slice::FirstSlice;
 use super::host_services::CallContext;
 use super::manifest::{Capability, Manifest};
 use super::wit::{self, ApiVersion, Pre};
@@ -67,6 +68,8 @@ pub struct Prepared {
     pub imports: Vec<Capability>,
     /// Every import, by interface name.
     pub import_names: Vec<String>,
+    /// Where its calls start (`first_slice.rs`).
+    first_slice: Arc<FirstSlice>,
 }
 
 impl Prepared {
@@ -83,6 +86,7 @@ impl Prepared {
             mounts: self.mounts.clone(),
             imports: self.imports.clone(),
             import_names: self.import_names.clone(),
+            first_slice: self.first_slice.clone(),
         }
     }
 
@@ -361,6 +365,7 @@ impl Runtime {
             mounts,
             imports,
             import_names,
+            first_slice: Arc::default(),
         })
     }
 
@@ -535,10 +540,42 @@ impl Runtime {
             .threads
             .as_ref()
             .ok_or_else(|| CallError::Failed("the plugin runtime is shutting down".into()))?;
-        let outcome = threads
-            .spawn(task)
-            .await
-            .map_err(|e| CallError::Failed(format!("the plugin call was lost: {e}")))?;
+        // The first slice runs here, on the caller's thread, unless this plugin has been
+        // slow in it lately or may reach the network (`first_slice.rs`).
+        let mut task = Box::pin(task);
+        let inline = !plugin.identity.grants.has(Capability::Http)
+            && plugin.first_slice.inline(Instant::now());
+        let mut finished = None;
+        if inline {
+            let sliced = Instant::now();
+            let polled = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                    || std::future::Future::poll(task.as_mut(), cx),
+                )))
+            })
+            .await;
+            let took = sliced.elapsed();
+            match polled {
+                Ok(std::task::Poll::Ready(outcome)) => {
+                    plugin.first_slice.ran(Instant::now(), took, true);
+                    finished = Some(outcome);
+                }
+                Ok(std::task::Poll::Pending) => plugin.first_slice.ran(Instant::now(), took, false),
+                // As a panic on the plugin threads is: this call is lost, the caller is not.
+                Err(_) => {
+                    return Err(CallError::Failed(
+                        "the plugin call was lost: it panicked".into(),
+                    ))
+                }
+            }
+        }
+        let outcome = match finished {
+            Some(outcome) => outcome,
+            None => threads
+                .spawn(task)
+                .await
+                .map_err(|e| CallError::Failed(format!("the plugin call was lost: {e}")))?,
+        };
         let cancelled = || {
             job.as_ref()
                 .filter(|j| j.is_cancelled())

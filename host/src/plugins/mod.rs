@@ -15,6 +15,7 @@ pub mod capabilities;
 pub mod egress;
 pub mod engine;
 pub mod fake_services;
+mod first_slice;
 pub mod grants;
 pub mod host_services;
 pub mod inspect;
