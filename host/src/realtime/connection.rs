@@ -755,22 +755,29 @@ impl Connection {
             metadata,
         };
         let out = self.handle.out.clone();
-        let message = state
-            .chat
-            .post(new, |message| {
-                out.push(
-                    ServerFrame::Ack {
-                        id,
-                        message_id: &message.id,
-                        seq: message.seq,
-                    }
-                    .to_text(),
-                );
-            })
-            .await?;
+        let posting = state.chat.post(new, |message| {
+            out.push(
+                ServerFrame::Ack {
+                    id,
+                    message_id: &message.id,
+                    seq: message.seq,
+                }
+                .to_text(),
+            );
+        });
+        // A command's session title (the plugin is told it) is read while its invocation is
+        // stored, not after: one database round trip less on the command's path.
+        let (message, session) = match &approved {
+            Some(_) => {
+                let (message, session) =
+                    tokio::join!(posting, state.chat.store.session(session_id));
+                (message?, Some(session?))
+            }
+            None => (posting.await?, None),
+        };
         match approved.zip(running) {
             Some((approved, running)) => {
-                let session_title = match state.chat.store.session(session_id).await? {
+                let session_title = match session.flatten() {
                     Some(session) => session.title,
                     None => return Err(ChatError::NoSession.into()),
                 };
