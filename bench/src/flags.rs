@@ -11,7 +11,7 @@ use crate::server::ServerOpts;
 /// The slashd binary under test. Apart from `ServerArgs` for the scenarios whose
 /// --database-url means something else: cluster's is required, durability's is where a
 /// fresh database is created.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct ServerBin {
     /// The slashd binary to start.
     #[arg(long, default_value = "target/release/slashd")]

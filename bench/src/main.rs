@@ -10,6 +10,7 @@
 
 mod clients;
 mod flags;
+mod peer;
 mod report;
 mod round_trip;
 mod scenario;
@@ -22,7 +23,7 @@ use clap::{Parser, Subcommand};
 
 use scenario::{
     all, cluster, complete, db_floor, durability, fanout, floor, hostile, idle, load, message,
-    ping, soak, waiting,
+    ping, soak, throughput, waiting,
 };
 
 #[derive(Parser)]
@@ -56,7 +57,8 @@ enum Scenario {
     Ping(ping::Args),
     /// `message` → `ack` round trips (the floor is measured too, for the ratio).
     Message(message::Args),
-    /// One poster, N listeners in one session: deliveries/s and delivery latency.
+    /// One poster, N listeners in one session: deliveries/s and delivery latency (with
+    /// --peers, the same sweep against a Node.js `ws` broadcast server too).
     Fanout(fanout::Args),
     /// Server RSS per idle authenticated connection.
     Idle(idle::Args),
@@ -66,6 +68,10 @@ enum Scenario {
     /// 1,000 clients in 100 sessions posting and running commands for --load-secs:
     /// throughput, ack/delivery/command latency, server CPU and RSS.
     Load(load::Args),
+    /// One poster per session keeping --in-flight messages unanswered (closed loop): acked
+    /// messages/s, ack latency, the batches the writer formed, then the database's own
+    /// floor in the same run.
+    Throughput(throughput::Args),
     /// Connection churn (connect, auth, join, post, drop) for --soak-secs, sampling the
     /// server's RSS every --sample-secs: the RSS curve and a verdict.
     Soak(soak::Args),
@@ -100,6 +106,7 @@ impl Scenario {
             Scenario::Idle(args) => idle::run(args).await,
             Scenario::Cluster(args) => cluster::run(args).await,
             Scenario::Load(args) => load::run(args).await,
+            Scenario::Throughput(args) => throughput::run(args).await,
             Scenario::Soak(args) => soak::run(args).await,
             Scenario::Hostile(args) => hostile::run(args).await,
             Scenario::Waiting(args) => waiting::run(args).await,

@@ -230,6 +230,20 @@ impl Server {
             .ok_or_else(|| anyhow!("no VmRSS in /proc/{}/status", self.pid()))
     }
 
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let answer = self
+            .http
+            .get(format!("http://{}/metrics", self.addr))
+            .send()
+            .await
+            .context("GET /metrics")?;
+        if !answer.status().is_success() {
+            bail!("GET /metrics: {}", answer.status());
+        }
+        Ok(answer.text().await?)
+    }
+
     /// Create `count` viewer users with the CLI and log each in once.
     pub async fn users(&self, prefix: &str, count: usize) -> anyhow::Result<Vec<User>> {
         let mut users = Vec::with_capacity(count);

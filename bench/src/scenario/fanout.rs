@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::flags::{at_least_one, positive, seconds, Connections, ServerArgs};
+use crate::peer::{Peer, PeerKind};
 use crate::report::{progress, verdict, Report, Row};
 use crate::server::{Server, ServerOpts, User};
 use crate::stats::{fmt_count, fmt_us, summarize, Summary};
@@ -30,6 +31,10 @@ pub struct Args {
     pub no_saturate: bool,
     #[command(flatten)]
     pub conns: Connections,
+    /// Run the same sweep, with the same client, against the peers in bench/peers (a
+    /// Node.js `ws` broadcast server; installed from the npm registry on first use).
+    #[arg(long)]
+    pub peers: bool,
 }
 
 /// The fan-out runs `fanout` and `cluster` share: their sizes, load and length.
@@ -57,6 +62,18 @@ impl Sweep {
     /// The steady runs' post rate for N listeners.
     pub fn steady_rate(&self, n: usize) -> f64 {
         (self.offered / n as f64).min(self.max_rate)
+    }
+
+    /// Per N: a steady run at a moderate load (latency), then a saturating one (capacity).
+    pub fn runs(&self, no_saturate: bool) -> Vec<(usize, Option<f64>)> {
+        let mut runs = Vec::new();
+        for &n in &self.fanout_sizes {
+            runs.push((n, Some(self.steady_rate(n))));
+            if !no_saturate {
+                runs.push((n, None));
+            }
+        }
+        runs
     }
 
     /// One run of the sweep: N listeners on `listen_urls` (empty: the poster's server),
@@ -89,8 +106,60 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &mut report,
     )
     .await?;
+    if args.peers {
+        measure_peer(&args.sweep, args.no_saturate, &args.conns, &mut report).await?;
+    }
     report.print(args.server.database_url.as_deref());
     Ok(())
+}
+
+/// The sweep against the Node.js `ws` peer, rows labelled `node ws N=…`.
+async fn measure_peer(
+    sweep: &Sweep,
+    no_saturate: bool,
+    conns: &Connections,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let peer = Peer::start(PeerKind::NodeWs)?;
+    for (n, rate) in sweep.runs(no_saturate) {
+        let label = format!("node ws N={n}");
+        progress(&format!("{label}: {}", describe(rate, sweep)));
+        let params = sweep.params(n, rate, conns.connect_batch, Vec::new());
+        let result = peer_fanout(&peer, &params).await;
+        record(report, &label, n, rate, result);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+/// A run's row and note, or a FAILED row with the reason.
+fn record(
+    report: &mut Report,
+    label: &str,
+    n: usize,
+    rate: Option<f64>,
+    result: anyhow::Result<FanoutResult>,
+) {
+    match result {
+        Ok(r) => rows(report, label, n, rate, &r),
+        Err(e) => {
+            let mut row = Row::new(label, "FAILED");
+            row.p50 = "—".into();
+            report.rows.push(row);
+            report.notes.push(format!("{label}: {e:#}"));
+        }
+    }
+}
+
+fn describe(rate: Option<f64>, sweep: &Sweep) -> String {
+    format!(
+        "{} for {:.0} s",
+        match rate {
+            Some(r) => format!("posting {r:.0} msg/s"),
+            None => "posting as fast as deliveries complete".into(),
+        },
+        sweep.duration
+    )
 }
 
 /// Every run of the sweep on one server, a row and a note each.
@@ -104,34 +173,12 @@ pub async fn measure(
     let server = Server::start(server_opts).await?;
     let owner = server.users("poster", 1).await?.remove(0);
     let members = server.users("fan", conns.users.max(1)).await?;
-    // Per N: a steady run at a moderate load (latency), then a saturating one (capacity).
-    let mut runs: Vec<(usize, Option<f64>)> = Vec::new();
-    for &n in &sweep.fanout_sizes {
-        runs.push((n, Some(sweep.steady_rate(n))));
-        if !no_saturate {
-            runs.push((n, None));
-        }
-    }
-    for (n, rate) in runs {
+    for (n, rate) in sweep.runs(no_saturate) {
         let label = format!("fanout N={n}");
-        progress(&format!(
-            "{label}: {} for {:.0} s",
-            match rate {
-                Some(r) => format!("posting {r:.0} msg/s"),
-                None => "posting as fast as deliveries complete".into(),
-            },
-            sweep.duration
-        ));
+        progress(&format!("{label}: {}", describe(rate, sweep)));
         let params = sweep.params(n, rate, conns.connect_batch, Vec::new());
-        match fanout(&server, &owner, &members, &params).await {
-            Ok(r) => rows(report, &label, n, rate, &r),
-            Err(e) => {
-                let mut row = Row::new(label.clone(), "FAILED");
-                row.p50 = "—".into();
-                report.rows.push(row);
-                report.notes.push(format!("{label}: {e:#}"));
-            }
-        }
+        let result = fanout(&server, &owner, &members, &params).await;
+        record(report, &label, n, rate, result);
         // Let the server finish closing the previous run's connections.
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -286,7 +333,38 @@ pub async fn fanout(
     // Let presence frames from the joins settle before measuring.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let setup = setup_start.elapsed();
+    drive(listeners, poster, &session, server.pid(), setup, p).await
+}
 
+/// The same run against a peer (`bench/peers`): no users, no stored session — the room is
+/// named by the join.
+pub async fn peer_fanout(peer: &Peer, p: &FanoutParams) -> anyhow::Result<FanoutResult> {
+    let setup_start = Instant::now();
+    let session = uuid::Uuid::new_v4().to_string();
+    let nobody = [User {
+        id: String::new(),
+        token: "peer".into(),
+    }];
+    let urls = [peer.ws_url.clone()];
+    let mut listeners = Vec::with_capacity(p.n);
+    for r in ws::open_many(&urls, &nobody, p.n, p.batch, Some(&session)).await {
+        listeners.push(r?);
+    }
+    let mut poster = ws::connect_ready(&peer.ws_url, "peer").await?;
+    ws::join(&mut poster, &session).await?;
+    let setup = setup_start.elapsed();
+    drive(listeners, poster, &session, peer.pid(), setup, p).await
+}
+
+/// Post on `poster` and read every listener: the measured part of a fan-out run.
+async fn drive(
+    listeners: Vec<Ws>,
+    poster: Ws,
+    session: &str,
+    server_pid: u32,
+    setup: Duration,
+    p: &FanoutParams,
+) -> anyhow::Result<FanoutResult> {
     let capacity = match p.rate {
         Some(rate) => (rate * p.duration.as_secs_f64()).ceil() as usize,
         None => (2_000_000.0 * p.duration.as_secs_f64() / p.n as f64) as usize + 1000,
@@ -329,7 +407,7 @@ pub async fn fanout(
     });
 
     let mut problems = Vec::new();
-    let server_cpu_start = cpu_secs(Some(server.pid()));
+    let server_cpu_start = cpu_secs(Some(server_pid));
     let client_cpu_start = cpu_secs(None);
     let machine_cpu_start = machine_busy_secs();
     let start = Instant::now();
@@ -415,7 +493,7 @@ pub async fn fanout(
             listener_errors[0]
         ));
     }
-    let server_cpu = cpu_secs(Some(server.pid())) - server_cpu_start;
+    let server_cpu = cpu_secs(Some(server_pid)) - server_cpu_start;
     let client_cpu = cpu_secs(None) - client_cpu_start;
     let machine_cpu = machine_busy_secs() - machine_cpu_start;
     let (acked, poster_errors) =

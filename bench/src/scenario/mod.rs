@@ -14,4 +14,5 @@ pub mod load;
 pub mod message;
 pub mod ping;
 pub mod soak;
+pub mod throughput;
 pub mod waiting;
