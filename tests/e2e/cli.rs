@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use reqwest::StatusCode;
 
-use crate::harness::{plugin_native, plugin_wasm, Backend, Server, BIN, PASSWORD};
+use crate::harness::{plugin_native, plugin_wasm, Backend, Server, Setup, BIN, PASSWORD};
 use crate::on_both_backends;
 
 on_both_backends!(user_administration, migrate_is_idempotent);
@@ -195,7 +195,7 @@ fn plugin_list_shows_the_configured_plugins() {
 /// not "enabled" because its table says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_list_and_config_check_agree_with_the_server() {
-    let server = crate::harness::Setup::new(crate::harness::Backend::Sqlite)
+    let server = Setup::new(Backend::Sqlite)
         .plugin("probe", &[("grants", r#"["kv"]"#)])
         .start()
         .await;
@@ -370,7 +370,10 @@ fn config_check_refuses_unknown_keys_and_bad_values() {
 /// restart finds each in the compile cache, again one line each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_compilation_reports_progress() {
-    let mut server = Server::start(Backend::Sqlite).await;
+    let mut server = Setup::new(Backend::Sqlite)
+        .own_compile_cache()
+        .start()
+        .await;
     let builtins = ["help", "status", "sessions", "logs"];
     let lines = server.log_lines();
     for plugin in builtins {

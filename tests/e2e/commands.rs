@@ -605,7 +605,7 @@ async fn plugin_output_and_settings(backend: Backend) {
 }
 
 async fn compiled_plugins_are_cached_across_restarts(backend: Backend) {
-    let mut fixture = plugin_server(backend).await;
+    let mut fixture = plugin_setup(backend, Setup::own_compile_cache).await;
     let compiled_first = fixture
         .log_lines()
         .iter()

@@ -133,6 +133,11 @@ pub fn rss_kib_of(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The compile cache the suite shares: servers' `cache_dir`, and the CLI's (`plugin run`,
+/// `plugin check`) through `XDG_CACHE_HOME` = [`SHARED_XDG_CACHE_HOME`].
+pub const SHARED_COMPILE_CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/slashd/plugin-cache");
+pub const SHARED_XDG_CACHE_HOME: &str = env!("CARGO_TARGET_TMPDIR");
+
 /// A server configuration, rendered to `slashd.toml`.
 #[derive(Clone)]
 pub struct Setup {
@@ -151,8 +156,23 @@ impl Setup {
             .set("server", "shutdown_grace", "\"5s\"")
             .set("auth", "jwt_secret", &format!("{SECRET:?}"))
             // Many servers run at once against one PostgreSQL (100 connections by default).
-            .set("database", "max_connections", "4");
+            .set("database", "max_connections", "4")
+            // One compile cache for the whole suite, as one install keeps one across
+            // restarts: each server would otherwise compile every built-in again (seconds
+            // of CPU per start, hundreds of starts). Safe to share: entries are keyed by
+            // the component's bytes and the engine's settings and written by rename.
+            .set(
+                "commands",
+                "cache_dir",
+                &format!("{SHARED_COMPILE_CACHE:?}"),
+            );
         setup
+    }
+
+    /// A compile cache of the server's own (`<data_dir>/plugin-cache`, empty at the
+    /// start), for the tests of compiling and of the cache itself.
+    pub fn own_compile_cache(self) -> Setup {
+        self.unset("commands", "cache_dir")
     }
 
     /// Set `section.key` to a raw TOML value (strings need their quotes).

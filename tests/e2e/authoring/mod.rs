@@ -7,7 +7,7 @@ mod templates;
 
 use std::process::{Command, Output};
 
-use crate::harness::BIN;
+use crate::harness::{BIN, SHARED_XDG_CACHE_HOME};
 
 /// `slashd ARGS…` in `dir`, with the plugin log visible.
 pub fn slashd(dir: &std::path::Path, args: &[&str]) -> Output {
@@ -15,6 +15,7 @@ pub fn slashd(dir: &std::path::Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("SLASHD_LOG")
+        .env("XDG_CACHE_HOME", SHARED_XDG_CACHE_HOME)
         .output()
         .expect("run slashd")
 }

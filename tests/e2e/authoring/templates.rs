@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 
 use super::{run_json, slashd, stderr, stdout};
-use crate::harness::{built_by_script, Backend, Launch, Server, Setup, Ws, BIN};
+use crate::harness::{
+    built_by_script, Backend, Launch, Server, Setup, Ws, BIN, SHARED_XDG_CACHE_HOME,
+};
 use crate::support::{error_code, joined, reply_text};
 
 const LANGS: [&str; 3] = ["rust", "python", "js"];
@@ -97,17 +99,16 @@ async fn templates_and_exceptions_over_a_socket() {
         })
         .collect();
     // Four big components compiled cold, one after another, by a debug build take longer
-    // than the harness waits for readiness; `plugin check` compiles them into the same cache
-    // first, in parallel (the server's and the CLI's engines agree on the cache key).
-    let cache = tempfile::tempdir().unwrap();
+    // than the harness waits for readiness; `plugin check` compiles them into the suite's
+    // cache first, in parallel (the server's and the CLI's engines agree on the cache key).
     let checks: Vec<_> = files
         .iter()
         .map(|(_, file)| {
-            let (file, home) = (file.clone(), cache.path().to_path_buf());
+            let file = file.clone();
             std::thread::spawn(move || {
                 let out = std::process::Command::new(BIN)
                     .args(["plugin", "check", &file])
-                    .env("XDG_CACHE_HOME", &home)
+                    .env("XDG_CACHE_HOME", SHARED_XDG_CACHE_HOME)
                     .output()
                     .expect("run slashd");
                 assert!(out.status.success(), "{file}: {}", stderr(&out));
@@ -117,16 +118,9 @@ async fn templates_and_exceptions_over_a_socket() {
     for check in checks {
         check.join().unwrap();
     }
-    let cache_dir = cache.path().join("slashd/plugin-cache");
     // Twelve commands in a row from one user pass the default burst of ten once the plugins
     // answer in milliseconds; this test is about replies, not the rate limit.
-    let mut setup = Setup::new(Backend::Sqlite)
-        .set(
-            "commands",
-            "cache_dir",
-            &format!("{:?}", cache_dir.display().to_string()),
-        )
-        .set("commands", "rate_burst", "100.0");
+    let mut setup = Setup::new(Backend::Sqlite).set("commands", "rate_burst", "100.0");
     for (name, file) in &files {
         setup = setup.plugin_file(name, file, &[("grants", "[]")]);
     }
@@ -174,6 +168,7 @@ async fn templates_and_exceptions_over_a_socket() {
 async fn a_cold_start_listens_at_once_and_compiles_in_the_background() {
     let file = built("hello-python");
     let mut server = Setup::new(Backend::Sqlite)
+        .own_compile_cache()
         .plugin_file("hello-python", &file, &[("grants", "[]")])
         .start_with(Launch {
             listening_only: true,

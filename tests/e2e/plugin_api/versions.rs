@@ -113,11 +113,8 @@ async fn plugin_check_names_the_version_and_the_grants() {
 async fn python_and_javascript_plugins_load_with_least_privilege() {
     let python = guest_plugin("pyprobe");
     let javascript = guest_plugin("jsprobe");
-    // Both servers share one compile cache: these components take seconds to compile.
-    let cache = tempfile::tempdir().unwrap();
-    let cache_dir = format!("{:?}", cache.path().display().to_string());
+    // Both servers use the suite's compile cache: these components take seconds to compile.
     let server = Setup::new(Backend::Sqlite)
-        .set("commands", "cache_dir", &cache_dir)
         .plugin_file(
             "pyprobe",
             &python,
@@ -172,7 +169,6 @@ async fn python_and_javascript_plugins_load_with_least_privilege() {
 
     // Without the grants their manifests ask for, neither is enabled.
     let server = Setup::new(Backend::Sqlite)
-        .set("commands", "cache_dir", &cache_dir)
         .plugin_file("pyprobe", &python, &[])
         .plugin_file("jsprobe", &javascript, &[("grants", r#"["config"]"#)])
         .start()
