@@ -225,7 +225,7 @@ async fn per_batch(
     };
     if backend == Backend::Postgres {
         let sql = format!(
-            "SELECT id FROM sessions WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            "SELECT id FROM sessions WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
             list(1, 1)
         );
         let mut lock = sqlx::query(&sql);
