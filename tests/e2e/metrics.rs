@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 
 use crate::harness::{Backend, Server, Setup};
 use crate::on_both_backends;
+use crate::support::joined;
 
 on_both_backends!(metrics_count_what_happens);
 
@@ -161,4 +162,109 @@ async fn redis_state_is_exported_in_a_cluster() {
         Some(1.0),
         "{text}"
     );
+}
+
+/// Every `slashd_*` name the operator pictures in `deploy/` use (the Grafana dashboard,
+/// the Prometheus alert rules) is one real nodes' `/metrics` expose — a series, or the
+/// family a description names. A renamed metric fails here, not on a dashboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_dashboards_and_alerts_name_only_exposed_metrics() {
+    // Cluster mode, for the Redis gauge; a command, for the latency histogram.
+    let nodes = Setup::new(Backend::Postgres)
+        .start_cluster(1, "redis://127.0.0.1:6379")
+        .await;
+    let node = &nodes[0];
+    let user = node.user("ops", "viewer").await;
+    let (mut ws, session) = joined(node, &user, "ops").await;
+    ws.command(&session, "/help").await;
+    let cluster_text = wait_for_value(
+        node,
+        r#"slashd_command_invocations_total{plugin="help",outcome="ok"}"#,
+        1.0,
+    )
+    .await;
+    // A plugin's outbound HTTP request, for the plugin HTTP series (a family appears with
+    // its first series).
+    let reach = crate::plugin_api::Reach::start(|s| s).await;
+    let user = reach.server.user("hal", "viewer").await;
+    let (mut ws, session) = joined(&reach.server, &user, "egress").await;
+    let line = format!("/reach-get {}", reach.world.url("/api/hello"));
+    ws.command(&session, &line).await;
+    let http_text = wait_for_value(
+        &reach.server,
+        r#"slashd_plugin_http_requests_total{plugin="reach",outcome="200"}"#,
+        1.0,
+    )
+    .await;
+    let text = format!("{cluster_text}{http_text}");
+
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut used = std::collections::BTreeSet::new();
+    for file in ["deploy/grafana/slashd.json", "deploy/prometheus/alerts.yml"] {
+        let source = std::fs::read_to_string(root.join(file)).expect(file);
+        used.extend(metric_names(&source));
+    }
+    assert!(
+        used.len() >= 10,
+        "too few metrics found in deploy/: {used:?}"
+    );
+    let missing: Vec<&String> = used.iter().filter(|n| !exposed(&text, n)).collect();
+    assert!(
+        missing.is_empty(),
+        "deploy/ names series /metrics does not expose: {missing:?}\n{text}"
+    );
+}
+
+/// Every `slashd_…` identifier in `source`.
+fn metric_names(source: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("slashd_") {
+        let before = rest[..at].chars().next_back();
+        let tail = &rest[at..];
+        let len = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            names.push(tail[..len].to_string());
+        }
+        rest = &tail[len..];
+    }
+    names
+}
+
+fn exposed(text: &str, name: &str) -> bool {
+    let sample = text.lines().any(|line| {
+        line.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    });
+    let family = [
+        ("", "counter"),
+        ("", "histogram"),
+        ("_total", "counter"),
+        ("_bucket", "histogram"),
+        ("_sum", "histogram"),
+        ("_count", "histogram"),
+        ("", "gauge"),
+    ]
+    .iter()
+    .any(|(suffix, kind)| {
+        name.strip_suffix(suffix)
+            .is_some_and(|base| text.lines().any(|l| l == format!("# TYPE {base} {kind}")))
+    });
+    sample || family
+}
+
+#[test]
+fn metric_names_are_found_whole() {
+    let check = |source: &str, expected: &[&str]| assert_eq!(metric_names(source), expected);
+    check(
+        "rate(slashd_messages_stored_total[5m])",
+        &["slashd_messages_stored_total"],
+    );
+    check(
+        "sum(slashd_a) / slashd_b_count{x=\"y\"}",
+        &["slashd_a", "slashd_b_count"],
+    );
+    check("uid: slashd-overview, job=\"slashd\", my_slashd_x", &[]);
 }

@@ -1,5 +1,5 @@
 //! Command dispatch: parse a `/command`, find its plugin, authorize by role, rate-limit,
-//! then run it and deliver the reply (DESIGN §3):
+//! then run it and deliver the reply (docs/protocol.md):
 //!
 //! - refused before running (unknown, forbidden, bad quoting, rate) → `error` to the invoker
 //!   only; nothing is stored;

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::common;
 use super::extract::{Auth, Path, Query};
 use crate::auth::{log_refusal, Principal, Refused, Role};
 use crate::error::{AppError, AppResult, ErrorBody};
@@ -45,6 +46,11 @@ pub struct OnePlugin {
         (status = 200, description = "The plugins", body = PluginList),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn plugins(
@@ -65,11 +71,18 @@ pub async fn plugins(
     security(("bearer" = [])),
     params(("name" = String, Path, description = "Plugin name")),
     responses(
-        (status = 200, description = "The plugin, enabled", body = OnePlugin),
+        (status = 200, description = "The plugin, enabled; or, while it is still compiling, `loading`, \
+                                      and the change applies when it has loaded", body = OnePlugin),
+        (status = 400, description = "A NUL character or invalid percent-encoding in the name", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such plugin", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
         (status = 409, description = "The plugin was refused at load", body = ErrorBody),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn enable(
@@ -88,11 +101,18 @@ pub async fn enable(
     security(("bearer" = [])),
     params(("name" = String, Path, description = "Plugin name")),
     responses(
-        (status = 200, description = "The plugin, disabled", body = OnePlugin),
+        (status = 200, description = "The plugin, disabled; or, while it is still compiling, `loading`, \
+                                      and the change applies when it has loaded", body = OnePlugin),
+        (status = 400, description = "A NUL character or invalid percent-encoding in the name", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such plugin", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
         (status = 409, description = "The plugin was refused at load", body = ErrorBody),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn disable(
@@ -134,6 +154,11 @@ async fn set_enabled(
         (status = 400, description = "The config file is invalid; nothing changed", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn reload(
@@ -157,9 +182,11 @@ pub struct AuditParams {
     user: Option<String>,
     /// A command name, with or without the `/`.
     command: Option<String>,
-    /// 0–500, default 100.
+    /// How many rows to return.
+    #[param(minimum = 0, maximum = 500, default = 100)]
     limit: Option<i64>,
-    /// Default 0.
+    /// How many to skip.
+    #[param(minimum = 0, default = 0)]
     offset: Option<i64>,
 }
 
@@ -178,9 +205,14 @@ pub struct AuditPage {
     params(AuditParams),
     responses(
         (status = 200, description = "Audit rows", body = AuditPage),
-        (status = 400, description = "Bad paging", body = ErrorBody),
+        (status = 400, description = "`limit` or `offset` out of range or not a number, or a NUL character", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn audit(

@@ -6,6 +6,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::Json as JsonResponse;
 use serde::{Deserialize, Serialize};
 
+use super::common;
 use super::extract::Json;
 use crate::auth::{log_refusal, password, Refused, Role};
 use crate::error::{AppError, AppResult, ErrorBody};
@@ -16,7 +17,13 @@ use crate::time_fmt::rfc3339;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// At most 64 bytes of UTF-8 (longer gets 400; `maxLength` counts characters, so it is
+    /// the looser bound).
+    #[schema(max_length = 64)]
     username: String,
+    /// At most 1024 bytes of UTF-8 (longer gets 400; `maxLength` counts characters, so it
+    /// is the looser bound).
+    #[schema(max_length = 1024, format = Password)]
     password: String,
 }
 
@@ -43,9 +50,21 @@ pub struct UserView {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
-        (status = 400, description = "Malformed request, or local login is off", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, a missing or unknown field, a NUL character, \
+                                      a username over 64 bytes or a password over 1024 bytes, \
+                                      or local login is off", body = ErrorBody),
         (status = 401, description = "Wrong username or password, or a disabled account", body = ErrorBody),
-        (status = 429, description = "Too many attempts from this address or for this user name, or too many logins waiting; see `Retry-After`", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 413, description = common::TOO_LARGE, body = ErrorBody),
+        (status = 415, description = common::NOT_JSON, body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address or for this user name, \
+                                      or too many logins waiting (code `rate_limited`)",
+         body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait before trying again (whole seconds, rounded up; at least 1)"))),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn login(

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 
+use super::common;
 use super::extract::Auth;
 use crate::error::ErrorBody;
 use crate::plugins::CommandInfo;
@@ -23,6 +24,11 @@ pub struct CommandList {
     responses(
         (status = 200, description = "The commands", body = CommandList),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn list(State(state): State<AppState>, Auth(caller): Auth) -> Json<CommandList> {

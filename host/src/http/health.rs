@@ -7,19 +7,29 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 
+use super::common;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::metrics::{Live, CONTENT_TYPE};
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
-    /// Always `ok`.
+    #[schema(schema_with = health_status)]
     status: &'static str,
+}
+
+/// `Health.status` as a one-value string enum.
+fn health_status() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["ok"]))
+        .description(Some("Always `ok`"))
+        .into()
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Readiness {
-    /// `ready` or `not ready`.
+    #[schema(schema_with = readiness_status)]
     status: &'static str,
     database: bool,
     /// Present in cluster mode.
@@ -33,12 +43,28 @@ pub struct Readiness {
     plugins_loading: Option<usize>,
 }
 
+/// `Readiness.status` as a string enum.
+fn readiness_status() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["ready", "not ready"]))
+        .description(Some("`ready` (answered 200) or `not ready` (answered 503)"))
+        .into()
+}
+
 /// The process is up.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "operations",
-    responses((status = 200, description = "Alive", body = Health))
+    responses(
+        (status = 200, description = "Alive", body = Health),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
+    )
 )]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
@@ -52,7 +78,16 @@ pub async fn healthz() -> Json<Health> {
     tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "The database or Redis is unreachable, or plugins are still loading", body = Readiness),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = "Not ready: the database or Redis is unreachable, or plugins \
+                                      are still loading; the body is a `Readiness` with `status` \
+                                      `not ready`. (Separately, a node at its connection limit \
+                                      answers 503 to any route before reading the request: then \
+                                      the body is an `ErrorBody`, code `rate_limited`, with \
+                                      `Retry-After: 1`.)", body = Readiness,
+         headers(("Retry-After" = u64, description = "Only on the connection-limit refusal: always 1"))),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
@@ -83,7 +118,13 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     responses(
         (status = 200, description = "OpenMetrics text", body = String,
          content_type = "application/openmetrics-text"),
-        (status = 500, description = "Encoding failed", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = "Encoding the metrics failed (code `internal`), or \
+                                      something else unexpected. A handler panic is answered \
+                                      `text/plain` \"Service panicked\" instead",
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn metrics(State(state): State<AppState>) -> AppResult<impl IntoResponse> {

@@ -30,12 +30,43 @@ use crate::state::AppState;
     info(
         title = "slashd",
         description = "REST API of slashd. The live chat is the WebSocket at `GET /ws` \
-                       (protocol v1, see DESIGN.md §3); it is not described here."
+                       (protocol v1, docs/protocol.md in the repository); it is not described here.\n\n\
+                       Every route can also answer 408 (`server.request_timeout` passed; empty body), \
+                       500 (`internal`) and 503 (the node or the client's address is at its \
+                       connection limit; `Retry-After: 1`). Every route that takes a JSON body \
+                       can answer 413 (larger than `server.max_body_bytes`) and 415 (not declared \
+                       as JSON). A NUL character (U+0000) in a JSON body, or in the query string \
+                       or path parameters of a route that reads them, gets 400. Each route lists \
+                       these statuses too."
     ),
     modifiers(&BearerAuth),
     components(schemas(ErrorBody))
 )]
 struct ApiDoc;
+
+/// Response descriptions that every route's `#[utoipa::path]` repeats: these statuses come
+/// from the layers around the handlers (`app::router`, `listener`, the `Json` extractor), so
+/// they are worded once here.
+mod common {
+    /// `TimeoutLayer` in `app::router`: a bare status, no body.
+    pub const TIMED_OUT: &str = "The request took longer than `server.request_timeout` (30 s by \
+                                 default). Empty body, not JSON";
+    /// `AppError::Internal`, or `CatchPanicLayer` when a handler panics.
+    pub const INTERNAL: &str = "Something unexpected (code `internal`); the cause goes to the \
+                                server log only. A handler panic is answered `text/plain` \
+                                \"Service panicked\" instead";
+    /// `listener::refuse`, before the request is read.
+    pub const AT_CAPACITY: &str = "The node is at `server.max_connections`, or the client's \
+                                   address is at `server.max_connections_per_ip` (code \
+                                   `rate_limited`). Sent before the request is read, with \
+                                   `Retry-After: 1`; the connection is then closed";
+    /// `DefaultBodyLimit` in `app::router`, through the `Json` extractor.
+    pub const TOO_LARGE: &str = "The body is larger than `server.max_body_bytes` (64 KiB by \
+                                 default; code `too_large`)";
+    /// The `Json` extractor's Content-Type check.
+    pub const NOT_JSON: &str = "The body is not declared as JSON: `Content-Type` must be \
+                                `application/json` or `application/…+json` (code `bad_request`)";
+}
 
 /// The `bearer` security scheme (a JWT in `Authorization: Bearer …`).
 struct BearerAuth;
@@ -102,8 +133,15 @@ struct ApiJson(Arc<str>);
     get,
     path = "/openapi.json",
     tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this API",
-               content_type = "application/json"))
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of this API",
+         content_type = "application/json"),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
+    )
 )]
 async fn openapi_json(Extension(ApiJson(json)): Extension<ApiJson>) -> impl IntoResponse {
     (

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::auth::UserView;
+use super::common;
 use super::extract::{Auth, Json, Path, Query};
 use crate::chat::{Chat, ChatError};
 use crate::config::SessionsConfig;
@@ -21,20 +22,29 @@ pub const MAX_PAGE: i64 = 500;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
-    /// 1–200 characters, no control characters.
+    /// Trimmed of surrounding whitespace, then 1 to `sessions.max_title_chars` (200 by
+    /// default) characters, with no control characters; the trimmed title is stored.
+    /// `maxLength` states the default limit.
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
-    /// A JSON object of at most 16 KiB.
+    /// A JSON object of at most `sessions.max_metadata_bytes` (16 KiB by default) of JSON.
+    /// `null` or absent: `{}`.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
+/// At least one of `title` and `metadata`, not `null`; otherwise 400 ("nothing to update").
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSession {
+    /// The same rules as on create: trimmed, then 1 to `sessions.max_title_chars` (200 by
+    /// default) characters, no control characters. `null` or absent: unchanged.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     title: Option<String>,
-    /// Replaces the whole metadata object.
+    /// Replaces the whole metadata object (at most `sessions.max_metadata_bytes`, 16 KiB by
+    /// default, of JSON). `null` or absent: unchanged.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
@@ -43,33 +53,54 @@ pub struct UpdateSession {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// 0–500, default 50.
+    /// How many sessions to return; 0 answers an empty page (useful for `total`).
+    #[param(minimum = 0, maximum = 500, default = 50)]
     limit: Option<i64>,
-    /// Default 0.
+    /// How many to skip.
+    #[param(minimum = 0, default = 0)]
     offset: Option<i64>,
-    /// `active`, `ended` or `all` (the default).
+    /// `active`, `ended` or `all` (the default; an empty value means `all` too).
+    #[param(schema_with = status_filter)]
     status: Option<String>,
+}
+
+/// `ListParams.status` as a string enum. (With `schema_with` the parameter takes no doc
+/// comment, so the schema carries the description.)
+fn status_filter() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["active", "ended", "all"]))
+        .default(Some(Value::from("all")))
+        .description(Some(
+            "Which sessions: `active`, `ended` or `all` (the default; an empty value means `all` too)",
+        ))
+        .into()
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MessagesParams {
-    /// 0–500, default 100.
+    /// How many messages to return. A page also stops at about `sessions.max_page_bytes`
+    /// (1 MiB by default) of messages, always holding at least one; then `has_more` is true.
+    #[param(minimum = 0, maximum = 500, default = 100)]
     limit: Option<i64>,
-    /// Default 0.
+    /// How many to skip.
+    #[param(minimum = 0, default = 0)]
     offset: Option<i64>,
-    /// Only messages with a greater `seq` (default 0).
+    /// Only messages with a greater `seq`.
+    #[param(minimum = 0, default = 0)]
     after_seq: Option<i64>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ContextParams {
-    /// 0–500, default 20.
+    /// At most this many of the latest messages.
+    #[param(minimum = 0, maximum = 500, default = 20)]
     max_messages: Option<i64>,
 }
 
-/// Exactly one of `user_id` and `username`.
+/// Exactly one of `user_id` and `username`, not `null` (neither or both gets 400).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
@@ -95,9 +126,20 @@ pub struct MessagePage {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ContextMessage {
-    /// `user`, `assistant` or `system`.
+    #[schema(schema_with = context_role)]
     role: &'static str,
     content: String,
+}
+
+/// `ContextMessage.role` as a string enum: the context leaves command messages out.
+fn context_role() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["user", "assistant", "system"]))
+        .description(Some(
+            "Who wrote it. Command invocations and replies are left out",
+        ))
+        .into()
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -107,6 +149,7 @@ pub struct Context {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct MemberAdded {
+    #[schema(format = "uuid")]
     session_id: String,
     user: UserView,
 }
@@ -119,10 +162,18 @@ pub struct MemberAdded {
     request_body = CreateSession,
     responses(
         (status = 201, description = "Created", body = Session),
-        (status = 400, description = "Invalid title or metadata", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, a missing or unknown field, a NUL character, \
+                                      an invalid title, or metadata that is not an object or is \
+                                      too large", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 409, description = "The caller owns `sessions.max_owned_per_user` active sessions", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 409, description = "The caller owns `sessions.max_owned_per_user` (1000 by default) active sessions", body = ErrorBody),
+        (status = 413, description = common::TOO_LARGE, body = ErrorBody),
+        (status = 415, description = common::NOT_JSON, body = ErrorBody),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn create(
@@ -156,8 +207,13 @@ pub async fn create(
     params(ListParams),
     responses(
         (status = 200, description = "The caller's sessions, newest activity first", body = SessionList),
-        (status = 400, description = "Bad paging or status", body = ErrorBody),
+        (status = 400, description = "`limit` or `offset` out of range or not a number, an unknown `status`, or a NUL character", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn list(
@@ -189,12 +245,17 @@ pub async fn list(
     path = "/chat/sessions/{id}",
     tag = "sessions",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Session id (UUID)")),
+    params(("id" = String, Path, format = "uuid", description = "Session id (a UUID; anything else gets 400)")),
     responses(
         (status = 200, description = "The session", body = Session),
-        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 400, description = "Malformed id (not a UUID, or a NUL character)", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn get(
@@ -211,15 +272,24 @@ pub async fn get(
     path = "/chat/sessions/{id}",
     tag = "sessions",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Session id (UUID)")),
+    params(("id" = String, Path, format = "uuid", description = "Session id (a UUID; anything else gets 400)")),
     request_body = UpdateSession,
     responses(
         (status = 200, description = "Updated", body = Session),
-        (status = 400, description = "Invalid title or metadata, or nothing to update", body = ErrorBody),
+        (status = 400, description = "Malformed id, malformed JSON, an unknown field, a NUL \
+                                      character, an invalid title or metadata, or nothing to \
+                                      update (neither `title` nor `metadata`, or both `null`)", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "A member, not the owner", body = ErrorBody),
         (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
         (status = 409, description = "The session has ended", body = ErrorBody),
+        (status = 413, description = common::TOO_LARGE, body = ErrorBody),
+        (status = 415, description = common::NOT_JSON, body = ErrorBody),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn update(
@@ -261,12 +331,18 @@ pub async fn update(
     path = "/chat/sessions/{id}",
     tag = "sessions",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Session id (UUID)")),
+    params(("id" = String, Path, format = "uuid", description = "Session id (a UUID; anything else gets 400)")),
     responses(
         (status = 200, description = "Ended (idempotent); the session is kept", body = Session),
+        (status = 400, description = "Malformed id (not a UUID, or a NUL character)", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "A member, not the owner", body = ErrorBody),
         (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn end(
@@ -283,12 +359,18 @@ pub async fn end(
     path = "/chat/sessions/{id}/messages",
     tag = "sessions",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Session id (UUID)"), MessagesParams),
+    params(("id" = String, Path, format = "uuid", description = "Session id (a UUID; anything else gets 400)"), MessagesParams),
     responses(
         (status = 200, description = "History, oldest first", body = MessagePage),
-        (status = 400, description = "Bad paging", body = ErrorBody),
+        (status = 400, description = "Malformed id, `limit`, `offset` or `after_seq` out of range \
+                                      or not a number, or a NUL character", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn messages(
@@ -319,12 +401,18 @@ pub async fn messages(
     path = "/chat/sessions/{id}/context",
     tag = "sessions",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Session id (UUID)"), ContextParams),
+    params(("id" = String, Path, format = "uuid", description = "Session id (a UUID; anything else gets 400)"), ContextParams),
     responses(
-        (status = 200, description = "What the assistant would see", body = Context),
-        (status = 400, description = "Bad max_messages", body = ErrorBody),
+        (status = 200, description = "What the assistant would see, oldest first", body = Context),
+        (status = 400, description = "Malformed id, `max_messages` out of range or not a number, \
+                                      or a NUL character", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn context(
@@ -359,15 +447,25 @@ pub async fn context(
     path = "/chat/sessions/{id}/members",
     tag = "sessions",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Session id (UUID)")),
+    params(("id" = String, Path, format = "uuid", description = "Session id (a UUID; anything else gets 400)")),
     request_body = AddMember,
     responses(
-        (status = 201, description = "Added", body = MemberAdded),
-        (status = 400, description = "Neither or both of user_id and username, or the owner", body = ErrorBody),
+        (status = 201, description = "Added; also answered (idempotent, nothing changes) when the \
+                                      user is already a member", body = MemberAdded),
+        (status = 400, description = "Malformed id, malformed JSON, an unknown field, a NUL \
+                                      character, neither or both of `user_id` and `username`, \
+                                      or the user is the owner", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "A member, not the owner", body = ErrorBody),
-        (status = 404, description = "No such session or user", body = ErrorBody),
+        (status = 404, description = "No such session (or not the caller's), or no such user", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
         (status = 409, description = "The session has ended", body = ErrorBody),
+        (status = 413, description = common::TOO_LARGE, body = ErrorBody),
+        (status = 415, description = common::NOT_JSON, body = ErrorBody),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn add_member(
@@ -415,15 +513,23 @@ pub async fn add_member(
     tag = "sessions",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "Session id (UUID)"),
-        ("user_id" = String, Path, description = "The member to remove"),
+        ("id" = String, Path, format = "uuid", description = "Session id (a UUID; anything else gets 400)"),
+        ("user_id" = String, Path, description = "The member to remove: a user id (a UUID for a \
+                                                 local user; an external identity provider's \
+                                                 `sub`, 1–255 bytes, for a provisioned one)"),
     ),
     responses(
         (status = 204, description = "Removed; their open sockets left the session"),
-        (status = 400, description = "The owner cannot be removed", body = ErrorBody),
+        (status = 400, description = "Malformed session id (not a UUID, or a NUL character), or \
+                                      the owner cannot be removed", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "A member removing someone else", body = ErrorBody),
-        (status = 404, description = "No such session, or the user is not a member", body = ErrorBody),
+        (status = 404, description = "No such session (or not the caller's), or the user is not a member", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
     )
 )]
 pub async fn remove_member(

@@ -68,6 +68,7 @@ pub struct PluginView {
     pub name: String,
     pub version: Option<String>,
     pub source: Source,
+    #[schema(schema_with = plugin_state_schema)]
     pub state: &'static str,
     /// Why a refused plugin was not enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,6 +80,18 @@ pub struct PluginView {
     pub failures: u64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+}
+
+/// `PluginView.state` as a string enum (the words `describe` maps `PluginState` to).
+fn plugin_state_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["enabled", "disabled", "refused", "loading"]))
+        .description(Some(
+            "`refused`: not enabled, `reason` says why; `loading`: still compiling in the \
+             background after a start on a cold compile cache, not routed yet",
+        ))
+        .into()
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]

@@ -1,4 +1,4 @@
-//! Protocol v1 frames (DESIGN §3). Decoding is strict — unknown types and unknown fields
+//! Protocol v1 frames (docs/protocol.md). Decoding is strict — unknown types and unknown fields
 //! are refused with a message that says what was wrong — and never panics.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! The wire: what crosses between a client and the server, free of how it travels.
-//! `frames` is protocol v1 (DESIGN §3), `message` the one shape of a chat message on the
+//! `frames` is protocol v1 (docs/protocol.md), `message` the one shape of a chat message on the
 //! wire (in frames and REST bodies alike), `command_line` how a `/command` line splits, and
 //! [`ErrorCode`] the codes every refusal carries.
 
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 pub use message::WireMessage;
 
-/// Protocol error codes (DESIGN §3). Shared by REST bodies and WebSocket `error` frames;
+/// Protocol error codes (docs/protocol.md). Shared by REST bodies and WebSocket `error` frames;
 /// `error.rs` decides which one each failure gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -36,3 +36,57 @@ pub enum ErrorCode {
 /// A serialized frame, shared by every queue it is pushed onto (axum's UTF-8 bytes, so the
 /// socket writer sends it without a copy).
 pub type Text = axum::extract::ws::Utf8Bytes;
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode::*;
+
+    const REFERENCE: &str = include_str!("../../../docs/protocol.md");
+
+    /// docs/protocol.md has a row for every error code a client can be sent.
+    #[test]
+    fn every_error_code_is_in_the_reference() {
+        let all = [
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            BadRequest,
+            TooLarge,
+            RateLimited,
+            UnknownCommand,
+            Usage,
+            PluginFailed,
+            PluginTimeout,
+            AssistantFailed,
+            Cancelled,
+            Internal,
+        ];
+        for code in all {
+            // A new code fails to compile here: add it to the list and to the reference.
+            match code {
+                Unauthorized | Forbidden | NotFound | BadRequest | TooLarge | RateLimited
+                | UnknownCommand | Usage | PluginFailed | PluginTimeout | AssistantFailed
+                | Cancelled | Internal => {}
+            }
+            let name = serde_json::to_value(code).expect("a code serializes");
+            let row = format!("| `{}` |", name.as_str().unwrap_or_default());
+            assert!(
+                REFERENCE.contains(&row),
+                "docs/protocol.md, Error codes: no row {row}"
+            );
+        }
+    }
+
+    /// … and for every close code the server uses.
+    #[test]
+    fn every_close_code_is_in_the_reference() {
+        use crate::hub::outbound::close::*;
+        for code in [GOING_AWAY, INVALID_PAYLOAD, POLICY, TOO_BIG, UNAUTHORIZED] {
+            let row = format!("| {code} |");
+            assert!(
+                REFERENCE.contains(&row),
+                "docs/protocol.md, Close codes: no row {row}"
+            );
+        }
+    }
+}

@@ -62,9 +62,48 @@ pub struct AuditRow {
     pub command: String,
     pub plugin: Option<String>,
     pub args_sha256: String,
+    #[schema(schema_with = decision_schema)]
     pub decision: String,
+    #[schema(schema_with = outcome_schema)]
     pub outcome: String,
     pub duration_ms: i64,
+}
+
+/// `AuditRow.decision` as a string enum (what `commands` writes).
+fn decision_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["allowed", "denied"]))
+        .description(Some("Whether the command was let through to its plugin"))
+        .into()
+}
+
+/// `AuditRow.outcome` as a string enum: `ok`, `CommandError::outcome`'s words, and a
+/// confirmation's `expired` / `declined`.
+fn outcome_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some([
+            "ok",
+            "usage",
+            "failed",
+            "timeout",
+            "cancelled",
+            "forbidden",
+            "unknown",
+            "rate_limited",
+            "not_found",
+            "already_used",
+            "expired",
+            "declined",
+        ]))
+        .description(Some(
+            "How it ended: `ok` when it ran and replied; otherwise the refusal or failure \
+             (`forbidden`, `unknown`, `usage`, `rate_limited`, `not_found`, `already_used`, \
+             `failed`, `timeout`, `cancelled`), or, for a confirmation that was not given, \
+             `expired` or `declined`",
+        ))
+        .into()
 }
 
 impl Store {

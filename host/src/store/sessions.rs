@@ -27,6 +27,7 @@ impl SessionStatus {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Session {
+    #[schema(format = "uuid")]
     pub id: String,
     pub title: String,
     pub owner_id: String,

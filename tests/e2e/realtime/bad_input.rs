@@ -250,7 +250,7 @@ async fn oversized_frames_close_1009(backend: Backend) {
 }
 
 /// A `rate_limited` refusal of the frame whose id was `id`. The server does not decode a
-/// refused frame, so it may leave the id out (see DESIGN §3: answers echo the id).
+/// refused frame, so it may leave the id out (see docs/protocol.md: answers echo the id).
 fn assert_rate_limited(frame: &Value, id: usize) {
     let echoed = frame.get("id").cloned();
     assert!(

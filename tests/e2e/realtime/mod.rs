@@ -1,4 +1,4 @@
-//! WebSocket protocol v1 (DESIGN §3) against the real binary, one module per topic:
+//! WebSocket protocol v1 (docs/protocol.md) against the real binary, one module per topic:
 //! fan-out to every tab in `seq` order, typing, presence and `session_ended` (`fanout`);
 //! concurrent posters and recovery with `since_seq` (`ordering`); bad input and protocol
 //! abuse — bad frames, binary, invalid UTF-8, oversized frames, flooding (`bad_input`); auth
