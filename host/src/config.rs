@@ -17,8 +17,18 @@ use serde::{Deserialize, Serialize};
 
 use slashd_plugin_api::Role;
 
-/// Environment variables that share the prefix but are not config keys.
-const NON_CONFIG_ENV: &[&str] = &["ADMIN_PASSWORD", "CONFIG", "LOG", "LOG_FORMAT"];
+/// Environment variables that share the prefix but are not config keys: the server's own,
+/// and the ones this repository's tests and CI read (README: `SLASHD_TEST_PG_URL`), which
+/// reach every server a test starts.
+const NON_CONFIG_ENV: &[&str] = &[
+    "ADMIN_PASSWORD",
+    "CONFIG",
+    "LOG",
+    "LOG_FORMAT",
+    "TEST_PG_URL",
+    "CI_TARGET",
+    "TOOLCHAIN_CACHE",
+];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -265,6 +275,10 @@ pub struct ClusterConfig {
     /// publish to each other: an event without a valid HMAC is dropped. Absent: a key
     /// derived from `auth.jwt_secret`, which every node shares already.
     pub secret: Option<String>,
+    /// A channel per session, each node subscribed only to the sessions it has connections
+    /// in (true), or one channel every node hears all room events on (false: for comparing,
+    /// or a Redis proxy that limits channels). Every node must agree.
+    pub shard_rooms: bool,
 }
 
 impl Default for ClusterConfig {
@@ -273,6 +287,7 @@ impl Default for ClusterConfig {
             redis_url: None,
             namespace: "slashd".into(),
             secret: None,
+            shard_rooms: true,
         }
     }
 }
@@ -927,6 +942,8 @@ mod tests {
             jail.set_env("SLASHD_SERVER_LISTEN", "127.0.0.1:9999");
             jail.set_env("SLASHD_SESSIONS__IDLE_RETENTION", "2d");
             jail.set_env("SLASHD_ADMIN_PASSWORD", "not a config key");
+            jail.set_env("SLASHD_TEST_PG_URL", "postgres://the tests' own, not a key");
+            jail.set_env("SLASHD_CI_TARGET", "/the/ci/target");
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.auth.jwt_secret.as_deref(), Some(&*"x".repeat(40)));
             assert_eq!(config.server.listen.port(), 9999);

@@ -250,6 +250,12 @@ impl Setup {
         nodes
     }
 
+    /// Start on `pg`, a database made with [`PgDatabase::create`] (and perhaps filled by
+    /// the test first).
+    pub async fn start_on_postgres(self, pg: Arc<PgDatabase>) -> Server {
+        self.start_on(Some(pg), &Launch::default()).await
+    }
+
     async fn start_on(self, pg: Option<Arc<PgDatabase>>, launch: &Launch) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = match (&pg, &launch.sqlite_url) {
@@ -661,14 +667,14 @@ impl Drop for Server {
 }
 
 /// A fresh PostgreSQL database per server, dropped afterwards.
-struct PgDatabase {
+pub struct PgDatabase {
     admin_url: String,
     name: String,
-    url: String,
+    pub url: String,
 }
 
 impl PgDatabase {
-    async fn create() -> PgDatabase {
+    pub async fn create() -> PgDatabase {
         let admin_url = std::env::var("SLASHD_TEST_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let name = format!("slashd_e2e_{}", uuid::Uuid::new_v4().simple());

@@ -14,6 +14,7 @@ use crate::auth::{password, Role};
 use crate::config::{Config, ConfigFile};
 use crate::store::{CreateUserError, UserStatus};
 
+mod db;
 mod new;
 mod plugin;
 
@@ -59,6 +60,9 @@ enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Move data between databases.
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 #[derive(Subcommand)]
@@ -177,6 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin(cmd) => plugin::run(cmd, &config).await,
+        Command::Db(cmd) => db::run(cmd).await,
         Command::Serve => app::serve(config, file).await,
         Command::Migrate => {
             app::open_store(&config).await?;

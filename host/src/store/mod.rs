@@ -8,6 +8,7 @@
 
 mod actions;
 mod audit;
+pub mod copy;
 mod group_commit;
 mod kv;
 mod messages;
