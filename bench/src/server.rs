@@ -41,6 +41,9 @@ pub struct ClusterOpts {
     pub redis_url: String,
     pub namespace: String,
     pub secret: String,
+    /// `[cluster] shard_rooms`; None: the server's default (a slashd from before the key
+    /// refuses it).
+    pub shard_rooms: Option<bool>,
 }
 
 /// The server's WARN and ERROR log lines, counted, the first few kept.
@@ -107,6 +110,9 @@ impl Server {
                 "\n[cluster]\nredis_url = {:?}\nnamespace = {:?}\n",
                 c.redis_url, c.namespace
             ));
+            if let Some(shard) = c.shard_rooms {
+                config.push_str(&format!("shard_rooms = {shard}\n"));
+            }
         }
         config.push_str(&opts.extra_config);
         let config_path = dir.path().join("slashd.toml");

@@ -44,6 +44,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             Cluster::start(
                 url,
                 &config.cluster.namespace,
+                config.cluster.shard_rooms,
                 ClusterKey::from_config(&config)?,
                 hub.clone(),
                 metrics.clone(),

@@ -49,6 +49,7 @@ struct LimitLabel {
 pub const LIMITS: &[&str] = &[
     "recovery_budget",
     "connects_per_user",
+    "connections_per_user",
     "connections_total",
     "connections_per_ip",
     "login_per_ip",
@@ -96,6 +97,7 @@ pub struct Metrics {
     store_batch_size: Histogram,
     /// Present only in cluster mode.
     redis_connected: Option<Gauge>,
+    cluster_events_received: Option<Counter>,
 }
 
 impl Metrics {
@@ -200,6 +202,16 @@ impl Metrics {
             );
             gauge
         });
+        let cluster_events_received = cluster.then(|| {
+            let counter = Counter::default();
+            registry.register(
+                "cluster_events_received",
+                "Room events this node received from Redis (its rooms' events only: the \
+                 subscriptions follow the sessions it has participants in)",
+                counter.clone(),
+            );
+            counter
+        });
         // Series with a fixed set of labels start at 0, so they are scraped before the first
         // event (per-plugin series appear with the plugin's first call).
         for role in ["user", "command", "assistant", "system"] {
@@ -228,6 +240,7 @@ impl Metrics {
             plugin_http_bytes,
             store_batch_size,
             redis_connected,
+            cluster_events_received,
         }
     }
 
@@ -303,6 +316,13 @@ impl Metrics {
 
     pub fn slow_reader_closed(&self) {
         self.slow_reader_closes.inc();
+    }
+
+    /// A room event arrived from another node (through Redis).
+    pub fn cluster_event_received(&self) {
+        if let Some(counter) = &self.cluster_events_received {
+            counter.inc();
+        }
     }
 
     /// The exposition text, with the live gauges set from their owners first.

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::harness::{Backend, Server, Setup, Ws};
-use crate::support::Shared;
+use crate::support::{connect_eventually, refused_for_connections, usable, Shared};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -433,4 +433,130 @@ async fn assistant_deltas_cross_nodes_in_order() {
     assert_eq!(text, crate::assistant::reply_to("hello"));
     assert_eq!(reply["message"]["content"], text.as_str());
     assert_eq!(reply["message"]["id"], delta_id);
+}
+
+/// `max_connections_per_user` counts a user's connections on every node: 3 across 3
+/// nodes, not 3 on each; a closed one frees its place on any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_holds_across_nodes() {
+    let nodes = setup()
+        .set("realtime", "max_connections_per_user", "3")
+        .start_cluster(3, REDIS)
+        .await;
+    let user = nodes[0].user("uma", "viewer").await;
+    let mut held = Vec::new();
+    for node in &nodes {
+        held.push(node.ws(&user).await);
+    }
+    for node in &nodes {
+        refused_for_connections(node, &user).await;
+    }
+    // Another user is not affected.
+    let other = nodes[1].user("otto", "viewer").await;
+    usable(&mut nodes[2].ws(&other).await).await;
+    // A place freed on node 1 can be taken on node 0 (node 0 holds one already).
+    drop(held.remove(1));
+    let mut again = connect_eventually(&nodes[0], &user).await;
+    usable(&mut again).await;
+    refused_for_connections(&nodes[1], &user).await;
+}
+
+/// Redis unreachable: each node falls back to its own count (documented: not fail-closed),
+/// and once Redis is back the heartbeat counts every open connection again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_falls_back_to_each_node_while_redis_is_down() {
+    let mut redis = OwnRedis::start();
+    let nodes = setup()
+        .set("realtime", "max_connections_per_user", "2")
+        .start_cluster(2, &redis.url())
+        .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let user = a.user("uma", "viewer").await;
+    let _on_a = [a.ws(&user).await, a.ws(&user).await];
+    refused_for_connections(b, &user).await;
+
+    redis.down();
+    wait_ready(b, StatusCode::SERVICE_UNAVAILABLE).await;
+    let mut on_b = vec![b.ws(&user).await, b.ws(&user).await];
+    usable(&mut on_b[0]).await;
+    refused_for_connections(b, &user).await;
+
+    redis.up();
+    wait_ready(a, StatusCode::OK).await;
+    wait_ready(b, StatusCode::OK).await;
+    // The heartbeats after Redis returns (every 10 s; the first may find the old
+    // connection gone) count all four again: closing one on b does not make room for a new
+    // one anywhere.
+    drop(on_b.pop());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let mut ws = b.ws_with_header(Some(&user.token)).await;
+        let first = ws.recv().await;
+        if first["type"] == "error" {
+            assert_eq!(first["code"], "rate_limited", "{first}");
+            break;
+        }
+        assert_eq!(first["type"], "ready", "{first}");
+        drop(ws);
+        assert!(
+            Instant::now() < deadline,
+            "the open connections were never counted again after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    refused_for_connections(a, &user).await;
+    refused_for_connections(b, &user).await;
+}
+
+/// Room events this node received from Redis.
+async fn received(node: &Server) -> f64 {
+    let text = crate::metrics::scrape(node).await;
+    crate::metrics::value(&text, "slashd_cluster_events_received_total")
+        .expect("the counter is exposed in cluster mode")
+}
+
+/// A node hears only the sessions it has connections in: events of a session nobody on
+/// node b is in never reach b; once someone there joins they do; once they leave, not
+/// any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_receives_only_its_rooms_events() {
+    let nodes = setup().start_cluster(2, REDIS).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let shared = Shared::across(a, b, "olga", "mike", "watched").await;
+    let mut on_a = a.ws(&shared.owner).await;
+    on_a.join(&shared.session).await;
+    for i in 0..5 {
+        crate::support::post(&mut on_a, &shared.session, &format!("unheard {i}")).await;
+    }
+    // Events are published whatever happens; give them time to arrive anywhere.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(received(b).await, 0.0, "b has nobody in the session");
+
+    let mut on_b = b.ws(&shared.member).await;
+    on_b.join(&shared.session).await;
+    until(&mut on_a, |f| f["type"] == "presence").await;
+    crate::support::post(&mut on_a, &shared.session, "heard").await;
+    let heard = until(&mut on_b, |f| f["type"] == "message").await;
+    assert_eq!(heard["message"]["content"], "heard");
+    let after_join = received(b).await;
+    assert!(after_join >= 1.0, "{after_join}");
+
+    let left = on_b
+        .request(json!({"type": "leave", "session_id": shared.session}))
+        .await;
+    assert_eq!(left["type"], "left");
+    until(&mut on_a, |f| {
+        f["type"] == "presence" && f["state"] == "left"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..5 {
+        crate::support::post(&mut on_a, &shared.session, &format!("unheard again {i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // At most the presence `left` that b itself caused may have raced its unsubscribe.
+    assert!(
+        received(b).await <= after_join + 1.0,
+        "b left the session and must not hear it"
+    );
 }

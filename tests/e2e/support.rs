@@ -4,11 +4,12 @@
 //! a connection still works).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{Server, User, Ws};
+use crate::harness::{Closed, Server, User, Ws};
 
 /// A session `title` of `user`'s own, and a connection of theirs joined to it.
 pub async fn joined(server: &Server, user: &User, title: &str) -> (Ws, String) {
@@ -186,4 +187,39 @@ pub async fn command_confirmed(ws: &mut Ws, session: &str, line: &str) -> Value 
             return frame;
         }
     }
+}
+
+/// Connect as `user`, retrying while the server (or the cluster) still counts a
+/// connection that just closed.
+pub async fn connect_eventually(server: &Server, user: &User) -> Ws {
+    for _ in 0..100 {
+        let mut ws = server.ws_with_header(Some(&user.token)).await;
+        let first = ws.recv().await;
+        if first["type"] == "ready" {
+            return ws;
+        }
+        assert_eq!(first["code"], "rate_limited", "reconnect → {first}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server never released the closed connection's slot");
+}
+
+/// A connection as `user` that is refused for the per-user connection cap: `rate_limited`,
+/// then close 1008.
+pub async fn refused_for_connections(server: &Server, user: &User) {
+    let mut ws = server.ws_with_header(Some(&user.token)).await;
+    let (frames, closed) = ws
+        .frames_until_close(Duration::from_secs(10))
+        .await
+        .expect("the refused connection closes");
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["code"], "rate_limited", "{}", frames[0]);
+    assert!(
+        frames[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("too many connections")),
+        "{}",
+        frames[0]
+    );
+    assert_eq!(closed, Closed::Code(1008));
 }

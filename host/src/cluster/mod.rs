@@ -2,7 +2,8 @@
 //! seam; PostgreSQL holds the truth (seqs are assigned there, so they stay gap-free across
 //! nodes). Without `[cluster]`, none of this runs and the hub fans out in-process.
 //!
-//! - Every node publishes its rooms' events on one channel and delivers the others' events
+//! - Every node publishes its rooms' events on a channel per session and listens only to
+//!   the sessions it has connections in (`subscriber.rs`), delivering the others' events
 //!   to its local connections; a node ignores its own events (they carry its node id).
 //! - Presence is cluster-wide: a sorted set per session holds `user@node` entries scored
 //!   by expiry, refreshed by a heartbeat, so a dead node's entries lapse on their own.
@@ -11,32 +12,42 @@
 //!   what crossed nowhere during the outage is in the database, and a client that
 //!   reconnects with `since_seq` gets it.
 //! - Admin plugin changes are broadcast, so every node applies them.
+//! - A user's connections are counted across nodes (`connections.rs`), so N nodes do not
+//!   give a user N times `max_connections_per_user`.
 //! - Nothing from Redis is trusted: every envelope carries an HMAC under the cluster key
 //!   (`envelope.rs`) and a timestamp, and every field is validated before it reaches a
 //!   room. Anyone who can publish on the channel but lacks the key is ignored.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use redis::AsyncCommands;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{Fanout, Hub, Presence, RoomEvent};
 use crate::metrics::Metrics;
 use crate::time_fmt::now_ms;
 
+mod connections;
 mod envelope;
+mod health;
+mod subscriber;
+pub use connections::Admission;
 pub use envelope::ClusterKey;
 use envelope::Envelope;
+use health::Health;
+use subscriber::{Channels, Subscriber, Watch};
 
 /// Presence entries live this long unless the heartbeat refreshes them.
 const PRESENCE_TTL_MS: i64 = 30_000;
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Events queued for publishing; past it they are dropped (and counted).
 const PUBLISH_QUEUE: usize = 16_384;
+/// Longest a join waits for Redis to confirm it listens to the session.
+const WATCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What another node asked this one to do about plugins.
 #[derive(Debug)]
@@ -51,10 +62,12 @@ pub struct Cluster {
     namespace: String,
     publish: mpsc::Sender<Envelope>,
     presence: redis::aio::ConnectionManager,
-    healthy: Arc<AtomicBool>,
+    health: Arc<Health>,
     dropped: AtomicU64,
     /// Plugin commands from other nodes, taken once by the server.
     commands: std::sync::Mutex<Option<mpsc::UnboundedReceiver<PluginCommand>>>,
+    /// The sessions to listen to, as the hub's rooms open and close (`subscriber.rs`).
+    watch: mpsc::UnboundedSender<Watch>,
 }
 
 impl Cluster {
@@ -62,6 +75,7 @@ impl Cluster {
     pub async fn start(
         url: &str,
         namespace: &str,
+        shard_rooms: bool,
         key: ClusterKey,
         hub: Hub,
         metrics: Arc<Metrics>,
@@ -76,37 +90,45 @@ impl Cluster {
         let publisher =
             redis::aio::ConnectionManager::new_with_config(client.clone(), config).await?;
         let node_id = uuid::Uuid::new_v4().to_string();
-        let healthy = Arc::new(AtomicBool::new(true));
+        let health = Arc::new(Health::new());
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
         let (commands_tx, commands) = mpsc::unbounded_channel();
-        let channel = format!("{namespace}:events");
+        let (watch, watch_requests) = mpsc::unbounded_channel();
         let cluster = Arc::new(Cluster {
             node_id: node_id.clone(),
             namespace: namespace.to_string(),
             publish,
             presence,
-            healthy: healthy.clone(),
+            health: health.clone(),
             dropped: AtomicU64::new(0),
             commands: std::sync::Mutex::new(Some(commands)),
+            watch,
         });
         tokio::spawn(publish_loop(
             publisher,
             queue,
-            channel.clone(),
+            Channels {
+                namespace: namespace.to_string(),
+                sharded: shard_rooms,
+            },
             key.clone(),
-            healthy.clone(),
+            health.clone(),
         ));
-        tokio::spawn(subscribe_loop(Subscriber {
+        let subscriber = Subscriber {
             client,
-            channel,
+            channels: Channels {
+                namespace: namespace.to_string(),
+                sharded: shard_rooms,
+            },
             node_id: node_id.clone(),
             key,
             hub: hub.clone(),
-            healthy,
+            health,
             commands: commands_tx,
             metrics,
             rejected: AtomicU64::new(0),
-        }));
+        };
+        tokio::spawn(subscriber::run(subscriber, watch_requests));
         tokio::spawn(heartbeat(cluster.clone(), hub.clone()));
         hub.set_fanout(Arc::new(ClusterFanout(cluster.clone())));
         tracing::info!(node = %node_id, "cluster mode: fanning out over Redis");
@@ -127,7 +149,7 @@ impl Cluster {
 
     /// Whether Redis answered lately (for `/readyz`).
     pub fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.health.ok()
     }
 
     /// Events dropped because the publish queue was full.
@@ -174,9 +196,12 @@ impl Cluster {
     }
 
     fn unhealthy(&self, err: &redis::RedisError) {
-        if self.healthy.swap(false, Ordering::Relaxed) {
-            tracing::error!(error = %err, "Redis is unreachable: cross-node delivery and presence are degraded");
-        }
+        self.health
+            .command_failed(err, "cross-node delivery and presence are degraded");
+    }
+
+    fn answered(&self) {
+        self.health.command_ok();
     }
 }
 
@@ -207,116 +232,53 @@ impl Fanout for ClusterFanout {
             user_id: user_id.to_string(),
         });
     }
+
+    fn watch(&self, session_id: &str) -> BoxFuture<'static, ()> {
+        let (done, confirmed) = oneshot::channel();
+        let asked = self
+            .0
+            .watch
+            .send(Watch::Ensure(session_id.to_string(), done))
+            .is_ok();
+        // Known to be away: don't hold the join for Redis's timeout (recovery covers it).
+        let wait = asked && self.0.healthy();
+        Box::pin(async move {
+            if wait {
+                let _ = tokio::time::timeout(WATCH_TIMEOUT, confirmed).await;
+            }
+        })
+    }
+
+    fn unwatch(&self, session_id: &str) {
+        let _ = self.0.watch.send(Watch::Release(session_id.to_string()));
+    }
 }
 
+/// Most envelopes sent to Redis in one pipeline.
+const PUBLISH_BATCH: usize = 256;
+
+/// Publish what the node's rooms send, pipelined: every envelope queued while the last
+/// pipeline was in flight goes in the next one (no round trip per event).
 async fn publish_loop(
     mut conn: redis::aio::ConnectionManager,
     mut queue: mpsc::Receiver<Envelope>,
-    channel: String,
+    channels: Channels,
     key: Arc<ClusterKey>,
-    healthy: Arc<AtomicBool>,
+    health: Arc<Health>,
 ) {
-    while let Some(envelope) = queue.recv().await {
-        let Some(payload) = key.seal(&envelope, now_ms()) else {
-            continue;
-        };
-        let sent: redis::RedisResult<()> = conn.publish(&channel, payload).await;
-        if let Err(e) = sent {
-            if healthy.swap(false, Ordering::Relaxed) {
-                tracing::error!(error = %e, "Redis is unreachable: events are not reaching other nodes");
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        let now = now_ms();
+        for envelope in batch.drain(..) {
+            if let Some(payload) = key.seal(&envelope, now) {
+                pipe.publish(channels.of(&envelope), payload).ignore();
             }
         }
-    }
-}
-
-/// Everything the subscriber needs, across reconnects.
-struct Subscriber {
-    client: redis::Client,
-    channel: String,
-    node_id: String,
-    key: Arc<ClusterKey>,
-    hub: Hub,
-    healthy: Arc<AtomicBool>,
-    commands: mpsc::UnboundedSender<PluginCommand>,
-    metrics: Arc<Metrics>,
-    /// Envelopes dropped as forged, stale or malformed (logged now and then, not each).
-    rejected: AtomicU64,
-}
-
-async fn subscribe_loop(sub: Subscriber) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match subscribe_once(&sub).await {
-            Ok(()) => tracing::error!("Redis subscription ended; reconnecting"),
-            Err(e) => tracing::error!(error = %e, "Redis subscription failed; reconnecting"),
-        }
-        sub.healthy.store(false, Ordering::Relaxed);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-        if sub.healthy.load(Ordering::Relaxed) {
-            backoff = Duration::from_millis(200);
-        }
-    }
-}
-
-async fn subscribe_once(sub: &Subscriber) -> redis::RedisResult<()> {
-    let mut pubsub = sub.client.get_async_pubsub().await?;
-    pubsub.subscribe(&sub.channel).await?;
-    if !sub.healthy.swap(true, Ordering::Relaxed) {
-        tracing::warn!("Redis is back: cross-node delivery resumed");
-    }
-    let mut messages = pubsub.on_message();
-    while let Some(msg) = messages.next().await {
-        let payload: &[u8] = msg.get_payload_bytes();
-        match sub.key.open(payload, now_ms()) {
-            Ok(envelope) => deliver(sub, envelope),
-            Err(why) => {
-                sub.metrics.limit_hit("cluster_event_rejected");
-                let n = sub.rejected.fetch_add(1, Ordering::Relaxed);
-                // The first, then every 1000th: a flood of forgeries cannot flood the log.
-                if n % 1000 == 0 {
-                    tracing::warn!(
-                        reason = why,
-                        rejected = n + 1,
-                        "dropped a cluster event that failed its checks"
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Act on a verified envelope from another node (our own come back too; they are skipped).
-fn deliver(sub: &Subscriber, envelope: Envelope) {
-    if envelope.node() == sub.node_id {
-        return;
-    }
-    match envelope {
-        Envelope::Room {
-            session_id,
-            frame,
-            skip_user,
-            seq,
-            ..
-        } => sub.hub.deliver_remote(RoomEvent {
-            session_id,
-            text: frame.into(),
-            skip_user,
-            seq,
-        }),
-        Envelope::Expel {
-            session_id,
-            user_id,
-            ..
-        } => sub.hub.expel_local(&session_id, &user_id),
-        Envelope::Reload { .. } => {
-            let _ = sub.commands.send(PluginCommand::Reload);
-        }
-        Envelope::PluginState { name, enabled, .. } => {
-            let _ = sub
-                .commands
-                .send(PluginCommand::SetEnabled { name, enabled });
+        let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        match sent {
+            Ok(()) => health.command_ok(),
+            Err(e) => health.command_failed(&e, "events are not reaching other nodes"),
         }
     }
 }
@@ -335,6 +297,7 @@ impl Presence for Cluster {
             self.unhealthy(&e);
             return false;
         }
+        self.answered();
         self.present_elsewhere(session_id, user_id).await
     }
 
@@ -348,6 +311,7 @@ impl Presence for Cluster {
             self.unhealthy(&e);
             return false;
         }
+        self.answered();
         self.present_elsewhere(session_id, user_id).await
     }
 
@@ -359,6 +323,7 @@ impl Presence for Cluster {
             .await;
         match members {
             Ok(members) => {
+                self.answered();
                 let mut seen = HashSet::new();
                 Some(
                     members
@@ -376,15 +341,34 @@ impl Presence for Cluster {
     }
 }
 
-/// Refresh this node's presence entries before they expire.
+/// Most commands in one heartbeat pipeline: a node with many rooms and connections sends
+/// several, each well inside the response timeout.
+const HEARTBEAT_CHUNK: usize = 1000;
+
+/// Refresh this node's presence and connection entries before they expire.
 async fn heartbeat(cluster: Arc<Cluster>, hub: Hub) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
         let expires = now_ms() + PRESENCE_TTL_MS;
-        let mut pipe = redis::pipe();
-        let mut any = false;
+        let mut pipes = vec![redis::pipe()];
+        let mut queued = 0usize;
+        let mut room_for = |pipes: &mut Vec<redis::Pipeline>, commands: usize| {
+            if queued >= HEARTBEAT_CHUNK {
+                pipes.push(redis::pipe());
+                queued = 0;
+            }
+            queued += commands;
+        };
+        for chunk in hub.local_connections().chunks(HEARTBEAT_CHUNK / 2) {
+            room_for(&mut pipes, 2 * chunk.len());
+            if let Some(pipe) = pipes.last_mut() {
+                cluster.refresh_connections(pipe, chunk);
+            }
+        }
         for (session_id, users) in hub.local_presence() {
+            room_for(&mut pipes, users.len() + 1);
+            let Some(pipe) = pipes.last_mut() else { break };
             for user in users {
                 pipe.zadd(
                     cluster.presence_key(&session_id),
@@ -392,18 +376,23 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Hub) {
                     expires,
                 )
                 .ignore();
-                any = true;
             }
             pipe.zrembyscore(cluster.presence_key(&session_id), "-inf", now_ms())
                 .ignore();
         }
-        if !any {
+        if queued == 0 && pipes.len() == 1 {
             continue;
         }
         let mut conn = cluster.presence.clone();
-        let done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
-        if let Err(e) = done {
-            cluster.unhealthy(&e);
+        for pipe in pipes {
+            let done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+            match done {
+                Ok(()) => cluster.answered(),
+                Err(e) => {
+                    cluster.unhealthy(&e);
+                    break;
+                }
+            }
         }
     }
 }

@@ -45,8 +45,11 @@ pub struct Room {
 /// on — a lost pub/sub message — and clients recover it with `join.since_seq`.
 #[derive(Default)]
 struct Sequencer {
-    /// The seq expected next; 0 until the room has seen one.
+    /// The seq expected next; 0 until the room's first join has read where it stands.
     next: i64,
+    /// Nothing goes out yet: a new room's first join is reading history and has not sent
+    /// `joined`; what arrives meanwhile waits in `pending` (see [`Hub::note_last_seq`]).
+    held: bool,
     pending: std::collections::BTreeMap<i64, Text>,
     /// When the current gap opened (messages started waiting).
     gap_since: Option<std::time::Instant>,
@@ -61,13 +64,23 @@ const GAP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 impl Sequencer {
     /// Accept `seq`; returns what may be delivered now, in order, and whether a gap is open.
     fn accept(&mut self, seq: i64, text: Text) -> (Vec<Text>, bool) {
-        if self.next == 0 {
-            self.next = seq;
-        }
         if seq < self.next {
             return (Vec::new(), false); // already delivered
         }
+        if self.next == 0 || self.held {
+            // Not anchored yet: a message from another node may overtake an earlier one
+            // here, so nothing can be told delivered until the join says where it stands.
+            if self.pending.len() < MAX_PENDING {
+                self.pending.insert(seq, text);
+            }
+            return (Vec::new(), false);
+        }
         self.pending.insert(seq, text);
+        self.flush()
+    }
+
+    /// What may go out now from `pending`, in order, and whether a gap is open.
+    fn flush(&mut self) -> (Vec<Text>, bool) {
         let mut ready = Vec::new();
         while let Some(text) = self.pending.remove(&self.next) {
             ready.push(text);
@@ -105,11 +118,18 @@ pub struct RoomEvent {
     pub seq: Option<i64>,
 }
 
-/// The cross-node transport behind the hub (Redis in a cluster).
+/// The cross-node transport behind the hub (Redis in a cluster). A node hears only the
+/// sessions it watches: the ones with a connection here.
 pub trait Fanout: Send + Sync {
     fn publish(&self, event: RoomEvent);
     /// A user was removed from a session: every node's connections of theirs leave it.
     fn expel(&self, session_id: &str, user_id: &str);
+    /// A connection here is joining `session_id`: resolves once this node hears the
+    /// session's events from the others (or gave up trying: recovery covers the rest), so
+    /// history read after it misses nothing live.
+    fn watch(&self, session_id: &str) -> futures_util::future::BoxFuture<'static, ()>;
+    /// No connection here is in `session_id` any more.
+    fn unwatch(&self, session_id: &str);
 }
 
 /// Who is present in a session on other nodes: the seam the cluster fills (a sorted set
@@ -202,6 +222,21 @@ impl Hub {
         });
     }
 
+    /// Every live connection on this node, as (user id, connection id).
+    pub fn local_connections(&self) -> Vec<(Arc<str>, ConnId)> {
+        self.inner
+            .users
+            .iter()
+            .flat_map(|entry| {
+                entry
+                    .value()
+                    .iter()
+                    .map(|c| (c.user_id.clone(), c.conn_id.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Live connections on this node.
     pub fn connection_count(&self) -> usize {
         self.inner.users.iter().map(|e| e.value().len()).sum()
@@ -265,10 +300,44 @@ impl Hub {
             let last = !members.iter().any(|m| m.user_id == member.user_id);
             (member.user_id, last)
         };
-        self.inner
+        let retired = self
+            .inner
             .rooms
             .remove_if(session_id, |_, r| Arc::ptr_eq(r, &room) && r.is_empty());
+        if retired.is_some() {
+            self.unwatch(session_id);
+        }
         Some(removed)
+    }
+
+    /// Be sure this node hears `session_id`'s events from other nodes (see
+    /// [`Fanout::watch`]); at once without a cluster.
+    pub async fn watch(&self, session_id: &str) {
+        if let Some(fanout) = self.inner.fanout.get() {
+            fanout.watch(session_id).await;
+        }
+    }
+
+    fn unwatch(&self, session_id: &str) {
+        if let Some(fanout) = self.inner.fanout.get() {
+            fanout.unwatch(session_id);
+        }
+    }
+
+    /// Whether anyone on this node is in `session_id`'s room.
+    pub fn has_local_members(&self, session_id: &str) -> bool {
+        self.existing_room(session_id)
+            .is_some_and(|room| !room.is_empty())
+    }
+
+    /// The sessions someone on this node is in.
+    pub fn local_sessions(&self) -> Vec<String> {
+        self.inner
+            .rooms
+            .iter()
+            .filter(|entry| !entry.value().is_empty())
+            .map(|entry| entry.key().clone())
+            .collect()
     }
 
     pub fn is_member(&self, session_id: &str, conn_id: &str) -> bool {
@@ -324,59 +393,87 @@ impl Hub {
         let Some(room) = self.existing_room(session_id) else {
             return;
         };
-        let gap = {
-            // Deliver under the sequencer's lock: two threads (a local post, a remote event)
-            // must not take their turns in order and then deliver out of it. Delivery only
-            // queues (`try_send`), so the lock is held briefly.
-            let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
-            let (ready, gap) = sequencer.accept(seq, text);
-            for text in ready {
-                self.deliver_local(session_id, text, None);
-            }
-            let start_timer = gap && !sequencer.gap_timer;
-            if start_timer {
-                sequencer.gap_timer = true;
-            }
-            start_timer
-        };
-        if gap {
-            let (hub, session_id) = (self.clone(), session_id.to_string());
-            tokio::spawn(async move {
-                let mut wait = GAP_WAIT;
-                loop {
-                    tokio::time::sleep(wait).await;
-                    let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
-                    match sequencer.gap_since {
-                        // The gap closed; a newer one gets its full wait.
-                        Some(since) if since.elapsed() < GAP_WAIT => {
-                            wait = GAP_WAIT - since.elapsed();
-                            continue;
-                        }
-                        Some(_) => {
-                            tracing::warn!(session = session_id.as_str(), "gave up waiting for a missing message; clients recover it with since_seq");
-                            for text in sequencer.skip_gap() {
-                                hub.deliver_local(&session_id, text, None);
-                            }
-                        }
-                        None => {}
-                    }
-                    sequencer.gap_timer = false;
-                    return;
-                }
-            });
+        // Deliver under the sequencer's lock: two threads (a local post, a remote event)
+        // must not take their turns in order and then deliver out of it. Delivery only
+        // queues (`try_send`), so the lock is held briefly.
+        let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
+        let (ready, gap) = sequencer.accept(seq, text);
+        self.after_accept(session_id, &room, &mut sequencer, ready, gap);
+    }
+
+    /// Deliver what the sequencer let out, and if a gap is open (and no timer waits on it
+    /// yet), give it [`GAP_WAIT`] to fill before the waiting messages go out anyway.
+    fn after_accept(
+        &self,
+        session_id: &str,
+        room: &Arc<Room>,
+        sequencer: &mut Sequencer,
+        ready: Vec<Text>,
+        gap: bool,
+    ) {
+        for text in ready {
+            self.deliver_local(session_id, text, None);
         }
+        if !gap || sequencer.gap_timer {
+            return;
+        }
+        sequencer.gap_timer = true;
+        let (hub, session_id, room) = (self.clone(), session_id.to_string(), room.clone());
+        tokio::spawn(async move {
+            let mut wait = GAP_WAIT;
+            loop {
+                tokio::time::sleep(wait).await;
+                let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
+                match sequencer.gap_since {
+                    // The gap closed; a newer one gets its full wait.
+                    Some(since) if since.elapsed() < GAP_WAIT => {
+                        wait = GAP_WAIT - since.elapsed();
+                        continue;
+                    }
+                    Some(_) => {
+                        tracing::warn!(session = session_id.as_str(), "gave up waiting for a missing message; clients recover it with since_seq");
+                        for text in sequencer.skip_gap() {
+                            hub.deliver_local(&session_id, text, None);
+                        }
+                    }
+                    None => {}
+                }
+                sequencer.gap_timer = false;
+                return;
+            }
+        });
     }
 
     /// Start a new room's sequencer at `last_seq + 1` (read by the first join). A room that
     /// is already delivering keeps its place: messages still in flight from other nodes must
     /// reach the members who were there (a joiner may then see one twice; seq tells).
+    ///
+    /// A new room holds what arrives from other nodes until [`Hub::release`]: the first
+    /// join calls that once its `joined` (with history up to `last_seq`) has been queued,
+    /// so its client sees `joined`, then what came later, in seq order.
     pub fn note_last_seq(&self, session_id: &str, last_seq: i64) {
         if let Some(room) = self.existing_room(session_id) {
             let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
             if sequencer.next == 0 {
-                sequencer.next = last_seq + 1;
+                sequencer.next = last_seq.saturating_add(1);
+                sequencer.held = true;
+                let next = sequencer.next;
+                sequencer.pending.retain(|&seq, _| seq >= next);
             }
         }
+    }
+
+    /// Let out what a new room held while its first join read history.
+    pub fn release(&self, session_id: &str) {
+        let Some(room) = self.existing_room(session_id) else {
+            return;
+        };
+        let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
+        if !std::mem::take(&mut sequencer.held) {
+            return;
+        }
+        let (ready, gap) = sequencer.flush();
+        self.after_accept(session_id, &room, &mut sequencer, ready, gap);
     }
 
     /// Every session with a room on this node, and the distinct users in it.
@@ -412,6 +509,7 @@ impl Hub {
     pub fn close_room(&self, session_id: &str) {
         if let Some((_, room)) = self.inner.rooms.remove(session_id) {
             room.members().clear();
+            self.unwatch(session_id);
         }
     }
 
@@ -473,9 +571,13 @@ impl Hub {
             *members = kept;
             gone.into_iter().map(|m| m.out).collect()
         };
-        self.inner
+        let retired = self
+            .inner
             .rooms
             .remove_if(session_id, |_, r| Arc::ptr_eq(r, &room) && r.is_empty());
+        if retired.is_some() {
+            self.unwatch(session_id);
+        }
         removed
     }
 

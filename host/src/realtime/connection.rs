@@ -15,6 +15,7 @@ use super::limits::{RateLimiter, TokenBucket, Verdict};
 use super::writer::spawn_writer;
 use crate::auth::{log_refusal, Principal, Refused};
 use crate::chat::ChatError;
+use crate::cluster::Admission;
 use crate::commands::{
     CommandError, Invocation, Pending, Place, Press, PressCall, Pressed, ReplySink,
 };
@@ -84,14 +85,24 @@ pub async fn run(
         let _ = writer.await;
         return;
     }
-    if !state.chat.hub.register(
-        handle.clone(),
-        state.config.realtime.max_connections_per_user,
-    ) {
-        let err = AppError::RateLimited(format!(
-            "too many connections for this user (limit {})",
-            state.config.realtime.max_connections_per_user
-        ));
+    let max = state.config.realtime.max_connections_per_user;
+    // The node's own count always applies; in a cluster, so does the count on all nodes
+    // (unless Redis is unreachable: see cluster/connections.rs).
+    let admitted = state.chat.hub.register(handle.clone(), max)
+        && match &state.cluster {
+            Some(cluster) => {
+                let admission = cluster.admit_connection(&principal.id, &conn_id, max).await;
+                if admission == Admission::Full {
+                    state.chat.hub.unregister(&conn_id, &principal.id);
+                }
+                admission != Admission::Full
+            }
+            None => true,
+        };
+    if !admitted {
+        state.chat.metrics.limit_hit("connections_per_user");
+        let err =
+            AppError::RateLimited(format!("too many connections for this user (limit {max})"));
         send_error(&out, &None, &err);
         out.close(close::POLICY, "too many connections").await;
         drop(out);
@@ -429,11 +440,11 @@ impl Connection {
                 continue;
             };
             let result = async {
-                let current = chat
-                    .store
-                    .session(session_id)
-                    .await?
-                    .ok_or(ChatError::NoSession)?;
+                // In a cluster: hear the session's events before its history is read.
+                chat.hub.watch(session_id).await;
+                // Checked again after the watch: a removal from the session meanwhile was
+                // announced where this node may not have been listening yet.
+                let current = chat.active_session(&self.principal.id, session_id).await?;
                 let (missed, has_more) = if since_seq < current.last_seq {
                     self.recover(session_id, since_seq, cap).await?
                 } else {
@@ -469,6 +480,7 @@ impl Connection {
                 }
                 .to_text(),
             );
+            chat.hub.release(session_id);
             return Ok(());
         }
     }
@@ -825,6 +837,9 @@ impl Drop for Connection {
             .chat
             .hub
             .unregister(&self.handle.conn_id, &self.handle.user_id);
+        if let Some(cluster) = &self.state.cluster {
+            cluster.release_connection(&self.handle.user_id, &self.handle.conn_id);
+        }
     }
 }
 

@@ -10,28 +10,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::{assert_error, frames_until_close, next_json, refused, text, Reader, Writer};
-use crate::harness::{rss_kib_of, Backend, Closed, Server, Setup, User, Ws};
+use crate::harness::{rss_kib_of, Backend, Closed, Setup, Ws};
 use crate::on_both_backends;
-use crate::support::{assert_no_panic, history, post, usable, Shared};
+use crate::support::{assert_no_panic, connect_eventually, history, post, usable, Shared};
 
 on_both_backends!(
     connection_and_session_limits,
     slow_consumer_is_closed_and_others_get_everything,
 );
-
-/// Connect, retrying while the server still counts a connection that just closed.
-async fn connect_eventually(server: &Server, user: &User) -> Ws {
-    for _ in 0..100 {
-        let mut ws = server.ws_with_header(Some(&user.token)).await;
-        let first = ws.recv().await;
-        if first["type"] == "ready" {
-            return ws;
-        }
-        assert_error(&first, "rate_limited", None, "reconnect");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server never released the closed connection's slot");
-}
 
 /// `max_connections_per_user` (over: `rate_limited` + 1008, slot freed on disconnect) and
 /// `max_sessions_per_connection` (over: refused, the connection stays usable).
