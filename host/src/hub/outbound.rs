@@ -138,3 +138,20 @@ pub fn channel(capacity: usize, max_bytes: usize, metrics: Arc<Metrics>) -> (Out
     };
     (out, queue)
 }
+
+#[cfg(test)]
+mod tests {
+    /// docs/protocol.md has a row for every close code the server uses.
+    #[test]
+    fn every_close_code_is_in_the_reference() {
+        use super::close::*;
+        let reference = include_str!("../../../docs/protocol.md");
+        for code in [GOING_AWAY, INVALID_PAYLOAD, POLICY, TOO_BIG, UNAUTHORIZED] {
+            let row = format!("| {code} |");
+            assert!(
+                reference.contains(&row),
+                "docs/protocol.md, Close codes: no row {row}"
+            );
+        }
+    }
+}

@@ -76,17 +76,4 @@ mod tests {
             );
         }
     }
-
-    /// … and for every close code the server uses.
-    #[test]
-    fn every_close_code_is_in_the_reference() {
-        use crate::hub::outbound::close::*;
-        for code in [GOING_AWAY, INVALID_PAYLOAD, POLICY, TOO_BIG, UNAUTHORIZED] {
-            let row = format!("| {code} |");
-            assert!(
-                REFERENCE.contains(&row),
-                "docs/protocol.md, Close codes: no row {row}"
-            );
-        }
-    }
 }
