@@ -45,8 +45,8 @@ after(async () => {
   await browser?.close();
 });
 
-async function open(name, password, { wsRoute, viewport = { width: 1280, height: 860 } } = {}) {
-  const context = await browser.newContext({ viewport });
+async function open(name, password, { wsRoute, viewport = { width: 1280, height: 860 }, colorScheme = "light" } = {}) {
+  const context = await browser.newContext({ viewport, colorScheme });
   if (wsRoute) await context.routeWebSocket(/\/ws$/, wsRoute);
   if (process.env.BROWSER_WEB_DIST) {
     // For iterating on web/src without rebuilding slashd: /assets/* come from this folder
@@ -781,6 +781,38 @@ test("commands: the popup, argument hints and completion, confirmations, buttons
     assert.deepEqual(await fits(), { scroll: true, out: 0 });
     await phone.screenshot({ path: path.join(OUT, "phone-popup.png") });
     await phone.context().close();
+  });
+
+  await t.test("dark mode follows the system setting, with readable contrast", async () => {
+    const luminance = ([r, g, b]) => {
+      const c = [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+      return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+    };
+    const contrast = (a, b) => { const [x, y] = [luminance(a), luminance(b)].sort((m, n) => n - m); return (x + 0.05) / (y + 0.05); };
+    const colours = (page) => page.evaluate(() => {
+      const rgb = (s) => s.match(/\d+/g).slice(0, 3).map(Number);
+      const body = getComputedStyle(document.documentElement);
+      const message = document.querySelector(".message");
+      return {
+        bg: rgb(body.backgroundColor),
+        ink: rgb(body.color),
+        panel: message ? rgb(getComputedStyle(message).backgroundColor) : null,
+        muted: rgb(getComputedStyle(document.querySelector("#conn") ?? document.body).color),
+      };
+    });
+    for (const scheme of ["light", "dark"]) {
+      const page = await open("vera", USER_PASSWORD, { colorScheme: scheme });
+      await page.click(`#sessions li[data-id="${sessionId}"] button`);
+      await page.locator(".message").first().waitFor({ timeout: WAIT });
+      const c = await colours(page);
+      if (scheme === "dark") assert.ok(luminance(c.bg) < 0.05, `dark background: ${c.bg}`);
+      else assert.ok(luminance(c.bg) > 0.8, `light background: ${c.bg}`);
+      assert.ok(contrast(c.ink, c.bg) >= 7, `${scheme}: text on the page ${c.ink} / ${c.bg}`);
+      assert.ok(contrast(c.ink, c.panel) >= 7, `${scheme}: text on a message ${c.ink} / ${c.panel}`);
+      assert.ok(contrast(c.muted, c.bg) >= 3, `${scheme}: secondary text ${c.muted} / ${c.bg}`);
+      await page.screenshot({ path: path.join(OUT, `chat-${scheme}.png`) });
+      await page.context().close();
+    }
   });
 });
 
