@@ -155,6 +155,9 @@ async fn subscribe_once(
     if !sub.health.set_subscribed(true) {
         tracing::warn!("Redis is back: cross-node delivery resumed");
     }
+    // Redis answers: what failed on the other connections while it was away is not held
+    // against it (the next command that fails says so again).
+    sub.health.command_ok();
     *backoff = Duration::from_millis(200);
     let mut requests = Vec::with_capacity(WATCH_BATCH);
     loop {
