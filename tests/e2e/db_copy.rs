@@ -175,6 +175,26 @@ async fn a_single_node_moves_to_postgres_with_its_history() {
         text(&out.stderr)
     );
     assert!(!missing.exists(), "a missing source is not created");
+    let out = db_copy(&source, &source);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("the same database"),
+        "{}",
+        text(&out.stderr)
+    );
+    sql(
+        &source,
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from a newer slashd', 1, x'00', 0)",
+    )
+    .await;
+    let out = db_copy(&source, &pg.url);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("migrations this slashd does not know (9999)"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = db_copy(&pg.url, &source);
     assert!(!out.status.success());
     assert!(

@@ -351,40 +351,20 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Hub) {
     loop {
         tick.tick().await;
         let expires = now_ms() + PRESENCE_TTL_MS;
-        let mut pipes = vec![redis::pipe()];
-        let mut queued = 0usize;
-        let mut room_for = |pipes: &mut Vec<redis::Pipeline>, commands: usize| {
-            if queued >= HEARTBEAT_CHUNK {
-                pipes.push(redis::pipe());
-                queued = 0;
-            }
-            queued += commands;
-        };
+        let mut pipes = Pipelines::default();
         for chunk in hub.local_connections().chunks(HEARTBEAT_CHUNK / 2) {
-            room_for(&mut pipes, 2 * chunk.len());
-            if let Some(pipe) = pipes.last_mut() {
-                cluster.refresh_connections(pipe, chunk);
-            }
+            cluster.refresh_connections(pipes.with_room_for(2 * chunk.len()), chunk);
         }
         for (session_id, users) in hub.local_presence() {
-            room_for(&mut pipes, users.len() + 1);
-            let Some(pipe) = pipes.last_mut() else { break };
+            let key = cluster.presence_key(&session_id);
+            let pipe = pipes.with_room_for(users.len() + 1);
             for user in users {
-                pipe.zadd(
-                    cluster.presence_key(&session_id),
-                    cluster.member(&user),
-                    expires,
-                )
-                .ignore();
+                pipe.zadd(&key, cluster.member(&user), expires).ignore();
             }
-            pipe.zrembyscore(cluster.presence_key(&session_id), "-inf", now_ms())
-                .ignore();
-        }
-        if queued == 0 && pipes.len() == 1 {
-            continue;
+            pipe.zrembyscore(&key, "-inf", now_ms()).ignore();
         }
         let mut conn = cluster.presence.clone();
-        for pipe in pipes {
+        for pipe in pipes.full {
             let done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
             match done {
                 Ok(()) => cluster.answered(),
@@ -394,5 +374,25 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Hub) {
                 }
             }
         }
+    }
+}
+
+/// The heartbeat's commands, split into pipelines of about [`HEARTBEAT_CHUNK`].
+#[derive(Default)]
+struct Pipelines {
+    full: Vec<redis::Pipeline>,
+    queued: usize,
+}
+
+impl Pipelines {
+    /// The pipeline to add `commands` more to (a new one when the last is full).
+    fn with_room_for(&mut self, commands: usize) -> &mut redis::Pipeline {
+        if self.full.is_empty() || self.queued >= HEARTBEAT_CHUNK {
+            self.full.push(redis::pipe());
+            self.queued = 0;
+        }
+        self.queued = self.queued.saturating_add(commands);
+        let last = self.full.len() - 1;
+        &mut self.full[last]
     }
 }

@@ -97,6 +97,23 @@ impl Sequencer {
         (ready, !self.pending.is_empty())
     }
 
+    /// A new room's first join read history up to `last_seq`: expect `last_seq + 1`, drop
+    /// what arrived early that the history holds, and keep holding the rest until
+    /// [`Sequencer::release`]. A room already delivering keeps its place.
+    fn anchor(&mut self, last_seq: i64) {
+        if self.next == 0 {
+            self.next = last_seq.saturating_add(1);
+            self.held = true;
+            let next = self.next;
+            self.pending.retain(|&seq, _| seq >= next);
+        }
+    }
+
+    /// Stop holding: what may go out now, and whether a gap is open; `None` if not held.
+    fn release(&mut self) -> Option<(Vec<Text>, bool)> {
+        std::mem::take(&mut self.held).then(|| self.flush())
+    }
+
     /// Give up on the gap: everything waiting goes out in order.
     fn skip_gap(&mut self) -> Vec<Text> {
         self.gap_since = None;
@@ -454,12 +471,7 @@ impl Hub {
     pub fn note_last_seq(&self, session_id: &str, last_seq: i64) {
         if let Some(room) = self.existing_room(session_id) {
             let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
-            if sequencer.next == 0 {
-                sequencer.next = last_seq.saturating_add(1);
-                sequencer.held = true;
-                let next = sequencer.next;
-                sequencer.pending.retain(|&seq, _| seq >= next);
-            }
+            sequencer.anchor(last_seq);
         }
     }
 
@@ -469,11 +481,9 @@ impl Hub {
             return;
         };
         let mut sequencer = room.sequencer.lock().unwrap_or_else(|p| p.into_inner());
-        if !std::mem::take(&mut sequencer.held) {
-            return;
+        if let Some((ready, gap)) = sequencer.release() {
+            self.after_accept(session_id, &room, &mut sequencer, ready, gap);
         }
-        let (ready, gap) = sequencer.flush();
-        self.after_accept(session_id, &room, &mut sequencer, ready, gap);
     }
 
     /// Every session with a room on this node, and the distinct users in it.
@@ -618,5 +628,33 @@ mod tests {
         s.accept(10, t(10));
         assert_eq!(seqs(s.skip_gap()), ["10"]);
         assert_eq!(seqs(s.accept(11, t(11)).0), ["11"]);
+    }
+
+    /// A new room: messages from other nodes that arrive before its first join has read
+    /// history wait — one overtaking another must not make the earlier one a "duplicate" —
+    /// and go out in order once the join has sent `joined`; what the history held is
+    /// dropped.
+    #[test]
+    fn a_new_room_holds_early_messages_until_its_first_join_is_answered() {
+        let mut s = Sequencer::default();
+        assert!(s.accept(7, t(7)).0.is_empty(), "7 overtook 6: held");
+        assert!(
+            s.accept(6, t(6)).0.is_empty(),
+            "6 is not taken for a duplicate"
+        );
+        assert!(s.accept(5, t(5)).0.is_empty());
+        s.anchor(5);
+        assert!(s.accept(8, t(8)).0.is_empty(), "still held until released");
+        let (ready, gap) = s.release().expect("it was held");
+        assert_eq!(seqs(ready), ["6", "7", "8"], "5 was in the history");
+        assert!(!gap);
+        assert!(s.release().is_none());
+        assert_eq!(seqs(s.accept(9, t(9)).0), ["9"]);
+        s.anchor(100);
+        assert_eq!(
+            seqs(s.accept(10, t(10)).0),
+            ["10"],
+            "a delivering room keeps its place"
+        );
     }
 }

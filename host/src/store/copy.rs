@@ -23,7 +23,7 @@ use anyhow::{bail, Context};
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, Connection, Row};
 
-use super::{redact, Store, SQLITE_MIGRATIONS};
+use super::{redact, sqlite_path, Store, SQLITE_MIGRATIONS};
 
 /// Rows read from the source and inserted into the target per statement.
 const CHUNK: usize = 256;
@@ -222,14 +222,8 @@ async fn open_source(url: &str) -> anyhow::Result<AnyConnection> {
 
 fn same_file(a: &str, b: &str) -> bool {
     let path = |url: &str| {
-        let p = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:")
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        std::fs::canonicalize(&p).unwrap_or_else(|_| p.into())
+        let p = sqlite_path(url);
+        std::fs::canonicalize(p).unwrap_or_else(|_| p.into())
     };
     path(a) == path(b)
 }
