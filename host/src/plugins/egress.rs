@@ -120,7 +120,7 @@ impl CpuSlot {
         }
     }
 
-    /// The permit, if held (handed to the reaper with the store).
+    /// The permit, if held (released with the store).
     pub fn take(&self) -> Option<OwnedSemaphorePermit> {
         self.lock().held.take()
     }

@@ -12,10 +12,8 @@
 //!
 //! Every timed call is followed by an untimed pause, the same for every series (`--pause-us`,
 //! default 100 µs; `--pause-mode sleep|spin`, default sleep: the calling thread parks between
-//! commands, as a server's worker does). slashd drops each call's Store on a background
-//! "reaper" thread, and calls back to back outrun that thread until the instance pool is
-//! exhausted (see the `slashd back-to-back` probe); `--pause-us 0 --only plain,mirror,extism`
-//! measures the others back to back.
+//! commands, as a server's worker does); the `slashd back-to-back` probe calls with no pause
+//! (`--pause-us 0 --only plain,mirror,extism` measures the others back to back).
 //!
 //! See README.md for how to build and run it.
 
@@ -200,7 +198,7 @@ enum PauseMode {
     /// commands. The default.
     Sleep,
     /// Spin on `yield_now`: the calling core stays busy and warm; any runnable thread on it
-    /// (slashd's reaper) still gets the CPU.
+    /// still gets the CPU.
     Spin,
 }
 
@@ -370,7 +368,7 @@ async fn native_series(args: &Args, report: &mut Report) -> anyhow::Result<()> {
 }
 
 /// (b) `PluginTester::run`: parse, role check, then `Runtime::invoke` (fresh Store and
-/// instance from the `InstancePre`, limits, deadline; the Store goes to the reaper thread).
+/// instance from the `InstancePre`, limits, deadline; the Store dropped where the call ran).
 async fn slashd_series(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let tester = slashd::plugins::testkit::PluginTester::builder(&args.hello)
         .build()
@@ -398,8 +396,8 @@ async fn slashd_series(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     }
     report.add("slashd", &samples);
 
-    // Back to back, no pause: how long until the stores waiting for the reaper thread
-    // exhaust the pool (72 component instances with the default config)?
+    // Back to back, no pause: every call must still find a pool slot (a store once waited
+    // for another thread to drop it, and back-to-back calls ran out of slots).
     std::thread::sleep(Duration::from_millis(200));
     let mut samples = Vec::new();
     let mut failure = None;
@@ -431,8 +429,7 @@ async fn slashd_series(args: &Args, report: &mut Report) -> anyhow::Result<()> {
 /// `run`), rebuilt on the same wasmtime 48 with the same engine settings, so each phase can
 /// be timed without hooks in the server. Differences: the store's data is smaller (no
 /// identity, call context or host services), the linker has only WASI (the template plugin
-/// imports nothing else), and the store is dropped inline (timed) rather than on slashd's
-/// reaper thread.
+/// imports nothing else).
 mod mirror {
     use std::hint::black_box;
     use std::time::{Duration, Instant};
