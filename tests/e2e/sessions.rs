@@ -376,6 +376,10 @@ async fn foreign_sessions_are_invisible(backend: Backend) {
         )
         .await;
     not_found(s, &b, "members");
+    let (s, b) = server
+        .get(&format!("/chat/sessions/{id}/members"), &bob.token)
+        .await;
+    not_found(s, &b, "member list");
     // A missing session looks exactly like a foreign one.
     let missing = "01900000-0000-7000-8000-000000000000";
     let (s, b) = server
@@ -453,6 +457,56 @@ async fn members_read_but_do_not_own(backend: Backend) {
     assert_eq!(list["sessions"][0]["id"], id.as_str());
     let messages = history(&server, &id, &bob.token).await;
     assert_eq!(messages[0]["content"], "hello bob");
+
+    // A member sees who is in the session: the owner first, names and roles.
+    let (status, people) = server
+        .get(&format!("/chat/sessions/{id}/members"), &bob.token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{people}");
+    assert_eq!(
+        people,
+        json!({"session_id": id, "total": 2, "members": [
+            {"id": alice.id, "name": "alice", "role": "viewer", "relation": "owner"},
+            {"id": bob.id, "name": "bob", "role": "viewer", "relation": "member"},
+        ]})
+    );
+    let (_, page) = server
+        .get(
+            &format!("/chat/sessions/{id}/members?limit=1&offset=1"),
+            &alice.token,
+        )
+        .await;
+    assert_eq!(page["total"], 2);
+    assert_eq!(
+        page["members"],
+        json!([{"id": bob.id, "name": "bob", "role": "viewer", "relation": "member"}])
+    );
+
+    // The list shows where each session is: its newest message, cut to 160 characters.
+    let summary = &list["sessions"][0];
+    assert_eq!(summary["last_seq"], 1, "{summary}");
+    let last = &summary["last_message"];
+    assert_eq!(last["seq"], 1, "{summary}");
+    assert_eq!(last["role"], "user");
+    assert_eq!(last["user_id"], alice.id.as_str());
+    assert_eq!(last["user_name"], "alice");
+    assert_eq!(last["preview"], "hello bob");
+    assert_eq!(last["truncated"], false);
+    let long = "é".repeat(150) + &"x".repeat(50);
+    post_messages(&mut ws, &id, std::slice::from_ref(&long)).await;
+    let (_, list) = server.get("/chat/sessions", &bob.token).await;
+    let last = &list["sessions"][0]["last_message"];
+    assert_eq!(list["sessions"][0]["last_seq"], 2);
+    assert_eq!(last["preview"], long.chars().take(160).collect::<String>());
+    assert_eq!(last["truncated"], true);
+    let empty = server.session(&bob, "Nothing yet").await;
+    let (_, list) = server.get("/chat/sessions", &bob.token).await;
+    let listed = list["sessions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["id"] == empty.as_str()))
+        .expect("the new session is listed");
+    assert_eq!(listed["last_message"], Value::Null, "{listed}");
+    assert_eq!(listed["last_seq"], 0);
 
     // Members may not rename, end or invite.
     let (status, body) = server

@@ -158,6 +158,7 @@ impl Commands {
                     .map_err(crate::chat::ChatError::Db)?;
                 sessions
                     .into_iter()
+                    .map(|s| s.session)
                     .filter(|s| {
                         s.id.starts_with(&wanted) || s.title.to_lowercase().contains(&wanted)
                     })

@@ -86,6 +86,7 @@ impl HostServices for ServerServices {
             .map_err(storage_error)?;
         Ok(sessions
             .into_iter()
+            .map(|s| s.session)
             .map(|s| SessionSummary {
                 last_activity_at: rfc3339(s.last_activity_at),
                 created_at: rfc3339(s.created_at),

@@ -14,7 +14,9 @@ use crate::chat::{Chat, ChatError};
 use crate::config::SessionsConfig;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::state::AppState;
-use crate::store::{Access, Message, Session, SessionPatch, SessionStatus};
+use crate::store::{
+    Access, Message, Session, SessionMember, SessionPatch, SessionStatus, SessionSummary,
+};
 
 /// Most items one page may hold (`limit`).
 pub const MAX_PAGE: i64 = 500;
@@ -112,7 +114,28 @@ pub struct AddMember {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionList {
-    sessions: Vec<Session>,
+    sessions: Vec<SessionSummary>,
+    total: i64,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MembersParams {
+    /// How many people to return; 0 answers an empty page (useful for `total`).
+    #[param(minimum = 0, maximum = 500, default = 500)]
+    limit: Option<i64>,
+    /// How many to skip.
+    #[param(minimum = 0, default = 0)]
+    offset: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MemberList {
+    #[schema(format = "uuid")]
+    session_id: String,
+    /// The owner first, then members by name.
+    members: Vec<SessionMember>,
+    /// Everyone in the session, the owner included, not just this page.
     total: i64,
 }
 
@@ -440,6 +463,41 @@ pub async fn context(
         })
         .collect();
     Ok(JsonResponse(Context { messages }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/chat/sessions/{id}/members",
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = "uuid", description = "Session id (a UUID; anything else gets 400)"), MembersParams),
+    responses(
+        (status = 200, description = "Who is in the session: names, roles, owner or member", body = MemberList),
+        (status = 400, description = "Malformed id, `limit` or `offset` out of range or not a \
+                                      number, or a NUL character", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such session, or not the caller's", body = ErrorBody),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
+    )
+)]
+pub async fn members(
+    State(chat): State<Chat>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Query(params): Query<MembersParams>,
+) -> AppResult<JsonResponse<MemberList>> {
+    chat.visible_session(&caller.id, &id).await?;
+    let (limit, offset) = page(params.limit, params.offset, MAX_PAGE)?;
+    let (members, total) = chat.store.members(&id, limit, offset).await?;
+    Ok(JsonResponse(MemberList {
+        session_id: id,
+        members,
+        total,
+    }))
 }
 
 #[utoipa::path(

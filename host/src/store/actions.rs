@@ -61,7 +61,7 @@ impl Store {
             .await?;
         if let Some(row) = row {
             let text: String = row.try_get("metadata")?;
-            let mut metadata = super::sessions::parse_metadata(&text);
+            let mut metadata = super::parse_metadata(&text);
             mark_used(&mut metadata, action_id);
             sqlx::query("UPDATE messages SET metadata = $1 WHERE id = $2")
                 .bind(metadata.to_string())

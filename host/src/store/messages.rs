@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::sessions::parse_metadata;
+use super::parse_metadata;
 use super::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -32,7 +32,7 @@ impl MessageRole {
         }
     }
 
-    fn parse(text: &str) -> MessageRole {
+    pub(super) fn parse(text: &str) -> MessageRole {
         match text {
             "assistant" => MessageRole::Assistant,
             "command" => MessageRole::Command,

@@ -25,7 +25,10 @@ pub use stats::Counts;
 pub mod messages_error {
     pub use super::messages::AppendError;
 }
-pub use sessions::{Access, Session, SessionPatch, SessionStatus};
+pub use sessions::{
+    Access, LastMessage, Relation, Session, SessionMember, SessionPatch, SessionStatus,
+    SessionSummary,
+};
 pub use users::{valid_user_id, valid_user_name, CreateUserError, User, UserStatus};
 
 use std::str::FromStr;
@@ -202,6 +205,11 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
 /// A fresh time-ordered id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// A stored metadata column (JSON text) as a value; `{}` when it does not parse.
+fn parse_metadata(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
 }
 
 #[cfg(test)]

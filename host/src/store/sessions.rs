@@ -6,8 +6,14 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{new_id, Store};
+use slashd_plugin_api::Role;
+
+use super::messages::MessageRole;
+use super::{new_id, parse_metadata, Store};
 use crate::time_fmt::{self, now_ms};
+
+/// How many characters of a session's newest message its list entry carries.
+pub const PREVIEW_CHARS: usize = 160;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -39,16 +45,62 @@ pub struct Session {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     #[serde(serialize_with = "time_fmt::serialize_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub ended_at: Option<i64>,
     #[serde(serialize_with = "time_fmt::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub last_activity_at: i64,
     #[schema(value_type = Object)]
     pub metadata: Value,
-    /// The seq of the newest message (0 when empty).
-    #[serde(skip)]
+    /// The seq of the newest message (0 when empty): with the seq a client has seen, how
+    /// many messages it has not.
     pub last_seq: i64,
+}
+
+/// A session as the caller's list shows it: the session and the start of its newest message.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionSummary {
+    #[serde(flatten)]
+    pub session: Session,
+    /// `null` while the session has no message.
+    #[schema(required = true)]
+    pub last_message: Option<LastMessage>,
+}
+
+/// The newest message of a session, cut short.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LastMessage {
+    pub seq: i64,
+    pub role: MessageRole,
+    #[schema(required = true)]
+    pub user_id: Option<String>,
+    /// The author's user name, when a user wrote it.
+    #[schema(required = true)]
+    pub user_name: Option<String>,
+    /// The first 160 characters of the content.
+    #[schema(max_length = 160)]
+    pub preview: String,
+    /// Whether the content goes on past `preview`.
+    pub truncated: bool,
+    #[serde(serialize_with = "time_fmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+/// Who is in a session: its owner or a member, with their name and role.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionMember {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub relation: Relation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Relation {
+    Owner,
+    Member,
 }
 
 /// How the caller relates to a session they can see.
@@ -66,10 +118,6 @@ pub struct SessionPatch {
 
 const COLUMNS: &str = "id, title, owner_id, status, metadata, created_at, updated_at, ended_at, \
                        last_activity_at, last_seq";
-
-pub(super) fn parse_metadata(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::Object(Default::default()))
-}
 
 fn from_row(row: &AnyRow) -> Result<Session, sqlx::Error> {
     let status: String = row.try_get("status")?;
@@ -92,8 +140,30 @@ fn from_row(row: &AnyRow) -> Result<Session, sqlx::Error> {
     })
 }
 
-/// What "the caller's sessions" means, as SQL: owned or joined as a member.
-const VISIBLE_TO: &str = "id IN (SELECT id FROM sessions WHERE owner_id = $1 \
+/// The `m_*` columns of a session list row: its newest message, if it has one.
+fn last_message(row: &AnyRow) -> Result<Option<LastMessage>, sqlx::Error> {
+    let Some(seq) = row.try_get::<Option<i64>, _>("m_seq")? else {
+        return Ok(None);
+    };
+    let role: String = row.try_get("m_role")?;
+    let content: String = row.try_get("m_content")?;
+    let (preview, truncated) = match content.char_indices().nth(PREVIEW_CHARS) {
+        Some((cut, _)) => (content[..cut].to_string(), true),
+        None => (content, false),
+    };
+    Ok(Some(LastMessage {
+        seq,
+        role: MessageRole::parse(&role),
+        user_id: row.try_get("m_user_id")?,
+        user_name: row.try_get("m_user_name")?,
+        preview,
+        truncated,
+        created_at: row.try_get("m_created_at")?,
+    }))
+}
+
+/// What "the caller's sessions" means, as SQL over `sessions s`: owned or joined as a member.
+const VISIBLE_TO: &str = "s.id IN (SELECT id FROM sessions WHERE owner_id = $1 \
                           UNION SELECT session_id FROM session_members WHERE user_id = $1)";
 
 impl Store {
@@ -170,37 +240,110 @@ impl Store {
         Ok(member.map(|_| (session, Access::Member)))
     }
 
-    /// The caller's sessions, newest activity first, and how many there are in all.
+    /// The caller's sessions, newest activity first, each with the start of its newest
+    /// message, and how many there are in all.
     pub async fn list_sessions(
         &self,
         user_id: &str,
         status: Option<SessionStatus>,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<Session>, i64), sqlx::Error> {
+    ) -> Result<(Vec<SessionSummary>, i64), sqlx::Error> {
         let status_filter = match status {
-            Some(SessionStatus::Active) => " AND status = 'active'",
-            Some(SessionStatus::Ended) => " AND status = 'ended'",
+            Some(SessionStatus::Active) => " AND s.status = 'active'",
+            Some(SessionStatus::Ended) => " AND s.status = 'ended'",
             None => "",
         };
         let total: i64 = sqlx::query(&format!(
-            "SELECT COUNT(*) AS n FROM sessions WHERE {VISIBLE_TO}{status_filter}"
+            "SELECT COUNT(*) AS n FROM sessions s WHERE {VISIBLE_TO}{status_filter}"
         ))
         .bind(user_id)
         .fetch_one(self.pool())
         .await?
         .try_get("n")?;
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // One character past the preview tells whether the content goes on.
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM sessions WHERE {VISIBLE_TO}{status_filter} \
-             ORDER BY last_activity_at DESC, id DESC LIMIT $2 OFFSET $3"
+            "SELECT {columns}, m.seq AS m_seq, m.role AS m_role, m.user_id AS m_user_id, \
+             substr(m.content, 1, {}) AS m_content, m.created_at AS m_created_at, \
+             u.name AS m_user_name \
+             FROM sessions s \
+             LEFT JOIN messages m ON m.session_id = s.id AND m.seq = s.last_seq \
+             LEFT JOIN users u ON u.id = m.user_id \
+             WHERE {VISIBLE_TO}{status_filter} \
+             ORDER BY s.last_activity_at DESC, s.id DESC LIMIT $2 OFFSET $3",
+            PREVIEW_CHARS + 1
         ))
         .bind(user_id)
         .bind(limit)
         .bind(offset)
         .fetch_all(self.pool())
         .await?;
-        let sessions = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+        let sessions = rows
+            .iter()
+            .map(|row| {
+                Ok(SessionSummary {
+                    session: from_row(row)?,
+                    last_message: last_message(row)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
         Ok((sessions, total))
+    }
+
+    /// Who is in a session, owner first then members by name, and how many there are.
+    pub async fn members(
+        &self,
+        session_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<SessionMember>, i64), sqlx::Error> {
+        let total: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM session_members WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_one(self.pool())
+                .await?
+                .try_get("n")?;
+        let rows = sqlx::query(
+            "SELECT id, name, role, relation FROM ( \
+               SELECT u.id, u.name, u.role, 'owner' AS relation, 0 AS rank \
+               FROM sessions s JOIN users u ON u.id = s.owner_id WHERE s.id = $1 \
+               UNION ALL \
+               SELECT u.id, u.name, u.role, 'member' AS relation, 1 AS rank \
+               FROM session_members sm JOIN users u ON u.id = sm.user_id \
+               WHERE sm.session_id = $1 \
+             ) AS everyone ORDER BY rank, name, id LIMIT $2 OFFSET $3",
+        )
+        .bind(session_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let members = rows
+            .iter()
+            .map(|row| {
+                let role: String = row.try_get("role")?;
+                let relation: String = row.try_get("relation")?;
+                Ok(SessionMember {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    role: role
+                        .parse()
+                        .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                    relation: if relation == "owner" {
+                        Relation::Owner
+                    } else {
+                        Relation::Member
+                    },
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        // The owner counts too.
+        Ok((members, total.saturating_add(1)))
     }
 
     /// Apply a patch to an active session. `None` when the session is not active.
