@@ -392,8 +392,10 @@ pub struct CompletionRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Completion {
     pub value: String,
+    #[cfg_attr(feature = "schema", schema(required = true))]
     pub label: Option<String>,
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
@@ -729,8 +729,70 @@ pub enum Closed {
     Abrupt,
 }
 
+/// The frame schemas of `/asyncapi.json` (`slashd::protocol::asyncapi`), compiled once:
+/// every frame a [`Ws`] sends with [`Ws::send`] and every frame it receives must match them,
+/// so the whole suite checks the document against the server.
+struct Contract {
+    client: jsonschema::Validator,
+    server: jsonschema::Validator,
+}
+
+fn contract() -> &'static Contract {
+    static CONTRACT: OnceLock<Contract> = OnceLock::new();
+    CONTRACT.get_or_init(|| {
+        let doc = slashd::protocol::asyncapi::document();
+        let side = |union: &str| {
+            let mut root = doc.clone();
+            root["$ref"] = json!(format!("#/components/schemas/{union}"));
+            jsonschema::draft202012::options()
+                .should_validate_formats(true)
+                .build(&root)
+                .unwrap_or_else(|e| panic!("/asyncapi.json's {union} does not compile: {e}"))
+        };
+        Contract {
+            client: side("ClientFrame"),
+            server: side("ServerFrame"),
+        }
+    })
+}
+
+/// How `frame` breaks its side's schemas in `/asyncapi.json` (empty: it matches).
+pub fn frame_errors(from_client: bool, frame: &Value) -> Vec<String> {
+    let validator = if from_client {
+        &contract().client
+    } else {
+        &contract().server
+    };
+    validator
+        .iter_errors(frame)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .take(5)
+        .collect()
+}
+
+/// Panic unless `frame` matches its side's schemas in `/asyncapi.json`.
+#[track_caller]
+pub fn check_frame(from_client: bool, frame: &Value) {
+    let errors = frame_errors(from_client, frame);
+    assert!(
+        errors.is_empty(),
+        "a {} frame does not match /asyncapi.json: {frame}\n{}",
+        if from_client { "client" } else { "server" },
+        errors.join("\n")
+    );
+}
+
 impl Ws {
-    pub async fn send(&mut self, frame: Value) {
+    /// Send a frame the protocol allows (checked against `/asyncapi.json`; a deliberately
+    /// bad one goes through [`Ws::send_unchecked`]).
+    #[track_caller]
+    pub fn send(&mut self, frame: Value) -> impl std::future::Future<Output = ()> + '_ {
+        check_frame(true, &frame);
+        self.send_unchecked(frame)
+    }
+
+    /// Send any JSON, for the tests of what the server refuses.
+    pub async fn send_unchecked(&mut self, frame: Value) {
         self.stream
             .send(Message::text(frame.to_string()))
             .await
@@ -757,7 +819,9 @@ impl Ws {
         loop {
             match self.stream.next().await? {
                 Ok(Message::Text(t)) => {
-                    return Some(serde_json::from_str(&t).expect("server sent JSON"))
+                    let frame: Value = serde_json::from_str(&t).expect("server sent JSON");
+                    check_frame(false, &frame);
+                    return Some(frame);
                 }
                 Ok(Message::Close(_)) | Err(_) => return None,
                 Ok(_) => continue,

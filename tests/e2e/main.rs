@@ -5,6 +5,7 @@ mod harness;
 mod support;
 
 mod assistant;
+mod asyncapi;
 mod auth;
 mod authoring;
 mod builtins;

@@ -19,6 +19,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/chat/sessions/{id}"),
     ("get", "/chat/sessions/{id}/messages"),
     ("get", "/chat/sessions/{id}/context"),
+    ("get", "/chat/sessions/{id}/members"),
     ("post", "/chat/sessions/{id}/members"),
     ("get", "/commands"),
     ("get", "/admin/plugins"),
@@ -30,6 +31,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/admin/audit"),
     ("get", "/openapi.json"),
+    ("get", "/asyncapi.json"),
     ("delete", "/chat/sessions/{id}/members/{user_id}"),
 ];
 
@@ -226,6 +228,9 @@ async fn the_document_declares_what_the_server_enforces() {
         (Method::DELETE, "/chat/sessions/{id}", "/chat/sessions/not-a-uuid".into(), json, vec![], "admin", 400),
         (Method::GET, "/chat/sessions/{id}/messages", format!("/chat/sessions/{mine}/messages?limit=501"), json, vec![], "admin", 400),
         (Method::GET, "/chat/sessions/{id}/messages", format!("/chat/sessions/{mine}/messages?after_seq=-1"), json, vec![], "admin", 400),
+        (Method::GET, "/chat/sessions/{id}/members", format!("/chat/sessions/{mine}/members?limit=501"), json, vec![], "admin", 400),
+        (Method::GET, "/chat/sessions/{id}/members", format!("/chat/sessions/{unknown}/members"), json, vec![], "viewer", 404),
+        (Method::GET, "/chat/sessions/{id}/members", "/chat/sessions/not-a-uuid/members".into(), json, vec![], "admin", 400),
         (Method::POST, "/chat/sessions/{id}/members", format!("/chat/sessions/{mine}/members"), "text/plain", b"{}".to_vec(), "admin", 415),
         (Method::POST, "/chat/sessions/{id}/members", format!("/chat/sessions/{mine}/members"), json, big.clone(), "admin", 413),
         (Method::POST, "/admin/plugins/{name}/enable", "/admin/plugins/help/enable".into(), json, vec![], "viewer", 403),

@@ -94,7 +94,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::get, sessions::update, sessions::end))
         .routes(routes!(sessions::messages))
         .routes(routes!(sessions::context))
-        .routes(routes!(sessions::add_member))
+        .routes(routes!(sessions::members, sessions::add_member))
         .routes(routes!(sessions::remove_member))
         .routes(routes!(commands::list))
         .routes(routes!(admin::plugins))
@@ -106,6 +106,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
         .routes(routes!(openapi_json))
+        .routes(routes!(asyncapi_json))
 }
 
 /// The OpenAPI document of every REST route.
@@ -119,14 +120,21 @@ pub fn routes() -> Router<AppState> {
         tracing::error!(error = %e, "cannot serialize the OpenAPI document");
         "{}".into()
     });
+    let asyncapi = serde_json::to_string_pretty(&crate::protocol::asyncapi::document())
+        .unwrap_or_else(|_| "{}".into());
     router
         .layer(Extension(ApiJson(json.into())))
+        .layer(Extension(AsyncApiJson(asyncapi.into())))
         .fallback(|| async { AppError::NotFound("no such route".into()) })
 }
 
 /// The serialized document, made once at start.
 #[derive(Clone)]
 struct ApiJson(Arc<str>);
+
+/// The serialized AsyncAPI document of the WebSocket protocol, made once at start.
+#[derive(Clone)]
+struct AsyncApiJson(Arc<str>);
 
 /// This document.
 #[utoipa::path(
@@ -144,6 +152,31 @@ struct ApiJson(Arc<str>);
     )
 )]
 async fn openapi_json(Extension(ApiJson(json)): Extension<ApiJson>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json.to_string(),
+    )
+}
+
+/// The AsyncAPI 3 document of the WebSocket protocol (`protocol::asyncapi`).
+#[utoipa::path(
+    get,
+    path = "/asyncapi.json",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The AsyncAPI 3.0 document of the WebSocket protocol at \
+                                      `/ws`: every frame each way, made from the frame types",
+         content_type = "application/json"),
+        (status = 408, description = common::TIMED_OUT),
+        (status = 500, description = common::INTERNAL,
+         content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = common::AT_CAPACITY, body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait: always 1"))),
+    )
+)]
+async fn asyncapi_json(
+    Extension(AsyncApiJson(json)): Extension<AsyncApiJson>,
+) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
         json.to_string(),

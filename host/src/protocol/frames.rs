@@ -16,7 +16,10 @@ pub type FrameId = Option<Value>;
 
 /// A client → server frame. `Serialize` writes it back as a client would send it (the fuzz
 /// target checks that a decoded frame re-encodes to the same frame).
-#[derive(Debug, PartialEq, Deserialize, Serialize)]
+///
+/// Its schema (`ToSchema`) is what `/asyncapi.json` states for each client frame; the
+/// optional `id` every frame may carry is added there (it is taken off before decoding).
+#[derive(Debug, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     Auth {
@@ -104,6 +107,22 @@ pub fn peek_id(text: &str) -> FrameId {
         .flatten()
 }
 
+/// A frame `id` as a schema: a number, or a string of at most [`MAX_ID_CHARS`] characters.
+pub fn frame_id() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_ID_CHARS)),
+        )
+        .description(Some(
+            "The client's frame id, echoed on the frame's direct answer",
+        ))
+        .into()
+}
+
 fn take_id(map: &mut Map<String, Value>) -> Result<FrameId, String> {
     check_id(map.remove("id"))
 }
@@ -119,7 +138,7 @@ fn check_id(id: Option<Value>) -> Result<FrameId, String> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserInfo<'a> {
     pub id: &'a str,
     pub name: &'a str,
@@ -136,46 +155,54 @@ impl<'a> From<&'a Principal> for UserInfo<'a> {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PresenceState {
     Joined,
     Left,
 }
 
-#[derive(Debug, Serialize)]
+/// A server → client frame. Its schema (`ToSchema`) is what `/asyncapi.json` states for
+/// each server frame.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
     Ready {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = frame_id)]
         id: &'a FrameId,
         connection_id: &'a str,
         user: UserInfo<'a>,
     },
     Joined {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = frame_id)]
         id: &'a FrameId,
         session_id: &'a str,
         participants: Vec<String>,
         last_seq: i64,
         #[serde(serialize_with = "message::serialize_all")]
+        #[schema(value_type = Vec<WireMessage>)]
         missed: &'a [Message],
         /// More were missed than `missed` holds: page `GET …/messages?after_seq=`.
         has_more: bool,
     },
     Left {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = frame_id)]
         id: &'a FrameId,
         session_id: &'a str,
     },
     Ack {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = frame_id)]
         id: &'a FrameId,
         message_id: &'a str,
         seq: i64,
     },
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = frame_id)]
         id: &'a FrameId,
     },
     Message {
@@ -204,6 +231,7 @@ pub enum ServerFrame<'a> {
     },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = frame_id)]
         id: &'a FrameId,
         code: ErrorCode,
         message: &'a str,
@@ -211,22 +239,27 @@ pub enum ServerFrame<'a> {
     /// The answer to `complete`: the items replace the line from character `from` on.
     Completions {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = frame_id)]
         id: &'a FrameId,
+        #[schema(value_type = Vec<slashd_plugin_api::Completion>)]
         items: &'a [slashd_plugin_api::Completion],
         from: usize,
     },
     /// The invoker must confirm before anything is stored or run.
     ConfirmRequired {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = frame_id)]
         id: &'a FrameId,
         confirmation_id: &'a str,
         prompt: &'a str,
         #[serde(serialize_with = "crate::time_fmt::serialize")]
+        #[schema(value_type = String, format = DateTime)]
         expires_at: i64,
     },
     /// A confirmation was declined or expired: nothing happened.
     Cancelled {
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = frame_id)]
         id: &'a FrameId,
         confirmation_id: &'a str,
     },
@@ -243,7 +276,7 @@ pub enum ServerFrame<'a> {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProgressState {
     Running,

@@ -15,8 +15,11 @@ pub struct WireMessage<'a> {
     pub session_id: &'a str,
     /// The message's place in its session; `null` only for an ephemeral command reply,
     /// which is not stored.
+    #[schema(required = true)]
     pub seq: Option<i64>,
     pub role: MessageRole,
+    /// The poster of a `user` message; `null` for the others.
+    #[schema(required = true)]
     pub user_id: Option<&'a str>,
     pub content: &'a str,
     #[schema(value_type = Object)]

@@ -1,9 +1,11 @@
 //! The wire: what crosses between a client and the server, free of how it travels.
 //! `frames` is protocol v1 (docs/protocol.md), `message` the one shape of a chat message on the
 //! wire (in frames and REST bodies alike), `command_line` how a `/command` line splits, and
-//! [`ErrorCode`] the codes every refusal carries.
+//! [`ErrorCode`] the codes every refusal carries; `asyncapi` describes the frames as an
+//! AsyncAPI 3 document.
 
 pub mod args;
+pub mod asyncapi;
 pub mod command_line;
 pub mod frames;
 pub mod message;

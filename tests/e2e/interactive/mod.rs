@@ -24,6 +24,11 @@ pub async fn probe_server(backend: Backend, edit: impl FnOnce(Setup) -> Setup) -
 pub async fn answer(ws: &mut Ws, mut frame: Value, id: &str) -> Value {
     frame["id"] = json!(id);
     ws.send(frame).await;
+    reply_to(ws, id).await
+}
+
+/// The first frame that echoes `id`.
+pub async fn reply_to(ws: &mut Ws, id: &str) -> Value {
     loop {
         let got = ws.recv().await;
         if got["id"] == id {
