@@ -98,3 +98,94 @@ async fn the_example_clients_post_and_see_their_message() {
         .collect();
     assert_eq!(stored, ["hello from javascript", "hello from python"]);
 }
+
+/// The TypeScript client (`clients/ts`), from its lockfile, once per test process.
+fn typescript_client() -> PathBuf {
+    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let dir = root().join("clients/ts");
+            let out = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--silent"])
+                .current_dir(&dir)
+                .output()
+                .expect("run npm ci in clients/ts");
+            assert!(
+                out.status.success(),
+                "npm ci in clients/ts failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            dir
+        })
+        .clone()
+}
+
+/// The client's frame types are what its generator makes of the server's AsyncAPI document.
+#[test]
+fn the_typescript_client_types_are_generated_from_the_asyncapi_document() {
+    let dir = root().join("clients/ts");
+    let mut child = Command::new("node")
+        .args(["scripts/gen-frames.mjs", "-"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gen-frames.mjs");
+    let doc = slashd::protocol::asyncapi::document().to_string();
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), doc.as_bytes())
+        .expect("write the document");
+    let out = child.wait_with_output().expect("gen-frames.mjs");
+    assert!(out.status.success(), "gen-frames.mjs failed");
+    let committed = std::fs::read_to_string(dir.join("src/frames.ts")).expect("src/frames.ts");
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == committed,
+        "clients/ts/src/frames.ts is stale: with a server on :8080, `(cd clients/ts && npm run gen)`"
+    );
+}
+
+/// `clients/ts`'s own tests (node's test runner) against a real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_client_passes_its_tests_against_a_real_server() {
+    let dir = tokio::task::spawn_blocking(typescript_client)
+        .await
+        .expect("install");
+    let server = Server::start(Backend::Sqlite).await;
+    let ann = server.user("ann", "viewer").await;
+    let bob = server.user("bob", "analyst").await;
+    let session = server.session(&ann, "typed client").await;
+    let (status, body) = server
+        .post(
+            &format!("/chat/sessions/{session}/members"),
+            &ann.token,
+            serde_json::json!({"user_id": bob.id}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 201, "{body}");
+    let out = tokio::task::spawn_blocking({
+        let (url, ann, bob, session) = (
+            server.base.clone(),
+            ann.token.clone(),
+            bob.token.clone(),
+            session.clone(),
+        );
+        move || {
+            Command::new("npm")
+                .args(["test", "--silent"])
+                .current_dir(dir)
+                .env("SLASHD_URL", url)
+                .env("ANN_TOKEN", ann)
+                .env("BOB_TOKEN", bob)
+                .env("SESSION_ID", session)
+                .output()
+                .expect("run npm test in clients/ts")
+        }
+    })
+    .await
+    .expect("npm test");
+    assert!(
+        out.status.success(),
+        "clients/ts tests failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
