@@ -13,6 +13,8 @@ import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
 
+const AXE = readFileSync(path.resolve(import.meta.dirname, "node_modules/axe-core/axe.min.js"), "utf8");
+
 const BASE = process.env.SLASHD_URL;
 const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD;
 const USER_PASSWORD = process.env.USER_PASSWORD;
@@ -45,7 +47,7 @@ after(async () => {
   await browser?.close();
 });
 
-async function open(name, password, { wsRoute, viewport = { width: 1280, height: 860 }, colorScheme = "light" } = {}) {
+async function open(name, password, { wsRoute, viewport = { width: 1280, height: 860 }, colorScheme = "light", clock } = {}) {
   const context = await browser.newContext({ viewport, colorScheme });
   if (wsRoute) await context.routeWebSocket(/\/ws$/, wsRoute);
   if (process.env.BROWSER_WEB_DIST) {
@@ -59,6 +61,8 @@ async function open(name, password, { wsRoute, viewport = { width: 1280, height:
     });
   }
   const page = await context.newPage();
+  // The browser's idea of now (the server keeps its own).
+  if (clock) await page.clock.setFixedTime(clock);
   page.on("pageerror", (e) => problems.push(`${name}: page error: ${e.message}`));
   page.on("console", (m) => {
     // A 401 on purpose (wrong password) is logged by the browser as a failed resource.
@@ -151,6 +155,26 @@ test("the chat page, end to end", async (t) => {
     await bob.locator("#session-title", { hasText: "Release planning" }).waitFor({ timeout: WAIT });
     // The admin sees bob arrive (named, since the admin added him).
     await admin.locator("#participants li", { hasText: "bob" }).waitFor({ timeout: WAIT });
+  });
+
+  await t.test("people are names: presence, and the member list with roles", async () => {
+    // Bob never met the admin on this browser: the name comes from the member list.
+    await bob.locator("#participants li", { hasText: /^admin$/ }).waitFor({ timeout: WAIT });
+    assert.equal(await bob.locator("#participants li", { hasText: "user …" }).count(), 0);
+    await bob.click("#people-summary");
+    await bob.locator("#member-list li").nth(1).waitFor({ timeout: WAIT });
+    const rows = await bob.locator("#member-list li").evaluateAll((lis) => lis.map((li) => ({
+      name: li.querySelector(".member-name").textContent,
+      role: li.querySelector(".member-role").textContent,
+      owner: li.querySelector(".member-owner") !== null,
+      here: li.dataset.here,
+    })));
+    assert.deepEqual(rows, [
+      { name: "admin", role: "admin", owner: true, here: "true" },
+      { name: "bob (you)", role: "analyst", owner: false, here: "true" },
+    ]);
+    assert.equal(await bob.textContent("#people-summary"), "People (2)");
+    await bob.click("#people-summary"); // fold it again
   });
 
   await t.test("a post appears live for the other member; the assistant streams its reply", async () => {
@@ -312,6 +336,131 @@ test("the chat page, end to end", async (t) => {
     assert.ok(await admin.locator("#input").isDisabled(), "no posting into an ended session");
   });
 
+  await t.test("the session list shows last activity, a preview and unread counts", async () => {
+    // Bob has "Release planning" open; the admin posts in a second session bob is in.
+    await bob.click(`#sessions li[data-id="${sessionId}"] button`);
+    await page_createSession(admin, "Second room");
+    const second = await admin.evaluate(() => location.hash.slice(1));
+    await admin.fill("#member-name", "bob");
+    await admin.press("#member-name", "Enter");
+    await admin.locator("#notice", { hasText: "bob can now join" }).waitFor({ timeout: WAIT });
+    await say(admin, "Fresh news in the second room");
+    await message(admin, "Fresh news in the second room").waitFor({ timeout: WAIT });
+    await say(admin, "and a second line");
+    await message(admin, "and a second line").waitFor({ timeout: WAIT });
+    await bob.click("#refresh");
+    const entry = bob.locator(`#sessions li[data-id="${second}"]`);
+    await entry.locator(".unread", { hasText: "2" }).waitFor({ timeout: WAIT });
+    assert.equal(await entry.locator(".preview").textContent(), "admin: and a second line");
+    assert.match(await entry.locator(".session-time").textContent(), /\d/);
+    assert.equal(await entry.locator(".unread").textContent(), "2 unread");
+    // Newest activity first.
+    assert.equal(await bob.locator("#sessions li").first().getAttribute("data-id"), second);
+    // The open session counts nothing as unread; opening the other one reads it.
+    assert.equal(await bob.locator(`#sessions li[data-id="${sessionId}"] .unread`).count(), 0);
+    await entry.locator("button").click();
+    await message(bob, "and a second line").waitFor({ timeout: WAIT });
+    await bob.click(`#sessions li[data-id="${sessionId}"] button`);
+    await bob.click("#refresh");
+    await bob.locator(`#sessions li[data-id="${second}"] .preview`, { hasText: "and a second line" }).waitFor({ timeout: WAIT });
+    assert.equal(await bob.locator(`#sessions li[data-id="${second}"] .unread`).count(), 0, "read");
+    // The admin's own list follows its posts live, without a refresh.
+    assert.equal(await admin.locator(`#sessions li[data-id="${second}"] .preview`).textContent(), "You: and a second line");
+  });
+
+  await t.test("a refused command keeps its text with the error", async () => {
+    await vera.click(`#sessions li:has-text("Vera's notes") button`);
+    await say(vera, "A note for later");
+    await message(vera, "A note for later").waitFor({ timeout: WAIT });
+    await say(vera, "/reload now");
+    const card = vera.locator("#message-list li.role-error").last();
+    await card.waitFor({ timeout: WAIT });
+    assert.equal(await card.locator(".refused").textContent(), "/reload now");
+    assert.equal(await card.locator(".plain").textContent(), "/reload needs the analyst role");
+    assert.equal(await vera.inputValue("#input"), "/reload now", "back in the box to fix");
+    await vera.fill("#input", "");
+  });
+
+  await t.test("timestamps carry the date when not today", async () => {
+    const today = vera.locator("#message-list li.message", { hasText: "A note for later" }).locator("time");
+    assert.match(await today.textContent(), /^\d{1,2}:\d{2}/, "today: the time of day only");
+    // Three days on (the browser's clock), the same message shows its date.
+    const later = await open("vera", USER_PASSWORD, { clock: new Date(Date.now() + 3 * 86_400_000) });
+    await later.click(`#sessions li:has-text("Vera's notes") button`);
+    const stamp = later.locator("#message-list li.message", { hasText: "A note for later" }).locator("time");
+    await stamp.waitFor({ timeout: WAIT });
+    const { text, month } = await stamp.evaluate((t) => ({
+      text: t.textContent,
+      month: new Date(t.dateTime).toLocaleDateString([], { month: "short" }),
+    }));
+    assert.ok(text.includes(month) && /\d{1,2}:\d{2}/.test(text), `a date and a time: ${text}`);
+    await later.context().close();
+  });
+
+  await t.test("on a phone (390×844, and 360 wide) the sessions are a drawer", async () => {
+    for (const width of [390, 360]) {
+      const phone = await open("vera", USER_PASSWORD, { viewport: { width, height: 844 } });
+      // Nothing open yet: the drawer is, with the whole brand and the list in reach.
+      await phone.locator("#app.drawer-open").waitFor({ timeout: WAIT });
+      const notes = phone.locator(`#sessions li:has-text("Vera's notes") button`);
+      await notes.waitFor({ timeout: WAIT });
+      await phone.waitForTimeout(300); // the slide-in
+      const box = await phone.evaluate(() => {
+        const r = (s) => document.querySelector(s).getBoundingClientRect().toJSON();
+        return { brand: r(".brand h1"), sidebar: r("#sidebar"), entry: r("#sessions li button") };
+      });
+      assert.ok(box.sidebar.left >= 0 && box.sidebar.width >= 280, `the drawer is open and wide: ${JSON.stringify(box.sidebar)}`);
+      assert.ok(box.brand.left >= box.sidebar.left && box.brand.right <= box.sidebar.right, "the logo is not clipped");
+      assert.ok(box.entry.bottom <= 844 && box.entry.right <= width, "a session is in reach");
+      if (width === 390) {
+        assert.deepEqual(await axe(phone), [], "the open drawer: axe found violations");
+        await phone.screenshot({ path: path.join(OUT, "phone-drawer.png") });
+      }
+      // Picking a session closes it; the conversation has the whole screen.
+      await notes.click();
+      await phone.locator("#app:not(.drawer-open)").waitFor({ timeout: WAIT });
+      await message(phone, "A note for later").waitFor({ timeout: WAIT });
+      assert.equal(await phone.textContent("#topbar-title"), "Vera's notes");
+      assert.ok(await phone.evaluate(() => document.getElementById("sidebar").inert), "the closed drawer is out of the focus order");
+      const fits = await phone.evaluate((w) => ({
+        scroll: document.documentElement.scrollWidth <= w,
+        out: [...document.querySelectorAll("#topbar, #chat-header, .online, .message, #composer, #input, #send")]
+          .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > w + 1).map((e) => e.id || e.className),
+        input: document.getElementById("input").getBoundingClientRect().bottom <= window.innerHeight,
+      }), width);
+      assert.deepEqual(fits, { scroll: true, out: [], input: true });
+      if (width === 390) {
+        assert.deepEqual(await axe(phone), [], "the conversation on a phone: axe found violations");
+        await phone.screenshot({ path: path.join(OUT, "phone-chat.png") });
+      }
+      // The menu button opens it again; Escape and the scrim close it.
+      await phone.click("#menu");
+      await phone.locator("#app.drawer-open").waitFor({ timeout: WAIT });
+      assert.equal(await phone.getAttribute("#menu", "aria-expanded"), "true");
+      await phone.keyboard.press("Escape");
+      await phone.locator("#app:not(.drawer-open)").waitFor({ timeout: WAIT });
+      assert.equal(await phone.evaluate(() => document.activeElement?.id), "menu", "focus goes back to the button");
+      await phone.click("#menu");
+      await phone.locator("#app.drawer-open").waitFor({ timeout: WAIT });
+      await phone.waitForTimeout(300);
+      await phone.mouse.click(width - 8, 400);
+      await phone.locator("#app:not(.drawer-open)").waitFor({ timeout: WAIT });
+      await phone.context().close();
+    }
+  });
+
+  await t.test("no accessibility violations (axe-core, WCAG 2 A and AA)", async () => {
+    await admin.click(`#sessions li[data-id="${sessionId}"] button`);
+    await message(admin, "Welcome back").waitFor({ timeout: WAIT });
+    await admin.click("#people-summary");
+    for (const scheme of ["light", "dark"]) {
+      await admin.emulateMedia({ colorScheme: scheme });
+      assert.deepEqual(await axe(admin), [], `${scheme}: axe found violations`);
+    }
+    await admin.emulateMedia({ colorScheme: "light" });
+    await admin.click("#people-summary");
+  });
+
   await t.test("screenshot", async () => {
     await admin.click(`#sessions li[data-id="${sessionId}"] button`);
     await message(admin, "Welcome back").waitFor({ timeout: WAIT });
@@ -326,6 +475,14 @@ test("the chat page, end to end", async (t) => {
   });
 
 });
+
+/** What axe-core finds wrong on the page, one line per violation and element. */
+async function axe(page) {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () =>
+    (await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } })).violations);
+  return violations.flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(" ")}: ${n.failureSummary}`));
+}
 
 async function page_createSession(page, title) {
   await page.fill("#new-session-title", title);

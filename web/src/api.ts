@@ -1,4 +1,4 @@
-// REST (DESIGN §4) and the WebSocket protocol v1 (DESIGN §3), as the page uses them.
+// REST (docs/api.md), as the page uses it; the WebSocket is the typed client in clients/ts.
 
 export type Role = "viewer" | "analyst" | "admin";
 export interface User { id: string; name: string; role: Role }
@@ -6,7 +6,17 @@ export interface Session {
   id: string; title: string; owner_id: string; status: "active" | "ended";
   created_at: string; updated_at: string; ended_at: string | null;
   last_activity_at: string; metadata: unknown;
+  /** The seq of the newest message (0 while there is none). */
+  last_seq: number;
+  /** In a session list: the newest message, cut to 160 characters. */
+  last_message?: LastMessage | null;
 }
+export interface LastMessage {
+  seq: number; role: Message["role"]; user_id: string | null; user_name: string | null;
+  preview: string; truncated: boolean; created_at: string;
+}
+/** Someone in a session: its owner or a member. */
+export interface Member { id: string; name: string; role: Role; relation: "owner" | "member" }
 export interface Message {
   id: string; session_id: string; seq: number | null;
   role: "user" | "assistant" | "command" | "system";
@@ -61,6 +71,9 @@ export class Api {
   addMember(id: string, username: string) {
     return this.call<{ user: User }>("POST", `/chat/sessions/${encodeURIComponent(id)}/members`, { username });
   }
+  members(id: string) {
+    return this.call<{ members: Member[]; total: number }>("GET", `/chat/sessions/${encodeURIComponent(id)}/members`);
+  }
   messages(id: string, afterSeq: number, limit: number) {
     const q = new URLSearchParams({ after_seq: String(afterSeq), limit: String(limit) });
     return this.call<{ messages: Message[]; has_more: boolean }>(
@@ -90,115 +103,5 @@ async function parse<T>(res: Response, onUnauthorized?: () => void): Promise<T> 
   return json as T;
 }
 
+/** A server frame as the page reads it: by `type`, fields read loosely (`clients/ts/src/frames.ts` has the exact types). */
 export type ServerFrame = { type: string; id?: number | string; [k: string]: any };
-
-/**
- * One logical connection that survives network drops: it reconnects with backoff, sends
- * the `auth` frame first, and tells the page (`onReady`) so it can re-join with `since_seq`.
- * A ping every 20 s detects a dead link that never reported closing.
- */
-export class Socket {
-  private ws: WebSocket | null = null;
-  private nextId = 1;
-  private backoff = 500;
-  private stopped = false;
-  private lastFrame = 0;
-  private timer: number | undefined;
-  private reconnectTimer: number | undefined;
-
-  constructor(
-    private token: () => string,
-    private onFrame: (f: ServerFrame) => void,
-    private onState: (state: "connecting" | "connected" | "offline") => void,
-    private onReady: () => void,
-    private onUnauthorized: () => void,
-  ) {}
-
-  start() {
-    this.stopped = false;
-    this.connect();
-    this.timer = window.setInterval(() => this.keepalive(), 10_000);
-  }
-
-  stop() {
-    this.stopped = true;
-    window.clearInterval(this.timer);
-    window.clearTimeout(this.reconnectTimer);
-    this.drop();
-  }
-
-  /** Send a frame if connected; returns its id, or null when offline. */
-  send(frame: Record<string, unknown>): number | null {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return null;
-    const id = this.nextId++;
-    this.ws.send(JSON.stringify({ ...frame, id }));
-    return id;
-  }
-
-  /** Try again now (the browser says the network is back). */
-  reconnectNow() {
-    if (this.stopped || this.ws) return;
-    window.clearTimeout(this.reconnectTimer);
-    this.backoff = 500;
-    this.connect();
-  }
-
-  get connected() { return this.ws?.readyState === WebSocket.OPEN; }
-
-  private connect() {
-    this.onState("connecting");
-    const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
-    const ws = new WebSocket(url);
-    this.ws = ws;
-    ws.onopen = () => {
-      this.lastFrame = Date.now();
-      ws.send(JSON.stringify({ type: "auth", token: this.token() }));
-    };
-    ws.onmessage = (ev) => {
-      this.lastFrame = Date.now();
-      let frame: ServerFrame;
-      try { frame = JSON.parse(String(ev.data)); } catch { return; }
-      if (frame.type === "ready") {
-        this.backoff = 500;
-        this.onState("connected");
-        this.onReady();
-      }
-      this.onFrame(frame);
-    };
-    ws.onclose = (ev) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      if (ev.code === 4001) { this.onUnauthorized(); return; }
-      this.scheduleReconnect();
-    };
-  }
-
-  private scheduleReconnect() {
-    if (this.stopped) return;
-    this.onState("offline");
-    window.clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = window.setTimeout(() => this.connect(), this.backoff);
-    this.backoff = Math.min(this.backoff * 2, 10_000);
-  }
-
-  /** Forget the current socket without waiting for a close handshake. */
-  private drop() {
-    const ws = this.ws;
-    this.ws = null;
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      try { ws.close(); } catch { /* already closed */ }
-    }
-  }
-
-  private keepalive() {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
-    if (Date.now() - this.lastFrame > 30_000) {
-      // Nothing heard for 30 s despite pings: the link is dead.
-      this.drop();
-      this.scheduleReconnect();
-      return;
-    }
-    this.send({ type: "ping" });
-  }
-}

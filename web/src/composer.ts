@@ -34,7 +34,7 @@ export class CommandComposer {
   private popup = { items: [] as PopupItem[], active: -1, dismissed: false };
   private completion = {
     /** The id of the latest `complete` sent: only its answer counts. */
-    lastId: null as number | null,
+    lastId: null as string | null,
     sentLine: null as string | null,
     sentAt: 0,
     timer: undefined as number | undefined,

@@ -1,19 +1,24 @@
 // The slashd chat page, wired together: log in, sessions, the live conversation, presence
-// and typing, and the socket's frames, each handed to what it is about. What the composer
-// offers for commands, the buttons under replies and progress lines live in their own
-// modules; they get what they need (state getters, a send function) from here and never
-// import this file.
+// and typing, and the socket's frames, each handed to what it is about. The session list,
+// who is who, the drawer, what the composer offers for commands, the buttons under replies
+// and progress lines live in their own modules; they get what they need (state getters, a
+// send function) from here and never import this file.
 
 import {
-  Api, ApiError, login, Socket,
+  Api, ApiError, login,
   type CommandInfo, type Message, type Role, type ServerFrame, type Session, type User,
 } from "./api";
+import { SlashdClient, type Request } from "../../clients/ts/src/client";
 import { ReplyActions } from "./actions";
 import { CommandComposer } from "./composer";
 import { ConfirmDialog } from "./confirm";
 import { PendingFrames, type Pending } from "./pending";
 import { ProgressLines } from "./progress";
 import { dataTable, el, markdown } from "./render";
+import { Drawer } from "./drawer";
+import { People } from "./people";
+import { SessionList } from "./sessions";
+import { stamp } from "./when";
 
 const PAGE = 50;
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -23,17 +28,14 @@ interface Auth { token: string; user: User; expires_at: string }
 const state = {
   auth: null as Auth | null,
   api: null as Api | null,
-  socket: null as Socket | null,
-  sessions: [] as Session[],
+  socket: null as SlashdClient | null,
   current: null as Session | null,
   /** The session whose history is on screen (re-joins after a drop ask for `since_seq`). */
   loaded: null as string | null,
   maxSeq: 0,
   minSeq: 0,
-  participants: new Set<string>(),
   typing: new Map<string, number>(),
   commands: [] as CommandInfo[],
-  names: new Map<string, string>(),
   typingSent: 0,
   typingTimer: undefined as number | undefined,
   /** The user's role (the login answer, then each `ready`): what buttons are enabled for. */
@@ -44,9 +46,25 @@ const state = {
 
 const pendingFrames = new PendingFrames();
 
+const people = new People({
+  me: () => state.auth?.user,
+  participantsList: $("participants"),
+  memberList: $("member-list"),
+  memberSummary: $("people-summary"),
+});
+
+const sessionList = new SessionList({
+  list: $("sessions"),
+  me: () => state.auth?.user,
+  current: () => state.current,
+  open: (s) => openSession(s),
+});
+
+const drawer = new Drawer($("app"), $("sidebar"), $<HTMLButtonElement>("menu"), $("scrim"));
+
 /** Send a frame and remember what its answer will be about (null: offline, not sent). */
-function sendAwaitingAnswer(frame: Record<string, unknown>, about: Pending): number | null {
-  const id = state.socket?.send(frame);
+function sendAwaitingAnswer(frame: Record<string, unknown>, about: Pending): string | null {
+  const id = state.socket?.send(frame as Request);
   if (id == null) return null;
   pendingFrames.remember(id, about);
   return id;
@@ -90,18 +108,6 @@ function loadAuth(): Auth | null {
   return null;
 }
 
-function loadNames() {
-  try {
-    const n = JSON.parse(localStorage.getItem("slashd.names") ?? "{}") as Record<string, string>;
-    for (const [k, v] of Object.entries(n)) if (typeof v === "string") state.names.set(k, v);
-  } catch { /* ignore */ }
-}
-
-function rememberName(u: User) {
-  state.names.set(u.id, u.name);
-  try { localStorage.setItem("slashd.names", JSON.stringify(Object.fromEntries(state.names))); } catch { /* ignore */ }
-}
-
 function showLogin(message = "") {
   state.socket?.stop();
   state.socket = null;
@@ -109,7 +115,8 @@ function showLogin(message = "") {
   state.api = null;
   state.current = null;
   state.loaded = null;
-  state.sessions = [];
+  sessionList.set([]);
+  people.clear();
   state.commands = [];
   state.mine.clear();
   pendingFrames.clear();
@@ -147,24 +154,29 @@ async function onLogin(ev: SubmitEvent) {
 function start(auth: Auth) {
   state.auth = auth;
   state.role = auth.user.role;
-  rememberName(auth.user);
+  people.remember(auth.user.id, auth.user.name);
   state.api = new Api(auth.token, () => showLogin("Your session expired; log in again."));
   $("login").hidden = true;
   $("app").hidden = false;
   $("me").textContent = `${auth.user.name} · ${auth.user.role}`;
-  state.socket = new Socket(
-    () => state.auth?.token ?? "",
-    onFrame,
-    (s) => {
-      const c = $("conn");
-      c.textContent = s === "connected" ? "connected" : s === "connecting" ? "connecting…" : "offline — reconnecting…";
-      c.dataset.state = s;
-      updateComposer();
-    },
-    onReady,
-    () => showLogin("Your session expired; log in again."),
-  );
-  state.socket.start();
+  // The socket is the typed client (clients/ts): it authenticates with the auth frame,
+  // reconnects with backoff, re-joins the open session with since_seq and drops messages
+  // it already delivered.
+  const socket = new SlashdClient({
+    url: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`,
+    token: () => state.auth?.token ?? "",
+  });
+  socket.onAny((f) => onFrame(f as unknown as ServerFrame));
+  socket.onState((s) => {
+    if (s === "closed") return;
+    const c = $("conn");
+    c.textContent = s === "connected" ? "connected" : s === "connecting" ? "connecting…" : "offline — reconnecting…";
+    c.dataset.state = s;
+    updateComposer();
+  });
+  socket.onUnauthorized(() => showLogin("Your session expired; log in again."));
+  state.socket = socket;
+  socket.start();
   void refreshSessions();
   void loadCommands();
 }
@@ -177,39 +189,26 @@ async function loadCommands() {
 
 async function refreshSessions() {
   if (!state.api) return;
+  let sessions: Session[];
   try {
-    state.sessions = (await state.api.sessions()).sessions;
+    sessions = (await state.api.sessions()).sessions;
   } catch (e) { notice(`Cannot list sessions: ${(e as Error).message}`); return; }
   if (state.current) {
-    const fresh = state.sessions.find((x) => x.id === state.current!.id);
-    if (fresh) state.current = fresh;
+    const i = sessions.findIndex((x) => x.id === state.current!.id);
+    // The open session keeps its object: what is on screen was read into it.
+    if (i >= 0) sessions[i] = Object.assign(state.current, sessions[i]);
+  }
+  sessionList.set(sessions);
+  if (state.current) {
     renderHeader();
     updateComposer();
   }
-  renderSessions();
   if (!state.current) {
     const want = location.hash.slice(1);
-    const s = state.sessions.find((x) => x.id === want);
+    const s = sessionList.find(want);
     if (s) openSession(s);
+    else drawer.open();
   }
-}
-
-function renderSessions() {
-  const ul = $("sessions");
-  ul.replaceChildren(...state.sessions.map((s) => {
-    const li = el("li", "session");
-    li.dataset.id = s.id;
-    li.dataset.status = s.status;
-    if (state.current?.id === s.id) li.classList.add("current");
-    const b = el("button", "session-link");
-    b.type = "button";
-    b.appendChild(el("span", "title", s.title));
-    if (s.status === "ended") b.appendChild(el("span", "badge", "ended"));
-    b.addEventListener("click", () => openSession(s));
-    li.appendChild(b);
-    return li;
-  }));
-  if (state.sessions.length === 0) ul.appendChild(el("li", "empty", "No sessions yet — create one above."));
 }
 
 async function onCreateSession(ev: SubmitEvent) {
@@ -220,20 +219,19 @@ async function onCreateSession(ev: SubmitEvent) {
   try {
     const s = await state.api!.createSession(title);
     input.value = "";
-    state.sessions.unshift(s);
-    renderSessions();
+    sessionList.add(s);
     openSession(s);
   } catch (e) { notice(`Cannot create the session: ${(e as Error).message}`); }
 }
 
 function openSession(s: Session) {
   const socket = state.socket!;
-  if (state.current && state.current.id !== s.id) socket.send({ type: "leave", session_id: state.current.id });
+  if (state.current && state.current.id !== s.id) socket.leave(state.current.id).catch(() => { /* gone or offline */ });
   state.current = s;
   state.loaded = null;
   state.maxSeq = 0;
   state.minSeq = 0;
-  state.participants.clear();
+  people.clear();
   state.typing.clear();
   history.replaceState(null, "", `#${s.id}`);
   progress.clear();
@@ -243,13 +241,22 @@ function openSession(s: Session) {
   $("chat").hidden = false;
   $("no-session").hidden = true;
   renderHeader();
-  renderSessions();
-  renderParticipants();
+  sessionList.render();
   renderTyping();
+  void loadMembers(s.id);
   if (s.status === "ended") void loadEnded(s.id);
   else join();
   updateComposer();
+  drawer.close(false);
   $<HTMLTextAreaElement>("input").focus();
+}
+
+/** Who is in the session, with names and roles (presence and typing carry only ids). */
+async function loadMembers(id: string) {
+  try {
+    const { members } = await state.api!.members(id);
+    if (state.current?.id === id) people.setMembers(members);
+  } catch (e) { if (state.current?.id === id) notice(`Cannot list the members: ${(e as Error).message}`); }
 }
 
 /** An ended session cannot be joined: read its history (up to 2000 messages) over REST. */
@@ -266,18 +273,19 @@ async function loadEnded(id: string) {
   } catch (e) { notice(`Cannot load history: ${(e as Error).message}`); }
 }
 
+/** Join the open session; the client re-joins it after a drop, asking for what was missed
+ * (a refusal arrives as an `error` frame, shown like any other). */
 function join() {
   const s = state.current;
-  if (!s || s.status === "ended" || !state.socket?.connected) return;
-  const frame: Record<string, unknown> = { type: "join", session_id: s.id };
-  if (state.loaded === s.id) frame.since_seq = state.maxSeq;
-  state.socket.send(frame);
+  if (!s || s.status === "ended" || !state.socket) return;
+  state.socket.join(s.id).catch(() => { /* offline: joined on reconnect */ });
 }
 
 function renderHeader() {
   const s = state.current;
   if (!s) return;
   $("session-title").textContent = s.title;
+  $("topbar-title").textContent = s.title;
   const ended = s.status === "ended";
   $("session-status").textContent = ended ? "ended" : "";
   const mine = s.owner_id === state.auth?.user.id;
@@ -306,12 +314,10 @@ function onRename() {
       try {
         const updated = await state.api!.renameSession(s.id, title);
         Object.assign(s, updated);
-        const i = state.sessions.findIndex((x) => x.id === s.id);
-        if (i >= 0) state.sessions[i] = s;
       } catch (e) { notice(`Cannot rename: ${(e as Error).message}`); }
     }
     renderHeader();
-    renderSessions();
+    sessionList.render();
   };
   input.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter") { ev.preventDefault(); void finish(true); }
@@ -344,7 +350,7 @@ async function onEnd() {
 function markEnded() {
   if (state.current) state.current.status = "ended";
   renderHeader();
-  renderSessions();
+  sessionList.render();
   updateComposer();
   actions.refresh();
 }
@@ -357,18 +363,14 @@ async function onAddMember(ev: SubmitEvent) {
   if (!s || !name) return;
   try {
     const res = await state.api!.addMember(s.id, name);
-    rememberName(res.user);
+    people.remember(res.user.id, res.user.name);
     input.value = "";
     notice(`${res.user.name} can now join this session.`);
-    renderParticipants();
+    void loadMembers(s.id);
   } catch (e) { notice(`Cannot add ${name}: ${(e as Error).message}`); }
 }
 
 // ---------- the socket ----------
-
-function onReady() {
-  join();
-}
 
 function onFrame(f: ServerFrame) {
   const s = state.current;
@@ -413,8 +415,9 @@ function onFrame(f: ServerFrame) {
       return;
     case "joined": {
       if (!s || f.session_id !== s.id) return;
-      state.participants = new Set(f.participants as string[]);
-      renderParticipants();
+      const here = f.participants as string[];
+      people.setHere(here);
+      if (here.some((id) => !people.knows(id))) void loadMembers(s.id);
       const missed = (f.missed ?? []) as Message[];
       if (state.loaded === s.id) {
         for (const m of missed) putMessage(m);
@@ -431,6 +434,7 @@ function onFrame(f: ServerFrame) {
         const m = f.message as Message;
         if (m.user_id) stopTyping(m.user_id);
         putMessage(m);
+        sessionList.posted(s.id, m, m.user_id && people.knows(m.user_id) ? people.nameOf(m.user_id) : null);
       }
       return;
     case "message_delta":
@@ -443,21 +447,29 @@ function onFrame(f: ServerFrame) {
       return;
     case "presence":
       if (s && f.session_id === s.id) {
-        if (f.state === "joined") state.participants.add(String(f.user_id));
-        else { state.participants.delete(String(f.user_id)); stopTyping(String(f.user_id)); }
-        renderParticipants();
+        const who = String(f.user_id);
+        if (f.state === "joined") {
+          people.arrived(who);
+          if (!people.knows(who)) void loadMembers(s.id);
+        } else { people.left(who); stopTyping(who); }
       }
       return;
     case "session_ended":
       if (s && f.session_id === s.id) { markEnded(); notice("This session has ended."); }
-      else { const x = state.sessions.find((y) => y.id === f.session_id); if (x) { x.status = "ended"; renderSessions(); } }
+      else { const x = sessionList.find(String(f.session_id)); if (x) { x.status = "ended"; sessionList.render(); } }
       return;
     case "error":
       // Completion is a convenience: a refused one (rate_limited, …) is not worth a word.
       if (pending?.kind === "complete") return;
       if (pending?.kind === "action") actions.done(pending.button);
       if (pending?.kind === "cancel") progress.cancelRefused(pending.button);
-      showError(String(f.code), String(f.message));
+      // A refused message keeps its text: shown with the error, and back in the box when
+      // the box is empty, to fix and send again.
+      if (pending?.kind === "message") {
+        const input = $<HTMLTextAreaElement>("input");
+        if (!input.value && !input.disabled) input.value = pending.content;
+      }
+      showError(String(f.code), String(f.message), pending?.kind === "message" ? pending.content : undefined);
       return;
   }
 }
@@ -499,21 +511,15 @@ function updateOlder() {
 
 // ---------- messages ----------
 
-function nameOf(userId: string | null) {
-  if (!userId) return "";
-  if (userId === state.auth?.user.id) return `${state.auth.user.name} (you)`;
-  return state.names.get(userId) ?? `user …${userId.slice(-6)}`;
-}
+const nameOf = (userId: string | null) => people.nameOf(userId);
 
 function putMessage(m: Message, follow = true) {
   const list = $("message-list");
   const atBottom = isAtBottom();
   const meta = m.metadata ?? {};
   if (typeof meta.reply_to === "string" && typeof meta.action === "string") actions.markUsed(meta.reply_to, meta.action);
-  if (typeof meta.pressed_by === "string" && typeof meta.pressed_by_name === "string"
-    && !state.names.has(meta.pressed_by)) {
-    state.names.set(meta.pressed_by, meta.pressed_by_name);
-    renderParticipants();
+  if (typeof meta.pressed_by === "string" && typeof meta.pressed_by_name === "string") {
+    people.remember(meta.pressed_by, meta.pressed_by_name);
   }
   const node = renderMessage(m);
   const existing = list.querySelector<HTMLElement>(`li[data-id="${CSS.escape(m.id)}"]`);
@@ -533,6 +539,7 @@ function putMessage(m: Message, follow = true) {
     state.minSeq = state.minSeq === 0 ? m.seq : Math.min(state.minSeq, m.seq);
   }
   updateOlder();
+  if (state.current && m.session_id === state.current.id) sessionList.seen(m.session_id, state.maxSeq);
   if (follow && atBottom) scrollDown();
 }
 
@@ -568,7 +575,7 @@ function renderMessage(m: Message): HTMLElement {
   }
   const t = new Date(m.created_at);
   if (!Number.isNaN(t.getTime())) {
-    const time = el("time", "time", t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+    const time = el("time", "time", stamp(t));
     time.dateTime = m.created_at;
     time.title = t.toLocaleString();
     head.appendChild(time);
@@ -621,11 +628,14 @@ function putDelta(id: string, delta: string) {
   if (atBottom) scrollDown();
 }
 
-function showError(code: string, message: string) {
+/** An error card in the conversation; with the refused text when a message was refused. */
+function showError(code: string, message: string, refused?: string) {
   if (!state.current) { notice(message); return; }
   const li = el("li", "message role-error");
   li.appendChild(el("div", "meta")).appendChild(el("span", "author", code.replace(/_/g, " ")));
-  li.appendChild(el("div", "body")).appendChild(el("pre", "plain", message));
+  const body = li.appendChild(el("div", "body"));
+  if (refused !== undefined) body.appendChild(el("pre", "refused", refused));
+  body.appendChild(el("pre", "plain", message));
   $("message-list").appendChild(li);
   scrollDown();
 }
@@ -639,16 +649,6 @@ function notice(text: string) {
 }
 
 // ---------- presence and typing ----------
-
-function renderParticipants() {
-  const ul = $("participants");
-  const ids = [...state.participants].sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
-  ul.replaceChildren(...ids.map((id) => {
-    const li = el("li", "participant", nameOf(id));
-    li.dataset.userId = id;
-    return li;
-  }));
-}
 
 function startTyping(userId: string) {
   window.clearTimeout(state.typing.get(userId));
@@ -715,7 +715,6 @@ function send() {
 // ---------- wiring ----------
 
 function init() {
-  loadNames();
   $("login-form").addEventListener("submit", (ev) => void onLogin(ev as SubmitEvent));
   $("logout").addEventListener("click", () => showLogin());
   $("new-session").addEventListener("submit", (ev) => void onCreateSession(ev as SubmitEvent));
@@ -746,6 +745,8 @@ function init() {
   input.addEventListener("focus", () => composer.focused());
   window.addEventListener("online", () => state.socket?.reconnectNow());
   window.addEventListener("focus", () => { if (state.auth) void refreshSessions(); });
+  // Other sessions' activity and unread counts: the socket only follows the open session.
+  window.setInterval(() => { if (state.auth && document.visibilityState === "visible") void refreshSessions(); }, 30_000);
   const auth = loadAuth();
   if (auth) start(auth); else showLogin();
 }

@@ -15,13 +15,13 @@ export type Pending =
  * Send a frame and remember what its answer will be about; returns the frame's id, or null
  * when offline (nothing was sent). What the modules get instead of the socket itself.
  */
-export type SendAwaitingAnswer = (frame: Record<string, unknown>, about: Pending) => number | null;
+export type SendAwaitingAnswer = (frame: Record<string, unknown>, about: Pending) => string | null;
 
 /** The frames awaiting an answer, by id. Bounded: an answer may never come. */
 export class PendingFrames {
   private byId = new Map<number | string, Pending>();
 
-  remember(id: number, p: Pending) {
+  remember(id: string, p: Pending) {
     this.byId.set(id, p);
     if (this.byId.size > 500) this.byId.delete(this.byId.keys().next().value!);
   }
