@@ -15,7 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::assistant::Assistant;
+use crate::assistant::{Assistant, ReplyTurns};
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{self, Authenticator, Role, TokenKeys};
 use crate::chat::Chat;
@@ -23,7 +23,7 @@ use crate::cluster::{Cluster, ClusterKey, PluginCommand};
 use crate::commands::{Commands, ServerServices};
 use crate::config::{Config, ConfigFile};
 use crate::hub::{Hub, Presence};
-use crate::limits::UserBudgets;
+use crate::limits::{SharedBuckets, UserBudgets};
 use crate::metrics::Metrics;
 use crate::plugins::{PluginHost, Startup};
 use crate::retention::Retention;
@@ -64,11 +64,14 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let chat = Chat::new(store, hub, metrics, presence, tasks.clone());
     let services = ServerServices::new(chat.clone());
     let plugins = PluginHost::start(&config, Arc::new(services), Startup::Background).await?;
+    // In a cluster, per-user rates are counted in Redis, across nodes.
+    let shared = cluster.clone().map(|c| c as Arc<dyn SharedBuckets>);
     let commands = Commands::new(
         chat.clone(),
         plugins.clone(),
         &config.commands,
         tasks.clone(),
+        shared.clone(),
     );
     let assistant = match &config.assistant {
         Some(c) => Some(Arc::new(Assistant::new(
@@ -76,12 +79,13 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             chat.clone(),
             tasks.clone(),
             shutdown.clone(),
+            cluster.clone().map(|c| c as Arc<dyn ReplyTurns>),
         )?)),
         None => None,
     };
     Ok(AppState {
         user_budgets: Arc::new(UserBudgets::new(&config.realtime)),
-        login_throttle: Arc::new(LoginThrottle::new(&config.auth)),
+        login_throttle: Arc::new(LoginThrottle::new(&config.auth, shared)),
         config: Arc::new(config),
         chat,
         auth: Arc::new(auth),

@@ -3,7 +3,7 @@
 //! of recovery per connection and per user).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -181,6 +181,86 @@ impl KeyedBuckets {
 
     pub fn is_empty(&self) -> bool {
         self.buckets.is_empty()
+    }
+}
+
+/// What a shared bucket is asked to do (as [`KeyedBuckets`]' methods of the same names).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BucketOp {
+    Take(f64),
+    Check,
+    Charge(f64),
+}
+
+/// Buckets every node sees the same (in a cluster, in Redis): the seam that makes a per-user
+/// limit hold across nodes instead of once per node.
+#[async_trait::async_trait]
+pub trait SharedBuckets: Send + Sync {
+    /// Apply `op` to `key`'s bucket in `table` (`capacity` tokens, refilled at `per_sec`).
+    /// `None` when the shared store did not answer in time: only this node's bucket applies.
+    async fn apply(
+        &self,
+        table: &str,
+        key: &str,
+        capacity: f64,
+        per_sec: f64,
+        op: BucketOp,
+    ) -> Option<Result<(), Duration>>;
+}
+
+/// A limit per key that holds across nodes when they share buckets. This node's own bucket
+/// always applies first — a flood is refused without a round trip, and it is the limit
+/// while the shared store is away (each node then allows the limit on its own: chat stays
+/// up through a broker outage, as delivery does) — and the shared bucket, when there,
+/// decides for the whole cluster.
+pub struct ClusterLimit {
+    table: &'static str,
+    local: KeyedBuckets,
+    shared: Option<Arc<dyn SharedBuckets>>,
+}
+
+impl ClusterLimit {
+    pub fn new(
+        table: &'static str,
+        capacity: f64,
+        per_sec: f64,
+        shared: Option<Arc<dyn SharedBuckets>>,
+    ) -> Self {
+        ClusterLimit {
+            table,
+            local: KeyedBuckets::new(capacity, per_sec),
+            shared,
+        }
+    }
+
+    /// Take one token for `key` here and across the cluster.
+    pub async fn try_take(&self, key: &str) -> Result<(), Duration> {
+        self.local.try_take(key)?;
+        self.shared(key, BucketOp::Take(1.0)).await
+    }
+
+    /// Would a token be there for `key`, here and across the cluster? Takes nothing.
+    pub async fn check(&self, key: &str) -> Result<(), Duration> {
+        self.local.check(key)?;
+        self.shared(key, BucketOp::Check).await
+    }
+
+    /// Charge `key` `cost` tokens here and across the cluster.
+    pub async fn charge(&self, key: &str, cost: f64) {
+        self.local.charge(key, cost);
+        // A charge cannot be refused; a store that did not answer leaves the local one.
+        let _ = self.shared(key, BucketOp::Charge(cost)).await;
+    }
+
+    async fn shared(&self, key: &str, op: BucketOp) -> Result<(), Duration> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let (capacity, per_sec) = (self.local.capacity, self.local.per_sec);
+        shared
+            .apply(self.table, key, capacity, per_sec, op)
+            .await
+            .unwrap_or(Ok(()))
     }
 }
 

@@ -108,11 +108,11 @@ impl Fake {
         *self.state.mode.lock().unwrap() = mode;
     }
 
-    fn set_chunk_delay(&self, delay: Duration) {
+    pub(crate) fn set_chunk_delay(&self, delay: Duration) {
         *self.state.chunk_delay.lock().unwrap() = delay;
     }
 
-    fn requests(&self) -> Vec<Value> {
+    pub(crate) fn requests(&self) -> Vec<Value> {
         self.state.requests.lock().unwrap().clone()
     }
 
@@ -120,7 +120,7 @@ impl Fake {
         self.state.authorizations.lock().unwrap().clone()
     }
 
-    fn max_active(&self) -> usize {
+    pub(crate) fn max_active(&self) -> usize {
         self.state.max_active.load(Ordering::SeqCst)
     }
 }

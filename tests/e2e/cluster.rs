@@ -437,6 +437,55 @@ async fn assistant_deltas_cross_nodes_in_order() {
     assert_eq!(reply["message"]["id"], delta_id);
 }
 
+/// One assistant reply at a time per session across nodes: a message on node B while node
+/// A's reply streams starts no second model call; A answers once more when it is done, with
+/// the newer message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assistant_answers_a_session_one_reply_at_a_time_across_nodes() {
+    let fake = crate::assistant::Fake::start().await;
+    fake.set_chunk_delay(Duration::from_millis(100));
+    let nodes = setup()
+        .set("assistant", "base_url", &format!("{:?}", fake.base_url))
+        .set("assistant", "model", "\"test-model\"")
+        .start_cluster(2, REDIS)
+        .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let shared = Shared::across(a, b, "olga", "mike", "one at a time").await;
+    let (mut on_a, mut on_b) = shared.join_both_across(a, b).await;
+    let Shared { session, .. } = shared;
+    on_a.send(json!({"type": "message", "session_id": session, "content": "first"}))
+        .await;
+    until(&mut on_b, |f| f["type"] == "message_delta").await;
+    on_b.send(json!({"type": "message", "session_id": session, "content": "second"}))
+        .await;
+    let mut replies = Vec::new();
+    while replies.len() < 2 {
+        let f = until(&mut on_a, |f| {
+            f["type"] == "message" && f["message"]["role"] == "assistant"
+        })
+        .await;
+        replies.push(
+            f["message"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        replies,
+        [
+            crate::assistant::reply_to("first"),
+            crate::assistant::reply_to("second")
+        ]
+    );
+    assert_eq!(
+        fake.max_active(),
+        1,
+        "two model calls for one session at once"
+    );
+    assert_eq!(fake.requests().len(), 2);
+}
+
 /// `max_connections_per_user` counts a user's connections on every node: 3 across 3
 /// nodes, not 3 on each; a closed one frees its place on any node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,6 +510,75 @@ async fn the_connection_cap_holds_across_nodes() {
     let mut again = connect_eventually(&nodes[0], &user).await;
     usable(&mut again).await;
     refused_for_connections(&nodes[1], &user).await;
+}
+
+/// `commands.rate_burst` is a user's across the cluster: 4 commands spread over 3 nodes use
+/// it up, where each node alone would allow 4 more; another user is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_rate_holds_across_nodes() {
+    let nodes = setup()
+        .set("commands", "rate_burst", "4.0")
+        .set("commands", "rate_per_sec", "0.01")
+        .start_cluster(3, REDIS)
+        .await;
+    let user = nodes[0].user("uma", "viewer").await;
+    let session = nodes[0].session(&user, "rates").await;
+    let mut sockets = Vec::new();
+    for node in &nodes {
+        let mut ws = node.ws(&user).await;
+        ws.join(&session).await;
+        sockets.push(ws);
+    }
+    // (An unknown command costs a token too: the rate is checked before the lookup.)
+    for i in 0..4 {
+        let answer = sockets[i % 3].command(&session, "/no-such-command").await;
+        assert_eq!(answer["code"], "unknown_command", "command {i}: {answer}");
+    }
+    for ws in &mut sockets {
+        let answer = ws.command(&session, "/no-such-command").await;
+        assert_eq!(answer["code"], "rate_limited", "{answer}");
+    }
+    let other = nodes[2].user("otto", "viewer").await;
+    let mut ws = nodes[1].ws(&other).await;
+    let theirs = nodes[1].session(&other, "theirs").await;
+    ws.join(&theirs).await;
+    let answer = ws.command(&theirs, "/no-such-command").await;
+    assert_eq!(answer["code"], "unknown_command", "{answer}");
+}
+
+/// `auth.login_failures_per_user` counts failures on every node: 3 wrong passwords spread
+/// over 3 nodes lock the name out on all of them (the right password included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_failures_count_across_nodes() {
+    let nodes = setup()
+        .set("auth", "login_failures_per_user", "3")
+        .start_cluster(3, REDIS)
+        .await;
+    nodes[0].user("uma", "viewer").await;
+    let login = |password: &'static str| json!({"username": "uma", "password": password});
+    for node in &nodes {
+        let (status, body) = node
+            .call(
+                reqwest::Method::POST,
+                "/auth/login",
+                None,
+                Some(login("wrong-password")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    for node in &nodes {
+        let (status, body) = node
+            .call(
+                reqwest::Method::POST,
+                "/auth/login",
+                None,
+                Some(login("password-123")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    }
 }
 
 /// Redis unreachable: each node falls back to its own count (documented: not fail-closed),

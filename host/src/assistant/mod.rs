@@ -6,7 +6,10 @@
 //!   `metadata.assistant` is `false` (read at each reply, so it can be switched at any time).
 //! - **One reply in flight per session.** Messages that arrive meanwhile are stored as usual
 //!   and coalesced: when the reply ends, the assistant answers once more, with the latest
-//!   context (see `context.rs` for how that context is ordered).
+//!   context (see `context.rs` for how that context is ordered). In a cluster the turn is
+//!   the whole cluster's ([`ReplyTurns`], a lock in Redis): a message on another node while
+//!   this one answers asks this one to answer once more. While that store is unreachable,
+//!   each node keeps the rule for itself.
 //! - A failure (endpoint down, status ≠ 200, malformed stream, stall, too long) is an
 //!   `error` frame with `assistant_failed` to the session's participants; the user's message
 //!   stays stored and nothing partial is stored.
@@ -16,7 +19,7 @@ mod client;
 mod context;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -60,6 +63,23 @@ pub struct Assistant {
     /// Sessions with a reply in flight → whether a message arrived meanwhile.
     in_flight: DashMap<String, bool>,
     slots: Semaphore,
+    /// The cluster's turns, when there is a cluster.
+    turns: Option<Arc<dyn ReplyTurns>>,
+}
+
+/// Whose turn it is to answer a session, across nodes: the seam the cluster fills (a lock
+/// per session in Redis). Each call is one atomic step, so a message can never fall between
+/// a holder deciding it is done and another node deciding it is not its turn.
+#[async_trait::async_trait]
+pub trait ReplyTurns: Send + Sync {
+    /// Take `session_id`'s turn for `ttl` under `token`: `Some(true)` taken; `Some(false)`
+    /// another node holds it, and is now asked to answer once more; `None` unknown (the store
+    /// did not answer).
+    async fn claim(&self, session_id: &str, token: &str, ttl: Duration) -> Option<bool>;
+    /// A reply under `token` ended: `Some(true)` if another answer was asked for meanwhile
+    /// (the turn is kept, renewed for `ttl`), `Some(false)` if not (the turn is given up);
+    /// `None` unknown.
+    async fn next(&self, session_id: &str, token: &str, ttl: Duration) -> Option<bool>;
 }
 
 impl Assistant {
@@ -68,6 +88,7 @@ impl Assistant {
         chat: Chat,
         tasks: TaskTracker,
         shutdown: CancellationToken,
+        turns: Option<Arc<dyn ReplyTurns>>,
     ) -> anyhow::Result<Assistant> {
         let client = ModelClient::new(config)?;
         tracing::info!(
@@ -83,7 +104,17 @@ impl Assistant {
             shutdown,
             in_flight: DashMap::new(),
             slots: Semaphore::new(config.max_concurrent),
+            turns,
         })
+    }
+
+    /// How long a cluster turn lasts unless renewed: a reply (waiting for a model slot, then
+    /// the call) and a margin. A node that dies mid-reply holds the session's turn that long.
+    fn turn_ttl(&self) -> Duration {
+        self.config
+            .total_timeout
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(30))
     }
 
     /// Take the session's reply slot; `false` (and a note to answer again) if a reply is
@@ -120,6 +151,25 @@ impl Assistant {
 impl Assistant {
     /// A user's ordinary message was stored and broadcast: answer it.
     pub fn on_user_message(self: &Arc<Self>, session_id: &str) {
+        let Some(turns) = self.turns.clone() else {
+            self.answer_here(session_id);
+            return;
+        };
+        let assistant = self.clone();
+        let session_id = session_id.to_string();
+        self.tasks.spawn(async move {
+            let token = new_id();
+            match turns.claim(&session_id, &token, assistant.turn_ttl()).await {
+                Some(true) => serve_turn(assistant, turns, session_id, token).await,
+                // Another node answers, and now answers once more.
+                Some(false) => {}
+                None => assistant.answer_here(&session_id),
+            }
+        });
+    }
+
+    /// Answer with this node's own rule (no cluster, or its store unreachable).
+    fn answer_here(self: &Arc<Self>, session_id: &str) {
         if !self.claim(session_id) {
             return;
         }
@@ -129,6 +179,26 @@ impl Assistant {
             held: true,
         };
         self.tasks.spawn(serve(slot));
+    }
+}
+
+/// Answer under the cluster's turn, again while messages arrive meanwhile on any node.
+async fn serve_turn(
+    assistant: Arc<Assistant>,
+    turns: Arc<dyn ReplyTurns>,
+    session_id: String,
+    token: String,
+) {
+    loop {
+        tokio::select! {
+            _ = assistant.shutdown.cancelled() => return,
+            () = reply(&assistant, &session_id) => {}
+        }
+        // Unknown (the store went away): stop; a later message is answered by this node's
+        // own rule. A lost turn lapses with its TTL.
+        if turns.next(&session_id, &token, assistant.turn_ttl()).await != Some(true) {
+            return;
+        }
     }
 }
 

@@ -8,18 +8,23 @@
 //! - logins waiting for a hashing slot (`auth.login_queue`): past it, 429 at once.
 //!
 //! A user logging in from another address is therefore never behind a flood's queue.
+//!
+//! In a cluster the first two hold across nodes (shared buckets in Redis,
+//! `limits::ClusterLimit`): guesses spread over N nodes are not N times as many. The queue
+//! is each node's own, as its hashing threads are.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::AuthConfig;
-use crate::limits::KeyedBuckets;
+use crate::limits::{ClusterLimit, SharedBuckets};
 
 pub struct LoginThrottle {
-    per_ip: KeyedBuckets,
-    failures_per_user: KeyedBuckets,
+    per_ip: ClusterLimit,
+    failures_per_user: ClusterLimit,
     queue: Semaphore,
 }
 
@@ -31,29 +36,31 @@ pub struct Throttled {
 }
 
 impl LoginThrottle {
-    pub fn new(config: &AuthConfig) -> Self {
+    pub fn new(config: &AuthConfig, shared: Option<Arc<dyn SharedBuckets>>) -> Self {
         let per_minute = |n: u32| (f64::from(n), f64::from(n) / 60.0);
         let (ip_burst, ip_rate) = per_minute(config.login_attempts_per_ip);
         let (user_burst, user_rate) = per_minute(config.login_failures_per_user);
         LoginThrottle {
-            per_ip: KeyedBuckets::new(ip_burst, ip_rate),
-            failures_per_user: KeyedBuckets::new(user_burst, user_rate),
+            per_ip: ClusterLimit::new("login_ip", ip_burst, ip_rate, shared.clone()),
+            failures_per_user: ClusterLimit::new("login_failures", user_burst, user_rate, shared),
             queue: Semaphore::new(config.login_queue),
         }
     }
 
     /// Admit one login attempt for `name` from `ip`: charges the address, checks the name's
     /// failures, and takes a place in the hashing queue (held by the returned permit).
-    pub fn admit(&self, ip: IpAddr, name: &str) -> Result<SemaphorePermit<'_>, Throttled> {
+    pub async fn admit(&self, ip: IpAddr, name: &str) -> Result<SemaphorePermit<'_>, Throttled> {
         // IPv6 clients get a /64 each (one host has them all), IPv4 an address.
         self.per_ip
             .try_take(&address_key(ip))
+            .await
             .map_err(|retry_after| Throttled {
                 limit: "login_per_ip",
                 retry_after,
             })?;
         self.failures_per_user
             .check(name)
+            .await
             .map_err(|retry_after| Throttled {
                 limit: "login_per_user",
                 retry_after,
@@ -65,8 +72,8 @@ impl LoginThrottle {
     }
 
     /// A failed login for `name`.
-    pub fn failed(&self, name: &str) {
-        self.failures_per_user.charge(name, 1.0);
+    pub async fn failed(&self, name: &str) {
+        self.failures_per_user.charge(name, 1.0).await;
     }
 }
 
@@ -96,42 +103,45 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_address_is_throttled_alone() {
-        let throttle = LoginThrottle::new(&config(2, 100, 100));
+    #[tokio::test]
+    async fn an_address_is_throttled_alone() {
+        let throttle = LoginThrottle::new(&config(2, 100, 100), None);
         let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        assert!(throttle.admit(a, "x").is_ok());
-        assert!(throttle.admit(a, "x").is_ok());
-        let refused = throttle.admit(a, "x").unwrap_err();
+        assert!(throttle.admit(a, "x").await.is_ok());
+        assert!(throttle.admit(a, "x").await.is_ok());
+        let refused = throttle.admit(a, "x").await.unwrap_err();
         assert_eq!(refused.limit, "login_per_ip");
         assert!(refused.retry_after > Duration::from_secs(20));
         assert!(
-            throttle.admit(b, "x").is_ok(),
+            throttle.admit(b, "x").await.is_ok(),
             "another address is not affected"
         );
     }
 
-    #[test]
-    fn failures_throttle_a_name_from_anywhere() {
-        let throttle = LoginThrottle::new(&config(100, 2, 100));
+    #[tokio::test]
+    async fn failures_throttle_a_name_from_anywhere() {
+        let throttle = LoginThrottle::new(&config(100, 2, 100), None);
         let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
-        throttle.failed("alice");
-        throttle.failed("alice");
+        throttle.failed("alice").await;
+        throttle.failed("alice").await;
         assert_eq!(
-            throttle.admit(ip(9), "alice").unwrap_err().limit,
+            throttle.admit(ip(9), "alice").await.unwrap_err().limit,
             "login_per_user"
         );
-        assert!(throttle.admit(ip(9), "bob").is_ok());
+        assert!(throttle.admit(ip(9), "bob").await.is_ok());
     }
 
-    #[test]
-    fn the_queue_is_bounded() {
-        let throttle = LoginThrottle::new(&config(100, 100, 1));
+    #[tokio::test]
+    async fn the_queue_is_bounded() {
+        let throttle = LoginThrottle::new(&config(100, 100, 1), None);
         let ip = IpAddr::from([10, 0, 0, 1]);
-        let held = throttle.admit(ip, "a").unwrap();
-        assert_eq!(throttle.admit(ip, "b").unwrap_err().limit, "login_queue");
+        let held = throttle.admit(ip, "a").await.unwrap();
+        assert_eq!(
+            throttle.admit(ip, "b").await.unwrap_err().limit,
+            "login_queue"
+        );
         drop(held);
-        assert!(throttle.admit(ip, "b").is_ok());
+        assert!(throttle.admit(ip, "b").await.is_ok());
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //!   reconnects with `since_seq` gets it.
 //! - Admin plugin changes are broadcast, so every node applies them.
 //! - A user's connections are counted across nodes (`connections.rs`), so N nodes do not
-//!   give a user N times `max_connections_per_user`.
+//!   give a user N times `max_connections_per_user`; so are the command rate and the login
+//!   throttle (`buckets.rs`, shared token buckets), and the assistant's one reply at a time
+//!   per session (`turns.rs`).
 //! - Nothing from Redis is trusted: every envelope carries an HMAC under the cluster key
 //!   (`envelope.rs`) and a timestamp, and every field is validated before it reaches a
 //!   room. Anyone who can publish on the channel but lacks the key is ignored.
@@ -31,10 +33,12 @@ use crate::hub::{Fanout, Hub, Presence, RoomEvent};
 use crate::metrics::Metrics;
 use crate::time_fmt::now_ms;
 
+mod buckets;
 mod connections;
 mod envelope;
 mod health;
 mod subscriber;
+mod turns;
 pub use connections::Admission;
 pub use envelope::ClusterKey;
 use envelope::Envelope;

@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{log_refusal, Principal, Refused};
 use crate::chat::{Chat, ChatError};
 use crate::config::CommandsConfig;
-use crate::limits::KeyedBuckets;
+use crate::limits::{ClusterLimit, KeyedBuckets, SharedBuckets};
 use crate::plugins::{
     may_run, CallContext, CallError, CallInput, Job, JobGuard, JobSpec, PluginHost, PluginReply,
     ProgressUpdate, Route,
@@ -170,7 +170,8 @@ struct Ran<'a> {
 pub struct Commands {
     chat: Chat,
     plugins: Arc<PluginHost>,
-    limiter: KeyedBuckets,
+    /// Commands per user, across the cluster when there is one.
+    limiter: ClusterLimit,
     /// `complete` frames per user.
     complete_limiter: KeyedBuckets,
     complete_timeout: std::time::Duration,
@@ -188,11 +189,12 @@ impl Commands {
         plugins: Arc<PluginHost>,
         config: &CommandsConfig,
         tasks: TaskTracker,
+        shared: Option<Arc<dyn SharedBuckets>>,
     ) -> Commands {
         Commands {
             chat,
             plugins,
-            limiter: KeyedBuckets::new(config.rate_burst, config.rate_per_sec),
+            limiter: ClusterLimit::new("commands", config.rate_burst, config.rate_per_sec, shared),
             complete_limiter: KeyedBuckets::new(
                 config.complete_burst,
                 config.complete_rate_per_sec,
@@ -220,7 +222,7 @@ impl Commands {
         };
         // The rate comes first, before any lookup or write: a flood of commands — known or
         // not — costs one token-bucket check each and leaves no audit rows (only the metric).
-        if self.limiter.try_take(&caller.id).is_err() {
+        if self.limiter.try_take(&caller.id).await.is_err() {
             self.chat.metrics.command_refused("rate_limited");
             return Err(CommandError::RateLimited);
         }

@@ -73,7 +73,7 @@ impl Commands {
         press: Press,
         confirmed: bool,
     ) -> Result<Pressed, CommandError> {
-        if self.limiter.try_take(&caller.id).is_err() {
+        if self.limiter.try_take(&caller.id).await.is_err() {
             self.chat.metrics.command_refused("rate_limited");
             return Err(CommandError::RateLimited);
         }

@@ -86,6 +86,7 @@ pub async fn login(
     let _queued = state
         .login_throttle
         .admit(peer.ip(), &req.username)
+        .await
         .map_err(|throttled| {
             state.chat.metrics.limit_hit(throttled.limit);
             log_refusal(Refused::Login, "rest", Some(&req.username), throttled.limit);
@@ -100,7 +101,7 @@ pub async fn login(
     let user = match user {
         Some(user) if verified => user,
         _ => {
-            state.login_throttle.failed(&req.username);
+            state.login_throttle.failed(&req.username).await;
             log_refusal(
                 Refused::Login,
                 "rest",
