@@ -546,6 +546,38 @@ async fn the_command_rate_holds_across_nodes() {
     assert_eq!(answer["code"], "unknown_command", "{answer}");
 }
 
+/// Redis unreachable: the command rate falls back to each node's own bucket (documented:
+/// not fail-closed) — commands still run, within the rate on each node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_rate_falls_back_to_each_node_while_redis_is_down() {
+    let mut redis = OwnRedis::start();
+    let nodes = setup()
+        .set("commands", "rate_burst", "2.0")
+        .set("commands", "rate_per_sec", "0.01")
+        .start_cluster(2, &redis.url())
+        .await;
+    let user = nodes[0].user("uma", "viewer").await;
+    let session = nodes[0].session(&user, "rates").await;
+    let mut sockets = Vec::new();
+    for node in &nodes {
+        let mut ws = node.ws(&user).await;
+        ws.join(&session).await;
+        sockets.push(ws);
+    }
+    redis.down();
+    for node in &nodes {
+        wait_ready(node, StatusCode::SERVICE_UNAVAILABLE).await;
+    }
+    for ws in &mut sockets {
+        for _ in 0..2 {
+            let answer = ws.command(&session, "/no-such-command").await;
+            assert_eq!(answer["code"], "unknown_command", "{answer}");
+        }
+        let answer = ws.command(&session, "/no-such-command").await;
+        assert_eq!(answer["code"], "rate_limited", "{answer}");
+    }
+}
+
 /// `auth.login_failures_per_user` counts failures on every node: 3 wrong passwords spread
 /// over 3 nodes lock the name out on all of them (the right password included).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
