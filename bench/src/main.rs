@@ -22,8 +22,8 @@ mod ws;
 use clap::{Parser, Subcommand};
 
 use scenario::{
-    all, cluster, complete, db_floor, durability, fanout, floor, hostile, idle, load, message,
-    ping, soak, throughput, waiting,
+    all, chaos, cluster, complete, db_floor, durability, fanout, floor, hostile, idle, load,
+    message, ping, soak, throughput, waiting,
 };
 
 #[derive(Parser)]
@@ -89,6 +89,11 @@ enum Scenario {
     /// SQLite, or on a fresh PostgreSQL database beside --database-url. Exits non-zero on
     /// any loss.
     Durability(durability::Args),
+    /// The client side of scripts/cluster-chaos.sh: post and read through every node of a
+    /// running cluster while the script injects faults, reconnecting with since_seq; then
+    /// check every ack in the database, every client's sessions gap-free and in order, and
+    /// presence. Exits non-zero on any violation.
+    Chaos(chaos::Args),
     /// The database's own floor for slashd's write pattern, with sqlx in this process (no
     /// server): bump `last_seq` and insert, one message per transaction and batched, on
     /// SQLite and (with --database-url) a fresh PostgreSQL database.
@@ -112,6 +117,7 @@ impl Scenario {
             Scenario::Waiting(args) => waiting::run(args).await,
             Scenario::Complete(args) => complete::run(args).await,
             Scenario::Durability(args) => durability::run(args).await,
+            Scenario::Chaos(args) => chaos::run(args).await,
             Scenario::DbFloor(args) => db_floor::run(args).await,
         }
     }

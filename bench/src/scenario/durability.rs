@@ -103,11 +103,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// One acknowledged message, as the client saw it.
 #[derive(Clone, Debug)]
-struct Acked {
-    session: String,
-    message_id: String,
-    seq: i64,
-    content: String,
+pub(crate) struct Acked {
+    pub session: String,
+    pub message_id: String,
+    pub seq: i64,
+    pub content: String,
 }
 
 struct DurabilityResult {
@@ -367,7 +367,7 @@ impl Client {
 }
 
 /// Read the database directly and hold it against every ack.
-async fn verify(
+pub(crate) async fn verify(
     url: &str,
     sessions: &[String],
     acked: &[Acked],

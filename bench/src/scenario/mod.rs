@@ -2,6 +2,7 @@
 //! and its report.
 
 pub mod all;
+pub mod chaos;
 pub mod cluster;
 pub mod complete;
 pub mod db_floor;
