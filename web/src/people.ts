@@ -39,18 +39,31 @@ export class People {
   knows(userId: string) { return this.names.has(userId); }
 
   remember(id: string, name: string) {
-    if (this.names.get(id) === name) return;
-    this.names.set(id, name);
-    while (this.names.size > MAX_KEPT_NAMES) this.names.delete(this.names.keys().next().value as string);
-    try { localStorage.setItem(NAMES_KEY, JSON.stringify(Object.fromEntries(this.names))); } catch { /* full or off */ }
+    if (!this.learn(id, name)) return;
+    this.keep();
     this.render();
   }
 
   /** The open session's members (owner first), from `GET …/members`. */
   setMembers(members: Member[]) {
     this.members = members;
-    for (const m of members) this.remember(m.id, m.name);
+    let learned = false;
+    for (const m of members) learned = this.learn(m.id, m.name) || learned;
+    if (learned) this.keep();
     this.render();
+  }
+
+  /** Note a name; whether it was new. */
+  private learn(id: string, name: string): boolean {
+    if (this.names.get(id) === name) return false;
+    this.names.delete(id); // the newest last: the oldest go first when over the bound
+    this.names.set(id, name);
+    while (this.names.size > MAX_KEPT_NAMES) this.names.delete(this.names.keys().next().value as string);
+    return true;
+  }
+
+  private keep() {
+    try { localStorage.setItem(NAMES_KEY, JSON.stringify(Object.fromEntries(this.names))); } catch { /* full or off */ }
   }
 
   roleOf(userId: string): Role | undefined { return this.members.find((m) => m.id === userId)?.role; }

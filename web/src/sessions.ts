@@ -68,7 +68,7 @@ export class SessionList {
     this.seenSeq.set(id, seq);
     while (this.seenSeq.size > MAX_MARKS) this.seenSeq.delete(this.seenSeq.keys().next().value as string);
     try { localStorage.setItem(this.markKey(), JSON.stringify(Object.fromEntries(this.seenSeq))); } catch { /* full or off */ }
-    this.render();
+    // (No render: what is being read is the open session, which shows no count.)
   }
 
   /** Messages after the highest seq shown here; none when the user wrote the last one
