@@ -19,6 +19,17 @@ fn setup() -> Setup {
         .set("commands", "rate_burst", "100.0")
 }
 
+/// A socket of `user` on each node, joined to `session`.
+async fn joined_on(nodes: &[Server], user: &crate::harness::User, session: &str) -> Vec<Ws> {
+    let mut sockets = Vec::new();
+    for node in nodes {
+        let mut ws = node.ws(user).await;
+        ws.join(session).await;
+        sockets.push(ws);
+    }
+    sockets
+}
+
 /// Wait for frames until one satisfies `pick`.
 async fn until(ws: &mut Ws, pick: impl Fn(&Value) -> bool) -> Value {
     loop {
@@ -523,12 +534,7 @@ async fn the_command_rate_holds_across_nodes() {
         .await;
     let user = nodes[0].user("uma", "viewer").await;
     let session = nodes[0].session(&user, "rates").await;
-    let mut sockets = Vec::new();
-    for node in &nodes {
-        let mut ws = node.ws(&user).await;
-        ws.join(&session).await;
-        sockets.push(ws);
-    }
+    let mut sockets = joined_on(&nodes, &user, &session).await;
     // (An unknown command costs a token too: the rate is checked before the lookup.)
     for i in 0..4 {
         let answer = sockets[i % 3].command(&session, "/no-such-command").await;
@@ -558,12 +564,7 @@ async fn the_command_rate_falls_back_to_each_node_while_redis_is_down() {
         .await;
     let user = nodes[0].user("uma", "viewer").await;
     let session = nodes[0].session(&user, "rates").await;
-    let mut sockets = Vec::new();
-    for node in &nodes {
-        let mut ws = node.ws(&user).await;
-        ws.join(&session).await;
-        sockets.push(ws);
-    }
+    let mut sockets = joined_on(&nodes, &user, &session).await;
     redis.down();
     for node in &nodes {
         wait_ready(node, StatusCode::SERVICE_UNAVAILABLE).await;

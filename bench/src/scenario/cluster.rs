@@ -1,6 +1,6 @@
-//! `cluster`: the fan-out sweep with every listener on one node, then split over two nodes
-//! that share PostgreSQL and fan out over Redis, in the same run; the poster is on the
-//! first node both times. Then **rooms spread over three nodes**, with `shard_rooms` on and
+//! `cluster`: the fan-out sweep with every listener on one node, then split over two and
+//! over three nodes that share PostgreSQL and fan out over Redis, in the same run; the
+//! poster is on the first node every time. Then **rooms spread over three nodes**, with `shard_rooms` on and
 //! off in the same run: each session's listeners are all on one node and its poster on the
 //! next, so every message crosses Redis once; what each node *receives* from Redis is read
 //! from its `slashd_cluster_events_received_total`, and every listener counts its
@@ -89,6 +89,7 @@ async fn sweep(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     };
     let a = Server::start(&node_opts).await?;
     let b = Server::start(&node_opts).await?;
+    let c = Server::start(&node_opts).await?;
     let owner = a.users("cposter", 1).await?.remove(0);
     let members = a.users("cfan", args.conns.users.max(1)).await?;
     for &n in &args.sweep.fanout_sizes {
@@ -97,6 +98,10 @@ async fn sweep(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             (
                 format!("2 nodes N={n}"),
                 vec![a.ws_url.clone(), b.ws_url.clone()],
+            ),
+            (
+                format!("3 nodes N={n}"),
+                vec![a.ws_url.clone(), b.ws_url.clone(), c.ws_url.clone()],
             ),
         ] {
             for rate in [Some(args.sweep.steady_rate(n)), None] {
@@ -120,6 +125,7 @@ async fn sweep(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     }
     report.logs.push(("cluster node A".into(), a.stop()));
     report.logs.push(("cluster node B".into(), b.stop()));
+    report.logs.push(("cluster node C".into(), c.stop()));
     Ok(())
 }
 

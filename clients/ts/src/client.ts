@@ -187,6 +187,10 @@ export class SlashdClient {
     return this.request<ServerFrameOf<"left">>({ type: "leave", session_id: sessionId });
   }
 
+  /** Stop following a session without telling the server (it ended, or the caller was
+   * removed): it is not re-joined after a reconnect. */
+  forget(sessionId: string) { this.sessions.delete(sessionId); }
+
   /** Post to a joined session; resolves with the `ack` (its `message_id` and `seq`). */
   post(sessionId: string, content: string): Promise<ServerFrameOf<"ack">> {
     return this.request<ServerFrameOf<"ack">>({ type: "message", session_id: sessionId, content });
@@ -267,6 +271,7 @@ export class SlashdClient {
       return;
     }
     if (frame.type === "message" && !this.fresh(frame.session_id, frame.message)) return;
+    if (frame.type === "session_ended") this.forget(frame.session_id);
     this.emit(frame);
   }
 

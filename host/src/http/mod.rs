@@ -152,10 +152,16 @@ struct AsyncApiJson(Arc<str>);
     )
 )]
 async fn openapi_json(Extension(ApiJson(json)): Extension<ApiJson>) -> impl IntoResponse {
+    json_document(&json)
+}
+
+/// A document made once at start, as `application/json`.
+fn json_document(json: &str) -> axum::response::Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         json.to_string(),
     )
+        .into_response()
 }
 
 /// The AsyncAPI 3 document of the WebSocket protocol (`protocol::asyncapi`).
@@ -177,8 +183,5 @@ async fn openapi_json(Extension(ApiJson(json)): Extension<ApiJson>) -> impl Into
 async fn asyncapi_json(
     Extension(AsyncApiJson(json)): Extension<AsyncApiJson>,
 ) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        json.to_string(),
-    )
+    json_document(&json)
 }

@@ -326,14 +326,11 @@ impl Store {
         let members = rows
             .iter()
             .map(|row| {
-                let role: String = row.try_get("role")?;
                 let relation: String = row.try_get("relation")?;
                 Ok(SessionMember {
                     id: row.try_get("id")?,
                     name: row.try_get("name")?,
-                    role: role
-                        .parse()
-                        .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                    role: super::users::role_of(row)?,
                     relation: if relation == "owner" {
                         Relation::Owner
                     } else {

@@ -28,15 +28,19 @@ pub struct User {
 
 const COLUMNS: &str = "id, name, role, status, password_hash, created_at";
 
-fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
+/// A row's `role` column (a role the schema's CHECK does not know is a decode error).
+pub(super) fn role_of(row: &AnyRow) -> Result<Role, sqlx::Error> {
     let role: String = row.try_get("role")?;
+    role.parse()
+        .map_err(|e: String| sqlx::Error::Decode(e.into()))
+}
+
+fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     let status: String = row.try_get("status")?;
     Ok(User {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        role: role
-            .parse()
-            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        role: role_of(row)?,
         status: if status == "disabled" {
             UserStatus::Disabled
         } else {
