@@ -27,7 +27,8 @@ export class Drawer {
   get isOpen() { return this.app.classList.contains("drawer-open"); }
 
   open() {
-    if (!this.narrow) return;
+    // Already open: leave focus where the user put it (the list refreshes every 30 s).
+    if (!this.narrow || this.isOpen) return;
     this.app.classList.add("drawer-open");
     this.sync();
     (this.panel.querySelector<HTMLElement>(".session.current button, #new-session-title"))?.focus();
