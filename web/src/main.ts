@@ -42,6 +42,8 @@ const state = {
   role: "viewer" as Role,
   /** Ids of messages this user posted (from `ack`s): whose progress they may cancel. */
   mine: new Set<string>(),
+  /** The session list was shown since logging in (the drawer opens for it only once). */
+  listShown: false,
 };
 
 const pendingFrames = new PendingFrames();
@@ -116,6 +118,7 @@ function showLogin(message = "") {
   state.current = null;
   state.loaded = null;
   sessionList.set([]);
+  state.listShown = false;
   people.clear();
   state.commands = [];
   state.mine.clear();
@@ -207,8 +210,10 @@ async function refreshSessions() {
     const want = location.hash.slice(1);
     const s = sessionList.find(want);
     if (s) openSession(s);
-    else drawer.open();
+    // On a phone, the list is what there is to see first — once, not at every refresh.
+    else if (!state.listShown) drawer.open();
   }
+  state.listShown = true;
 }
 
 async function onCreateSession(ev: SubmitEvent) {

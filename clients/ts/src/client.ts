@@ -266,7 +266,10 @@ export class SlashdClient {
     if (frame.type === "joined") {
       // What was missed, then the joined frame itself, each stored message once.
       const missed = frame.missed.filter((m) => this.fresh(frame.session_id, m));
-      this.sessions.set(frame.session_id, Math.max(this.delivered(frame.session_id), frame.last_seq, ...missed.map((m) => m.seq ?? 0)));
+      // Caught up to `last_seq` — unless `has_more` says part of it is still to be paged
+      // over REST: then only what was delivered counts, so a later re-join asks again.
+      const caughtUp = frame.has_more ? 0 : frame.last_seq;
+      this.sessions.set(frame.session_id, Math.max(this.delivered(frame.session_id), caughtUp, ...missed.map((m) => m.seq ?? 0)));
       this.emit({ ...frame, missed });
       return;
     }

@@ -77,9 +77,14 @@ pub trait ReplyTurns: Send + Sync {
     /// did not answer).
     async fn claim(&self, session_id: &str, token: &str, ttl: Duration) -> Option<bool>;
     /// A reply under `token` ended: `Some(true)` if another answer was asked for meanwhile
-    /// (the turn is kept, renewed for `ttl`), `Some(false)` if not (the turn is given up);
-    /// `None` unknown.
+    /// (the turn is kept, renewed for `ttl`; taken back if it had lapsed), `Some(false)` if
+    /// not (the turn is given up); `None` unknown.
     async fn next(&self, session_id: &str, token: &str, ttl: Duration) -> Option<bool>;
+    /// Still replying under `token`: keep the turn for another `ttl` (a reply may wait for a
+    /// model slot longer than one).
+    async fn renew(&self, session_id: &str, token: &str, ttl: Duration);
+    /// Give the turn up without answering again (this node is shutting down).
+    async fn release(&self, session_id: &str, token: &str);
 }
 
 impl Assistant {
@@ -129,6 +134,14 @@ impl Assistant {
                 e.insert(false);
                 true
             }
+        }
+    }
+
+    /// Whether a message arrived here meanwhile (the note is taken; the slot is kept).
+    fn asked_again(&self, session_id: &str) -> bool {
+        match self.in_flight.get_mut(session_id) {
+            Some(mut asked) => std::mem::replace(&mut *asked, false),
+            None => false,
         }
     }
 
@@ -183,20 +196,49 @@ impl Assistant {
 }
 
 /// Answer under the cluster's turn, again while messages arrive meanwhile on any node.
+///
+/// It holds this node's slot too, so a message that falls back to the per-node rule (Redis
+/// did not answer its claim) waits for this reply instead of running beside it.
 async fn serve_turn(
     assistant: Arc<Assistant>,
     turns: Arc<dyn ReplyTurns>,
     session_id: String,
     token: String,
 ) {
+    let ttl = assistant.turn_ttl();
+    if !assistant.claim(&session_id) {
+        // A per-node reply is running here (a Redis blip); it answers once more.
+        turns.release(&session_id, &token).await;
+        return;
+    }
+    let mut slot = Slot {
+        assistant: assistant.clone(),
+        session_id: session_id.clone(),
+        held: true,
+    };
     loop {
-        tokio::select! {
-            _ = assistant.shutdown.cancelled() => return,
-            () = reply(&assistant, &session_id) => {}
+        let replying = reply(&assistant, &session_id);
+        tokio::pin!(replying);
+        let mut renew = tokio::time::interval(ttl / 3);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                _ = assistant.shutdown.cancelled() => {
+                    turns.release(&session_id, &token).await;
+                    return;
+                }
+                () = &mut replying => break,
+                _ = renew.tick() => turns.renew(&session_id, &token, ttl).await,
+            }
         }
-        // Unknown (the store went away): stop; a later message is answered by this node's
-        // own rule. A lost turn lapses with its TTL.
-        if turns.next(&session_id, &token, assistant.turn_ttl()).await != Some(true) {
+        // Asked again here, through the per-node rule, while Redis was away?
+        let here = assistant.asked_again(&session_id);
+        // Unknown (Redis went away): only what was asked here counts.
+        if turns.next(&session_id, &token, ttl).await == Some(true) || here {
+            continue;
+        }
+        if !assistant.again(&session_id) {
+            slot.held = false;
             return;
         }
     }

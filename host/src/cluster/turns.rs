@@ -20,16 +20,37 @@ end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 return 0";
 
-/// KEYS: the turn, the note. ARGV: token, ttl (ms). 1 go again (renewed), 0 done (released,
-/// or the turn was no longer this token's).
+/// KEYS: the turn, the note. ARGV: token, ttl (ms). 1 go again (renewed; taken back when it
+/// had lapsed with a note waiting and nobody holds it), 0 done (released, or another holds it).
 const NEXT: &str = "\
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local holder = redis.call('GET', KEYS[1])
+if holder ~= ARGV[1] then
+  if holder then return 0 end
+  if redis.call('DEL', KEYS[2]) == 1 then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+  end
+  return 0
+end
 if redis.call('DEL', KEYS[2]) == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
 redis.call('DEL', KEYS[1])
 return 0";
+
+/// KEYS: the turn, the note. ARGV: token, ttl (ms). Renew the turn if it is this token's.
+const RENEW: &str = "\
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0";
+
+/// KEYS: the turn, the note. ARGV: token. Give the turn up if it is this token's.
+const RELEASE: &str = "\
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0";
+
+/// Longest a turn's step waits for Redis before the assistant goes on without it.
+const TURN_WAIT: Duration = Duration::from_millis(500);
 
 impl Cluster {
     async fn turn_script(
@@ -44,24 +65,24 @@ impl Cluster {
         }
         let mut conn = self.presence.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let answered: redis::RedisResult<i64> = redis::cmd("EVAL")
+        let script = redis::cmd("EVAL")
             .arg(script)
             .arg(2)
             .arg(format!("{}:assistant-turn:{session_id}", self.namespace))
             .arg(format!("{}:assistant-again:{session_id}", self.namespace))
             .arg(token)
             .arg(ttl_ms)
-            .query_async(&mut conn)
-            .await;
-        match answered {
-            Ok(n) => {
+            .to_owned();
+        match tokio::time::timeout(TURN_WAIT, script.query_async::<i64>(&mut conn)).await {
+            Ok(Ok(n)) => {
                 self.answered();
                 Some(n == 1)
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 self.unhealthy(&e);
                 None
             }
+            Err(_) => None,
         }
     }
 }
@@ -74,5 +95,15 @@ impl ReplyTurns for Cluster {
 
     async fn next(&self, session_id: &str, token: &str, ttl: Duration) -> Option<bool> {
         self.turn_script(NEXT, session_id, token, ttl).await
+    }
+
+    async fn renew(&self, session_id: &str, token: &str, ttl: Duration) {
+        let _ = self.turn_script(RENEW, session_id, token, ttl).await;
+    }
+
+    async fn release(&self, session_id: &str, token: &str) {
+        let _ = self
+            .turn_script(RELEASE, session_id, token, Duration::from_millis(1))
+            .await;
     }
 }
