@@ -61,9 +61,10 @@ impl TokenBucket {
     }
 
     /// Pay `cost` whatever the balance (bounded debt).
+    /// Charge `cost` (negative: give tokens back, never past full).
     pub fn charge(&mut self, cost: f64) {
         self.refill();
-        self.tokens = (self.tokens - cost).max(-self.capacity);
+        self.tokens = (self.tokens - cost).clamp(-self.capacity, self.capacity);
     }
 
     fn is_full(&mut self) -> bool {

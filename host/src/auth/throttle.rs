@@ -4,7 +4,10 @@
 //! - attempts per IP address (`auth.login_attempts_per_ip` per minute): a flood from one
 //!   address is answered 429 at once and never reaches the hasher;
 //! - failures per user name (`auth.login_failures_per_user` per minute, from anywhere):
-//!   guessing one account's password is slow, wherever the guesses come from;
+//!   guessing one account's password is slow, wherever the guesses come from. Each attempt
+//!   takes a token before it is hashed and a success gives it back, so guesses sent all at
+//!   once when a token returns cannot all pass (a check now and a charge later would let
+//!   them);
 //! - logins waiting for a hashing slot (`auth.login_queue`): past it, 429 at once.
 //!
 //! A user logging in from another address is therefore never behind a flood's queue.
@@ -59,7 +62,7 @@ impl LoginThrottle {
                 retry_after,
             })?;
         self.failures_per_user
-            .check(name)
+            .try_take(name)
             .await
             .map_err(|retry_after| Throttled {
                 limit: "login_per_user",
@@ -71,9 +74,10 @@ impl LoginThrottle {
         })
     }
 
-    /// A failed login for `name`.
-    pub async fn failed(&self, name: &str) {
-        self.failures_per_user.charge(name, 1.0).await;
+    /// The password was right: the token `admit` took for `name` goes back (only failures
+    /// count).
+    pub async fn succeeded(&self, name: &str) {
+        self.failures_per_user.charge(name, -1.0).await;
     }
 }
 
@@ -122,13 +126,32 @@ mod tests {
     async fn failures_throttle_a_name_from_anywhere() {
         let throttle = LoginThrottle::new(&config(100, 2, 100), None);
         let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
-        throttle.failed("alice").await;
-        throttle.failed("alice").await;
+        // Two wrong passwords (admitted, never given back), from two addresses.
+        drop(throttle.admit(ip(1), "alice").await.unwrap());
+        drop(throttle.admit(ip(2), "alice").await.unwrap());
         assert_eq!(
             throttle.admit(ip(9), "alice").await.unwrap_err().limit,
             "login_per_user"
         );
         assert!(throttle.admit(ip(9), "bob").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn successes_give_their_token_back_and_guesses_at_once_cannot_all_pass() {
+        let throttle = LoginThrottle::new(&config(100, 2, 100), None);
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        for _ in 0..5 {
+            drop(throttle.admit(ip, "carol").await.unwrap());
+            throttle.succeeded("carol").await;
+        }
+        // Guesses in flight together: the third is refused before any of them is hashed.
+        let first = throttle.admit(ip, "dave").await.unwrap();
+        let second = throttle.admit(ip, "dave").await.unwrap();
+        assert_eq!(
+            throttle.admit(ip, "dave").await.unwrap_err().limit,
+            "login_per_user"
+        );
+        drop((first, second));
     }
 
     #[tokio::test]

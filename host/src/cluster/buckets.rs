@@ -36,7 +36,7 @@ if op == 'take' then
   if tokens < cost then return math.max(1, math.ceil((cost - tokens) / per_ms)) end
   tokens = tokens - cost
 else
-  tokens = math.max(-capacity, tokens - cost)
+  tokens = math.min(capacity, math.max(-capacity, tokens - cost))
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / per_ms) + 1000)

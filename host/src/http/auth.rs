@@ -99,9 +99,11 @@ pub async fn login(
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let verified = password::verify(req.password, hash).await;
     let user = match user {
-        Some(user) if verified => user,
+        Some(user) if verified => {
+            state.login_throttle.succeeded(&req.username).await;
+            user
+        }
         _ => {
-            state.login_throttle.failed(&req.username).await;
             log_refusal(
                 Refused::Login,
                 "rest",
