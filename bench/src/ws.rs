@@ -134,6 +134,15 @@ pub fn str_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// The integer value of the first `"key":123` in a frame.
+/// An `ack` frame's `id` (a number), `message_id` and `seq`.
+pub fn ack_fields(text: &str) -> Option<(i64, &str, i64)> {
+    Some((
+        int_field(text, "id")?,
+        str_field(text, "message_id")?,
+        int_field(text, "seq")?,
+    ))
+}
+
 pub fn int_field(text: &str, key: &str) -> Option<i64> {
     let pat = format!(r#""{key}":"#);
     let at = text.find(&pat)? + pat.len();

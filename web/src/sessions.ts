@@ -34,6 +34,8 @@ export class SessionList {
   private sessions: Session[] = [];
   private seenSeq = new Map<string, number>();
   private markFor = "";
+  /** A save of the marks is due (at most one a second: `seen` runs for every message). */
+  private saveTimer: number | undefined;
 
   constructor(private host: SessionListHost) {}
 
@@ -67,8 +69,14 @@ export class SessionList {
     this.seenSeq.delete(id);
     this.seenSeq.set(id, seq);
     while (this.seenSeq.size > MAX_MARKS) this.seenSeq.delete(this.seenSeq.keys().next().value as string);
-    try { localStorage.setItem(this.markKey(), JSON.stringify(Object.fromEntries(this.seenSeq))); } catch { /* full or off */ }
     // (No render: what is being read is the open session, which shows no count.)
+    if (this.saveTimer !== undefined) return;
+    const key = this.markKey();
+    this.saveTimer = window.setTimeout(() => {
+      this.saveTimer = undefined;
+      if (key !== this.markKey()) return; // someone else logged in meanwhile
+      try { localStorage.setItem(key, JSON.stringify(Object.fromEntries(this.seenSeq))); } catch { /* full or off */ }
+    }, 1000);
   }
 
   /** Messages after the highest seq shown here; none when the user wrote the last one

@@ -29,7 +29,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::durability::{verify, Acked};
 use crate::flags::seconds;
 use crate::report::progress;
-use crate::ws::{self, frame_type, int_field, str_field};
+use crate::ws::{self, ack_fields, frame_type, int_field};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -512,11 +512,7 @@ impl Client {
                 heard = tokio::time::Instant::now();
                 match frame_type(&text) {
                     Some("ack") => {
-                        let (Some(id), Some(mid), Some(seq)) = (
-                            int_field(&text, "id"),
-                            str_field(&text, "message_id"),
-                            int_field(&text, "seq"),
-                        ) else {
+                        let Some((id, mid, seq)) = ack_fields(&text) else {
                             continue;
                         };
                         if in_flight.remove(&id) {

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::flags::{postgres_url, seconds, ServerBin};
 use crate::report::{print_logs, progress};
 use crate::server::{LogReport, Server, User};
-use crate::ws::{self, frame_type, int_field, str_field};
+use crate::ws::{self, ack_fields, frame_type, int_field};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -327,11 +327,7 @@ impl Client {
                 };
                 match frame_type(&text) {
                     Some("ack") => {
-                        let (Some(id), Some(mid), Some(seq)) = (
-                            int_field(&text, "id"),
-                            str_field(&text, "message_id"),
-                            int_field(&text, "seq"),
-                        ) else {
+                        let Some((id, mid, seq)) = ack_fields(&text) else {
                             continue;
                         };
                         if let Some(content) = in_flight.remove(&id) {

@@ -118,6 +118,9 @@ pub struct SessionPatch {
 
 const COLUMNS: &str = "id, title, owner_id, status, metadata, created_at, updated_at, ended_at, \
                        last_activity_at, last_seq";
+/// The same, of `sessions s` in a join.
+const S_COLUMNS: &str = "s.id, s.title, s.owner_id, s.status, s.metadata, s.created_at, \
+                         s.updated_at, s.ended_at, s.last_activity_at, s.last_seq";
 
 fn from_row(row: &AnyRow) -> Result<Session, sqlx::Error> {
     let status: String = row.try_get("status")?;
@@ -261,14 +264,9 @@ impl Store {
         .fetch_one(self.pool())
         .await?
         .try_get("n")?;
-        let columns = COLUMNS
-            .split(", ")
-            .map(|c| format!("s.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         // One character past the preview tells whether the content goes on.
         let rows = sqlx::query(&format!(
-            "SELECT {columns}, m.seq AS m_seq, m.role AS m_role, m.user_id AS m_user_id, \
+            "SELECT {S_COLUMNS}, m.seq AS m_seq, m.role AS m_role, m.user_id AS m_user_id, \
              substr(m.content, 1, {}) AS m_content, m.created_at AS m_created_at, \
              u.name AS m_user_name \
              FROM sessions s \
@@ -434,5 +432,16 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_joined_columns_are_the_columns() {
+        let qualified: Vec<String> = COLUMNS.split(", ").map(|c| format!("s.{c}")).collect();
+        assert_eq!(S_COLUMNS, qualified.join(", "));
     }
 }
