@@ -90,25 +90,48 @@ impl Chat {
         new: NewMessage<'_>,
         on_stored: impl FnOnce(&Message),
     ) -> ChatResult<Message> {
-        let room = self.hub.existing_room(new.session_id);
+        let mut stored = self.post_together(vec![new], on_stored).await?;
+        stored.pop().ok_or(ChatError::NoSession)
+    }
+
+    /// [`Chat::post`] for messages of one session stored in one transaction with
+    /// consecutive seqs, all or none (a command's invocation and its reply): `on_stored` is
+    /// told of the first, then each is broadcast in order.
+    pub async fn post_together(
+        &self,
+        news: Vec<NewMessage<'_>>,
+        on_stored: impl FnOnce(&Message),
+    ) -> ChatResult<Vec<Message>> {
+        let Some(session_id) = news.first().map(|n| n.session_id.to_string()) else {
+            return Ok(Vec::new());
+        };
+        let room = self.hub.existing_room(&session_id);
         let _order = match &room {
             Some(room) => Some(room.post_lock.lock().await),
             None => None,
         };
-        let message = self.store.append_message(new).await.map_err(|e| match e {
-            AppendError::NoSession => ChatError::NoSession,
-            AppendError::Ended => ChatError::Ended,
-            AppendError::Db(e) => ChatError::Db(e),
-        })?;
-        self.metrics.message_stored(message.role.as_str());
-        on_stored(&message);
-        let frame = ServerFrame::Message {
-            session_id: &message.session_id,
-            message: WireMessage::from(&message),
-        };
-        self.hub
-            .broadcast_message(&message.session_id, message.seq, frame.to_text());
-        Ok(message)
+        let stored = self
+            .store
+            .append_messages(news)
+            .await
+            .map_err(|e| match e {
+                AppendError::NoSession => ChatError::NoSession,
+                AppendError::Ended => ChatError::Ended,
+                AppendError::Db(e) => ChatError::Db(e),
+            })?;
+        if let Some(first) = stored.first() {
+            on_stored(first);
+        }
+        for message in &stored {
+            self.metrics.message_stored(message.role.as_str());
+            let frame = ServerFrame::Message {
+                session_id: &message.session_id,
+                message: WireMessage::from(message),
+            };
+            self.hub
+                .broadcast_message(&message.session_id, message.seq, frame.to_text());
+        }
+        Ok(stored)
     }
 
     /// End a session and tell everyone in it. Ending an ended session is a no-op.

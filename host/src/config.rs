@@ -337,6 +337,11 @@ pub struct CommandsConfig {
     /// How long a command or button that asks for confirmation waits for the answer.
     #[serde(with = "humantime_serde")]
     pub confirm_timeout: Duration,
+    /// CPU time a plugin call may run on the server thread that took the command before it
+    /// moves to the plugin threads (`plugins/first_slice.rs`); a plugin over it twice
+    /// within 100 calls starts on the plugin threads for 30 s. At most 100 ms.
+    #[serde(with = "humantime_serde")]
+    pub first_slice_budget: Duration,
 }
 
 impl Default for CommandsConfig {
@@ -361,6 +366,7 @@ impl Default for CommandsConfig {
             complete_burst: 20.0,
             complete_timeout: Duration::from_millis(200),
             confirm_timeout: Duration::from_secs(60),
+            first_slice_budget: Duration::from_micros(500),
         }
     }
 }
@@ -703,6 +709,9 @@ impl Config {
         }
         if c.max_jobs < c.max_concurrent || c.max_timeout.is_zero() || c.max_running_per_user == 0 {
             bail!("commands.max_jobs must be at least max_concurrent; max_timeout and max_running_per_user positive");
+        }
+        if c.first_slice_budget > Duration::from_millis(100) {
+            bail!("commands.first_slice_budget must be at most 100ms");
         }
         if c.timeout_ms == 0 || c.memory_mb == 0 || c.memory_mb > MAX_PLUGIN_MEMORY_MB {
             bail!("commands.timeout_ms must be positive and memory_mb within 1..={MAX_PLUGIN_MEMORY_MB}");

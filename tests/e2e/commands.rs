@@ -14,6 +14,7 @@ use crate::support::{error_code, history, joined, reply_text, Shared};
 on_both_backends!(
     help_and_get_commands_agree_per_role,
     replies_are_stored_and_broadcast,
+    a_command_acting_only_through_its_reply_is_stored_with_it,
     ephemeral_replies_reach_only_the_invoker,
     arguments_aliases_and_typos,
     config_can_raise_a_role,
@@ -127,6 +128,80 @@ async fn help_and_get_commands_agree_per_role(backend: Backend) {
             assert!(reply_text(&hidden).contains("Role: analyst"));
         }
     }
+}
+
+/// Transactions of the message writer so far: (how many, how many stored one message).
+async fn batches(server: &Server) -> (f64, f64) {
+    let text = crate::metrics::scrape(server).await;
+    let of = |series: &str| crate::metrics::value(&text, series).unwrap_or(0.0);
+    (
+        of("slashd_store_batch_messages_count"),
+        of(r#"slashd_store_batch_messages_bucket{le="1.0"}"#),
+    )
+}
+
+/// `/help` (granted only `commands`) runs before its invocation is stored, and both go in
+/// one transaction; `/probe-echo` (granted `kv`) runs only after its invocation is
+/// committed: two transactions. One client, one command at a time, so nothing else shares
+/// a batch.
+async fn a_command_acting_only_through_its_reply_is_stored_with_it(backend: Backend) {
+    // Room for a debug build's slower host code in the first slice (release: ~30 µs).
+    let server = plugin_setup(backend, |s| {
+        s.set("commands", "first_slice_budget", r#""100ms""#)
+    })
+    .await;
+    let user = server.user("tess", "viewer").await;
+    let (mut ws, session) = joined(&server, &user, "together").await;
+    ws.command(&session, "/help").await; // a cold first call may not finish in its slice
+
+    let (before, single_before) = batches(&server).await;
+    for i in 0..5 {
+        let id = format!("h{i}");
+        ws.send(json!({"type": "message", "session_id": session, "content": "/help", "id": id}))
+            .await;
+        let ack = ws.recv().await;
+        assert_eq!(
+            (ack["type"].as_str(), ack["id"].as_str()),
+            (Some("ack"), Some(id.as_str()))
+        );
+        let invocation = ws.recv_type("message").await;
+        assert_eq!(invocation["message"]["id"], ack["message_id"]);
+        let reply = ws.recv_type("message").await;
+        assert_eq!(reply["message"]["role"], "command");
+        assert_eq!(reply["message"]["metadata"]["reply_to"], ack["message_id"]);
+        assert_eq!(reply["message"]["seq"], ack["seq"].as_i64().unwrap() + 1);
+    }
+    let (after, single_after) = batches(&server).await;
+    let (written, single) = (after - before, single_after - single_before);
+    // Each /help is one transaction of two, or — a call that outlived its first slice — two
+    // of one; most are the first.
+    assert!(
+        written < 10.0 && single < written,
+        "{written} transactions, {single} of one message, for 5 /help"
+    );
+    assert_eq!(
+        written - single,
+        (10.0 - single) / 2.0,
+        "{written} {single}"
+    );
+
+    let (before, single_before) = batches(&server).await;
+    for _ in 0..3 {
+        let reply = ws.command(&session, "/probe-echo x").await;
+        assert_eq!(reply["message"]["content"], "x");
+    }
+    let (after, single_after) = batches(&server).await;
+    assert_eq!(
+        (after - before, single_after - single_before),
+        (6.0, 6.0),
+        "a plugin granted kv runs after its invocation is committed"
+    );
+
+    // The history holds both, in order, with no gap.
+    let stored = history(&server, &session, &user.token).await;
+    let seqs: Vec<i64> = stored.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    assert_eq!(seqs.len(), 18);
 }
 
 async fn replies_are_stored_and_broadcast(backend: Backend) {

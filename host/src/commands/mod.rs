@@ -14,6 +14,7 @@ mod complete;
 mod confirm;
 mod press;
 mod services;
+mod together;
 mod typed;
 
 pub use complete::Place;
@@ -153,6 +154,18 @@ pub struct Invocation {
     pub running: JobGuard,
     pub reply: Arc<dyn ReplySink>,
     pub approved: Approved,
+}
+
+/// A plugin call under way, owning what it needs.
+type PluginCall =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<PluginReply, CallError>> + Send>>;
+
+/// Whether a finished call's reply went into the store with its invocation
+/// (`together.rs`), or is still to be delivered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReplyStored {
+    Yes,
+    No,
 }
 
 /// What [`Commands::record`] keeps of a call that ran.
@@ -393,12 +406,19 @@ impl Commands {
             .spawn(async move { commands.run(invocation).await });
     }
 
-    async fn run(&self, mut call: Invocation) {
+    async fn run(self: &Arc<Self>, mut call: Invocation) {
         let started = Instant::now();
-        // The plugin takes the arguments; the audit keeps only the raw line's hash.
+        let result = self.start_call(&mut call).await;
+        self.finish(call, result, started.elapsed(), ReplyStored::No)
+            .await;
+    }
+
+    /// The plugin call of `call`, owning what it needs (it may outlive the caller's task:
+    /// `together.rs`). The plugin takes the arguments; the audit keeps only the raw line's
+    /// hash.
+    fn start_call(self: &Arc<Self>, call: &mut Invocation) -> PluginCall {
         let args = std::mem::take(&mut call.approved.args);
-        let route = &call.approved.route;
-        let job = call.running.job.clone();
+        let route = call.approved.route.clone();
         let ctx = CallContext {
             user_id: call.caller.id.clone(),
             user_name: call.caller.name.clone(),
@@ -408,7 +428,7 @@ impl Commands {
             connection_id: call.connection_id.clone(),
             connected_at: rfc3339(call.connected_at),
             invocation_id: call.reply_to.clone(),
-            job: Some(job.clone()),
+            job: Some(call.running.job.clone()),
         };
         let input = CallInput {
             command: route.command.name.clone(),
@@ -416,16 +436,25 @@ impl Commands {
             raw_args: call.approved.raw_args.clone(),
             values: std::mem::take(&mut call.approved.values),
         };
-        let result = self
-            .plugins
-            .invoke(route, ctx, input)
-            .await
-            .and_then(storable);
-        let elapsed = started.elapsed();
-        let duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
+        let plugins = self.plugins.clone();
+        Box::pin(async move { plugins.invoke(&route, ctx, input).await.and_then(storable) })
+    }
+
+    /// A call is over: end its job, deliver the reply (unless it was stored with the
+    /// invocation) or the error, and record it.
+    async fn finish(
+        &self,
+        mut call: Invocation,
+        result: Result<PluginReply, CallError>,
+        elapsed: std::time::Duration,
+        stored: ReplyStored,
+    ) {
+        let route = &call.approved.route;
         self.end_job(&mut call.running, &result);
         let outcome = match result {
+            Ok(_) if stored == ReplyStored::Yes => "ok",
             Ok(reply) => {
+                let duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
                 let metadata = reply_metadata(route, &reply, duration_ms, &call.reply_to);
                 self.deliver(route, &call.session_id, metadata, reply, &*call.reply)
                     .await;
@@ -492,44 +521,22 @@ impl Commands {
     }
 
     /// Store and broadcast the reply as a `command` message — or, if ephemeral, send it to
-    /// the invoker alone, unstored. Its buttons go into the stored `metadata.actions`, each
-    /// at least the command's role; an ephemeral reply's are dropped (they could never be
-    /// pressed: nothing stores them).
+    /// the invoker alone, unstored.
     async fn deliver(
         &self,
         route: &Route,
         session_id: &str,
-        mut metadata: Value,
+        metadata: Value,
         mut reply: PluginReply,
         sink: &dyn ReplySink,
     ) {
-        if let Some(data) = reply.data.take() {
-            metadata["data"] = data;
-        }
-        if !reply.actions.is_empty() && reply.ephemeral {
-            tracing::warn!(
-                target: "slashd::plugin",
-                plugin = route.plugin.name.as_str(),
-                command = route.command.name.as_str(),
-                actions = reply.actions.len(),
-                "an ephemeral reply's buttons were dropped (only stored replies carry them)"
-            );
-        } else if !reply.actions.is_empty() {
-            for action in &mut reply.actions {
-                action.min_role = action.min_role.max(route.min_role);
-            }
-            metadata["actions"] = serde_json::to_value(&reply.actions).unwrap_or_default();
-        }
+        let mut metadata = reply_fields(route, metadata, &mut reply);
         if !reply.ephemeral {
-            let new = NewMessage {
-                id: None,
-                session_id,
-                role: MessageRole::Command,
-                user_id: None,
-                content: &reply.body,
-                metadata: metadata.clone(),
-            };
-            match self.chat.post(new, |_| {}).await {
+            match self
+                .chat
+                .post(reply_message(session_id, &reply, metadata.clone()), |_| {})
+                .await
+            {
                 Ok(_) => return,
                 // The command ended its own session (`/clear`): the invoker still gets the
                 // answer, as an ephemeral one.
@@ -634,6 +641,46 @@ fn reply_metadata(route: &Route, reply: &PluginReply, duration_ms: i64, reply_to
         "format": reply.format.as_str(),
         "reply_to": reply_to,
     })
+}
+
+/// A reply's metadata with what the plugin gave besides its body: its data, and its
+/// buttons in `actions`, each at least the command's role. An ephemeral reply's buttons are
+/// dropped (they could never be pressed: nothing stores them).
+fn reply_fields(route: &Route, mut metadata: Value, reply: &mut PluginReply) -> Value {
+    if let Some(data) = reply.data.take() {
+        metadata["data"] = data;
+    }
+    if !reply.actions.is_empty() && reply.ephemeral {
+        tracing::warn!(
+            target: "slashd::plugin",
+            plugin = route.plugin.name.as_str(),
+            command = route.command.name.as_str(),
+            actions = reply.actions.len(),
+            "an ephemeral reply's buttons were dropped (only stored replies carry them)"
+        );
+    } else if !reply.actions.is_empty() {
+        for action in &mut reply.actions {
+            action.min_role = action.min_role.max(route.min_role);
+        }
+        metadata["actions"] = serde_json::to_value(&reply.actions).unwrap_or_default();
+    }
+    metadata
+}
+
+/// A stored reply's message.
+fn reply_message<'a>(
+    session_id: &'a str,
+    reply: &'a PluginReply,
+    metadata: Value,
+) -> NewMessage<'a> {
+    NewMessage {
+        id: None,
+        session_id,
+        role: MessageRole::Command,
+        user_id: None,
+        content: &reply.body,
+        metadata,
+    }
 }
 
 /// A failed plugin call, as the invoker hears of it.

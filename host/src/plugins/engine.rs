@@ -117,6 +117,8 @@ pub struct Runtime {
     permits: Arc<Semaphore>,
     /// Calls alive at once (`commands.max_jobs`): each holds a pool slot.
     slots: Arc<Semaphore>,
+    /// `commands.first_slice_budget`, given to each plugin's [`FirstSlice`].
+    first_slice_budget: Duration,
 }
 
 impl Runtime {
@@ -166,6 +168,7 @@ impl Runtime {
             compiling: std::sync::Mutex::new(()),
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
             slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
+            first_slice_budget: config.first_slice_budget,
         })
     }
 
@@ -340,7 +343,7 @@ impl Runtime {
             mounts,
             imports,
             import_names,
-            first_slice: Arc::default(),
+            first_slice: Arc::new(FirstSlice::new(self.first_slice_budget)),
         })
     }
 
@@ -527,7 +530,7 @@ impl Runtime {
             && plugin.first_slice.inline(Instant::now());
         let mut finished = None;
         if inline {
-            let (slice, took) = first_slice::run(task.as_mut()).await;
+            let (slice, took) = first_slice::run(task.as_mut(), plugin.first_slice.budget()).await;
             plugin.first_slice.ran(Instant::now(), took);
             match slice {
                 Slice::Finished(outcome) => finished = Some(outcome),

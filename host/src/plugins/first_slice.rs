@@ -3,12 +3,13 @@
 //! A hand-off costs two thread wake-ups (~60 µs measured, several times a whole call of a
 //! small plugin), so a call's first slice runs where the caller is, and only a call still
 //! running when that slice ends moves to the plugin threads (nice 10) with its state. The
-//! slice ends at the first wait on I/O, or at an epoch yield once it has run for [`BUDGET`]:
+//! slice ends at the first wait on I/O, or at an epoch yield once it has run for its budget
+//! (`commands.first_slice_budget`, 500 µs of CPU time by default):
 //! an epoch yield inside the budget (the 1 ms tick falling inside a 20 µs call, one call in
 //! fifty) only gives the scheduler a turn, and the slice goes on. What the slice cannot
 //! bound — one bulk `memory.fill` over tens of MB, copying a huge result, a spin until the
 //! next tick — is bounded per plugin instead: a plugin whose first slice takes more than
-//! [`BUDGET`] of CPU time twice within [`STRIKE_WINDOW`] calls starts its calls on the plugin
+//! its budget twice within [`STRIKE_WINDOW`] calls starts its calls on the plugin
 //! threads for the next [`DEMOTED_FOR`]. So a hostile plugin holds a chat thread for two
 //! slow slices per half-minute, or one in a hundred of its calls, whatever it does, while a
 //! well-behaved one never pays the hop. (A fast slice that stops to wait on I/O demotes
@@ -24,14 +25,18 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-/// Longest first slice that keeps a plugin's calls on the caller's thread.
+/// Longest first slice that keeps a plugin's calls on the caller's thread, unless
+/// `commands.first_slice_budget` says otherwise.
+#[cfg(test)]
 pub const BUDGET: Duration = Duration::from_micros(500);
 /// How long a plugin over budget starts its calls on the plugin threads.
 pub const DEMOTED_FOR: Duration = Duration::from_secs(30);
 
 /// One plugin's standing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FirstSlice {
+    /// The CPU time a first slice may take (`commands.first_slice_budget`).
+    budget: Duration,
     standing: Mutex<Standing>,
 }
 
@@ -49,6 +54,17 @@ struct Standing {
 pub const STRIKE_WINDOW: u64 = 100;
 
 impl FirstSlice {
+    pub fn new(budget: Duration) -> FirstSlice {
+        FirstSlice {
+            budget,
+            standing: Mutex::default(),
+        }
+    }
+
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
     /// Whether the next call may start on the caller's thread.
     pub fn inline(&self, now: Instant) -> bool {
         match self.standing.lock() {
@@ -68,7 +84,7 @@ impl FirstSlice {
             return;
         };
         standing.slices = standing.slices.saturating_add(1);
-        if took <= BUDGET {
+        if took <= self.budget {
             return;
         }
         let slice = standing.slices;
@@ -94,13 +110,16 @@ pub enum Slice<T> {
 
 /// Run `task`'s first slice on this thread: poll it, and poll again while it only yielded
 /// (it woke itself before returning, as wasmtime's epoch yield does) and has run for less
-/// than [`BUDGET`]. Returns how the slice ended and the CPU time it took.
+/// than `budget`. Returns how the slice ended and the CPU time it took.
 ///
 /// The budget counts this thread's CPU time, not the clock: on a shared machine a thread
 /// is now and then descheduled mid-call for longer than the budget (measured: a 30 µs call
 /// taking 500 µs–3 ms about once in 3,000 calls), which says nothing of the plugin. What a
 /// plugin spends — wasm, a bulk `memory.fill`, the page faults of its memory — is CPU time.
-pub async fn run<F: Future>(mut task: Pin<&mut F>) -> (Slice<F::Output>, Duration) {
+pub async fn run<F: Future>(
+    mut task: Pin<&mut F>,
+    budget: Duration,
+) -> (Slice<F::Output>, Duration) {
     std::future::poll_fn(|cx| {
         let started = ThreadCpu::now();
         let noted = Arc::new(NotedWake {
@@ -116,7 +135,7 @@ pub async fn run<F: Future>(mut task: Pin<&mut F>) -> (Slice<F::Output>, Duratio
             }));
             let took = started.elapsed();
             let slice = match polled {
-                Ok(Poll::Pending) if noted.woke.load(Ordering::Relaxed) && took < BUDGET => {
+                Ok(Poll::Pending) if noted.woke.load(Ordering::Relaxed) && took < budget => {
                     continue
                 }
                 Ok(Poll::Pending) => Slice::Unfinished,
@@ -198,7 +217,7 @@ mod tests {
     fn a_second_slow_slice_soon_after_the_first_demotes_for_a_while() {
         let t0 = Instant::now();
         let (fast, slow) = (Duration::from_micros(20), BUDGET + Duration::from_micros(1));
-        let gate = FirstSlice::default();
+        let gate = FirstSlice::new(BUDGET);
         assert!(gate.inline(t0));
         gate.ran(t0, fast);
         assert!(gate.inline(t0), "fast: stays");
@@ -245,17 +264,20 @@ mod tests {
     #[tokio::test]
     async fn a_yield_inside_the_budget_does_not_end_the_slice() {
         let mut task = std::pin::pin!(Yielding { yields: 3 });
-        let (slice, _) = run(task.as_mut()).await;
+        let (slice, _) = run(task.as_mut(), BUDGET).await;
         assert!(matches!(slice, Slice::Finished("done")));
     }
 
     #[tokio::test]
     async fn a_wait_ends_the_slice_and_so_does_a_panic() {
         let mut waiting = std::pin::pin!(std::future::pending::<()>());
-        assert!(matches!(run(waiting.as_mut()).await.0, Slice::Unfinished));
+        assert!(matches!(
+            run(waiting.as_mut(), BUDGET).await.0,
+            Slice::Unfinished
+        ));
         let mut panicking = std::pin::pin!(async { panic!("a bug in a host call") });
         assert!(matches!(
-            run(panicking.as_mut()).await.0,
+            run(panicking.as_mut(), BUDGET).await.0,
             Slice::<()>::Panicked
         ));
     }
@@ -276,7 +298,7 @@ mod tests {
             }
         }
         let mut task = std::pin::pin!(Spinner);
-        let (slice, took) = run(task.as_mut()).await;
+        let (slice, took) = run(task.as_mut(), BUDGET).await;
         assert!(matches!(slice, Slice::Unfinished));
         assert!(took >= BUDGET, "{took:?}");
     }

@@ -42,6 +42,7 @@ pub use registry::{may_run, CommandInfo, PluginState, Registry, Route, Source};
 use capabilities::{CallEnv, PluginIdentity};
 use egress::HttpPolicy;
 use engine::{CallLimits, Mount, Prepared, Runtime};
+use manifest::Capability;
 use native::NativePlugin;
 use registry::{Counters, PluginEntry};
 use secrets::Secrets;
@@ -60,6 +61,32 @@ pub enum Runner {
         identity: Arc<PluginIdentity>,
         limits: CallLimits,
     },
+}
+
+impl Runner {
+    /// Whether a call's only effect is its reply: a wasm plugin granted nothing that
+    /// reaches past it (the network, its kv store, sessions, other jobs, progress frames)
+    /// and no writable directory. Such a command may run before its invocation is stored
+    /// (`commands/together.rs`): if storing fails, nothing it did is left behind.
+    pub fn acts_only_through_its_reply(&self) -> bool {
+        const REACH_PAST_THE_REPLY: [Capability; 5] = [
+            Capability::Http,
+            Capability::Kv,
+            Capability::Sessions,
+            Capability::Jobs,
+            Capability::Progress,
+        ];
+        match self {
+            Runner::Wasm(prepared) => {
+                !REACH_PAST_THE_REPLY
+                    .iter()
+                    .any(|c| prepared.identity.grants.has(*c))
+                    && !prepared.mounts.iter().any(|m| m.writable)
+            }
+            // Native code can do anything.
+            Runner::Native { .. } => false,
+        }
+    }
 }
 
 /// A plugin as `GET /admin/plugins` shows it.

@@ -25,7 +25,7 @@ use crate::hub::{ConnHandle, Outbound, Standing};
 use crate::protocol::frames::{self, ClientFrame, FrameId, ServerFrame, UserInfo};
 use crate::protocol::Text;
 use crate::state::AppState;
-use crate::store::{MessageRole, NewMessage};
+use crate::store::{Message as StoredMessage, MessageRole, NewMessage, Session};
 
 pub async fn run(
     state: AppState,
@@ -767,7 +767,7 @@ impl Connection {
             metadata,
         };
         let out = self.handle.out.clone();
-        let posting = state.chat.post(new, |message| {
+        let ack = |message: &StoredMessage| {
             out.push(
                 ServerFrame::Ack {
                     id,
@@ -776,42 +776,47 @@ impl Connection {
                 }
                 .to_text(),
             );
-        });
-        // A command's session title (the plugin is told it) is read while its invocation is
-        // stored, not after: one database round trip less on the command's path.
-        let (message, session) = match &approved {
-            Some(_) => {
-                let (message, session) =
-                    tokio::join!(posting, state.chat.store.session(session_id));
-                (message?, Some(session?))
-            }
-            None => (posting.await?, None),
         };
-        match approved.zip(running) {
-            Some((approved, running)) => {
-                let session_title = match session.flatten() {
-                    Some(session) => session.title,
-                    None => return Err(ChatError::NoSession.into()),
-                };
-                state.commands.spawn(Invocation {
-                    caller: self.principal.clone(),
-                    connection_id: self.handle.conn_id.to_string(),
-                    connected_at: self.connected_at,
-                    session_id: session_id.to_string(),
-                    session_title,
-                    reply_to: message.id,
-                    running,
-                    reply: self.reply_sink(id),
-                    approved,
-                });
-            }
+        let Some((approved, running)) = approved.zip(running) else {
+            state.chat.post(new, ack).await?;
             // An ordinary message: the assistant (when configured) answers it.
-            None => {
-                if let Some(assistant) = &state.assistant {
-                    assistant.on_user_message(session_id);
-                }
+            if let Some(assistant) = &state.assistant {
+                assistant.on_user_message(session_id);
             }
+            return Ok(());
+        };
+        let runs_first = state.commands.runs_before_stored(&approved);
+        let invocation = |session_title: String, reply_to: String| Invocation {
+            caller: self.principal.clone(),
+            connection_id: self.handle.conn_id.to_string(),
+            connected_at: self.connected_at,
+            session_id: session_id.to_string(),
+            session_title,
+            reply_to,
+            running,
+            reply: self.reply_sink(id),
+            approved,
+        };
+        let title = |session: Option<Session>| match session {
+            Some(session) => Ok(session.title),
+            None => Err(ChatError::NoSession),
+        };
+        // A command that acts only through its reply runs first, and is stored with it
+        // (`commands/together.rs`); the plugin is told the session's title, read before.
+        if runs_first {
+            let session_title = title(state.chat.store.session(session_id).await?)?;
+            let call = invocation(session_title, invocation_id.clone());
+            state.commands.run_then_store(call, new, ack).await?;
+            return Ok(());
         }
+        // Any other runs after its invocation is stored; its session's title is read
+        // meanwhile: one database round trip less on the command's path.
+        let (message, session) = tokio::join!(
+            state.chat.post(new, ack),
+            state.chat.store.session(session_id)
+        );
+        let (message, session_title) = (message?, title(session?)?);
+        state.commands.spawn(invocation(session_title, message.id));
         Ok(())
     }
 

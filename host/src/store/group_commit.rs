@@ -8,10 +8,13 @@
 //! - seqs are gap-free and unique per session: a batch bumps each session's `last_seq` by
 //!   its count of messages in the transaction that stores them, and numbers them from it;
 //! - acked means stored: a post learns its seq only after its batch has committed;
-//! - one failing message fails only itself: an ended or unknown session is that message's
-//!   answer, and a statement the database refuses (a constraint, a trigger, a deadlock)
-//!   rolls the batch back and the writer stores each of its messages alone, so the others
-//!   still go in — with no seq used up. A connection or pool failure fails the batch;
+//! - one failing post fails only itself: an ended or unknown session is that post's answer,
+//!   and a statement the database refuses (a constraint, a trigger, a deadlock) rolls the
+//!   batch back and the writer stores each of its posts alone, so the others still go in —
+//!   with no seq used up. A connection or pool failure fails the batch;
+//! - a post of several messages (a command's invocation with its reply, `append_all`) is
+//!   stored whole or not at all, with consecutive seqs: its messages are one session's and
+//!   sit side by side in the batch;
 //! - order within a session is arrival order (the batch keeps it; see `write_batch`);
 //! - a post whose poster has gone (its connection closed) before its batch is formed is not
 //!   stored, as before, when dropping the post rolled its transaction back. One that goes
@@ -33,7 +36,8 @@ use super::messages::{metadata_size, AppendError, Message, MessageRole, NewMessa
 use super::{new_id, Backend};
 use crate::time_fmt::now_ms;
 
-/// Most messages one transaction stores.
+/// Most messages one transaction stores — give or take the last post's: a post of several
+/// messages (at most a command's two) is never split across transactions.
 const MAX_BATCH: usize = 64;
 /// About the most bytes of content and metadata one transaction stores (a batch always
 /// takes its first message, whatever its size).
@@ -54,12 +58,21 @@ struct Owned {
 }
 
 impl Owned {
+    fn new(new: NewMessage<'_>) -> Owned {
+        Owned {
+            id: new.id.map(str::to_string),
+            session_id: new.session_id.to_string(),
+            role: new.role,
+            user_id: new.user_id.map(str::to_string),
+            content: new.content.to_string(),
+            metadata: new.metadata,
+        }
+    }
+
     fn bytes(&self) -> usize {
         self.content.len() + metadata_size(&self.metadata) + 64
     }
-}
 
-impl Owned {
     /// The stored message, from what was posted and what the database gave it.
     fn into_message(self, stored: Stored) -> Message {
         Message {
@@ -83,9 +96,19 @@ struct Stored {
     created_at: i64,
 }
 
+/// One post: one message, or several of one session stored together.
 struct Pending {
-    new: Owned,
-    done: oneshot::Sender<Result<Message, AppendError>>,
+    news: Vec<Owned>,
+    done: oneshot::Sender<Result<Vec<Message>, AppendError>>,
+}
+
+impl Pending {
+    fn bytes(&self) -> usize {
+        self.news
+            .iter()
+            .map(Owned::bytes)
+            .fold(0, usize::saturating_add)
+    }
 }
 
 /// The queue in front of the writer task.
@@ -108,17 +131,28 @@ impl Writer {
     }
 
     pub(super) async fn append(&self, new: NewMessage<'_>) -> Result<Message, AppendError> {
-        let (done, answer) = oneshot::channel();
-        let new = Owned {
-            id: new.id.map(str::to_string),
-            session_id: new.session_id.to_string(),
-            role: new.role,
-            user_id: new.user_id.map(str::to_string),
-            content: new.content.to_string(),
-            metadata: new.metadata,
+        let mut stored = self.append_all(vec![new]).await?;
+        stored.pop().ok_or(AppendError::NoSession)
+    }
+
+    /// Messages of one session, stored in one transaction with consecutive seqs, or none
+    /// of them.
+    pub(super) async fn append_all(
+        &self,
+        news: Vec<NewMessage<'_>>,
+    ) -> Result<Vec<Message>, AppendError> {
+        let Some(first) = news.first() else {
+            return Ok(Vec::new());
         };
+        if news.iter().any(|n| n.session_id != first.session_id) {
+            return Err(AppendError::Db(sqlx::Error::Protocol(
+                "messages stored together must share a session".into(),
+            )));
+        }
+        let (done, answer) = oneshot::channel();
+        let news = news.into_iter().map(Owned::new).collect();
         self.queue
-            .send(Pending { new, done })
+            .send(Pending { news, done })
             .await
             .map_err(|_| AppendError::Db(sqlx::Error::PoolClosed))?;
         answer
@@ -134,12 +168,14 @@ async fn run(
     observer: Arc<OnceLock<BatchObserver>>,
 ) {
     while let Some(first) = pending.recv().await {
-        let mut bytes = first.new.bytes();
+        let mut bytes = first.bytes();
+        let mut messages = first.news.len();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        while messages < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match pending.try_recv() {
                 Ok(next) => {
-                    bytes = bytes.saturating_add(next.new.bytes());
+                    bytes = bytes.saturating_add(next.bytes());
+                    messages = messages.saturating_add(next.news.len());
                     batch.push(next);
                 }
                 Err(_) => break,
@@ -150,25 +186,30 @@ async fn run(
         if batch.is_empty() {
             continue;
         }
+        let posts: Vec<&[Owned]> = batch.iter().map(|p| p.news.as_slice()).collect();
         if let Some(observe) = observer.get() {
-            observe(batch.len());
+            observe(posts.iter().map(|p| p.len()).sum());
         }
-        let news: Vec<&Owned> = batch.iter().map(|p| &p.new).collect();
         // A panic while writing fails this batch, not every later post.
-        let results = std::panic::AssertUnwindSafe(write(&pool, backend, &news))
+        let results = std::panic::AssertUnwindSafe(write(&pool, backend, &posts))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
-                tracing::error!(
-                    messages = news.len(),
-                    "writing a batch of messages panicked"
-                );
-                news.iter()
+                tracing::error!(posts = posts.len(), "writing a batch of messages panicked");
+                posts
+                    .iter()
                     .map(|_| Err(AppendError::Db(sqlx::Error::WorkerCrashed)))
                     .collect()
             });
         for (pending, result) in batch.into_iter().zip(results) {
-            let answer = result.map(|stored| pending.new.into_message(stored));
+            let answer = result.map(|stored| {
+                pending
+                    .news
+                    .into_iter()
+                    .zip(stored)
+                    .map(|(new, stored)| new.into_message(stored))
+                    .collect()
+            });
             // A poster that went away (its connection closed) just isn't told.
             let _ = pending.done.send(answer);
         }
@@ -184,23 +225,27 @@ enum BatchError {
     Commit(sqlx::Error),
 }
 
-/// One answer per message, in order.
+/// One answer per post, in order: all its messages stored, or why none was.
 async fn write(
     pool: &AnyPool,
     backend: Backend,
-    batch: &[&Owned],
-) -> Vec<Result<Stored, AppendError>> {
-    match write_batch(pool, backend, batch).await {
-        Ok(results) => results,
+    posts: &[&[Owned]],
+) -> Vec<Result<Vec<Stored>, AppendError>> {
+    let batch: Vec<&Owned> = posts.iter().flat_map(|p| p.iter()).collect();
+    match write_batch(pool, backend, &batch).await {
+        Ok(results) => per_post(posts, results),
         Err(BatchError::Statement(sqlx::Error::Database(refused)))
-            if batch.len() > 1 && !is_lock_timeout(refused.as_ref()) =>
+            if posts.len() > 1 && !is_lock_timeout(refused.as_ref()) =>
         {
-            tracing::debug!(error = %refused, "a batch of messages was refused; storing each alone");
-            // Store each alone: only the message the database refuses fails.
-            let mut results = Vec::with_capacity(batch.len());
-            for new in batch {
-                results.push(match write_batch(pool, backend, &[*new]).await {
-                    Ok(mut one) => one.pop().unwrap_or(Err(AppendError::NoSession)),
+            tracing::debug!(error = %refused, "a batch of messages was refused; storing each post alone");
+            // Store each post alone: only the one the database refuses fails.
+            let mut results = Vec::with_capacity(posts.len());
+            for post in posts {
+                let alone: Vec<&Owned> = post.iter().collect();
+                results.push(match write_batch(pool, backend, &alone).await {
+                    Ok(stored) => per_post(&[*post], stored)
+                        .pop()
+                        .unwrap_or(Err(AppendError::NoSession)),
                     Err(BatchError::Statement(e) | BatchError::Commit(e)) => {
                         Err(AppendError::Db(e))
                     }
@@ -212,7 +257,7 @@ async fn write(
             // One error, told to each poster (`sqlx::Error` is not `Clone`).
             let text = e.to_string();
             let mut first = Some(e);
-            batch
+            posts
                 .iter()
                 .map(|_| {
                     Err(AppendError::Db(
@@ -225,13 +270,32 @@ async fn write(
         }
         Err(BatchError::Commit(e)) => {
             let text = e.to_string();
-            tracing::error!(error = %text, messages = batch.len(), "committing a batch of messages failed");
-            batch
+            tracing::error!(error = %text, posts = posts.len(), "committing a batch of messages failed");
+            posts
                 .iter()
                 .map(|_| Err(AppendError::Db(sqlx::Error::Protocol(text.clone()))))
                 .collect()
         }
     }
+}
+
+/// The per-message results of a committed batch, gathered per post. A post's messages are
+/// one session's, so they were all stored or all refused alike.
+fn per_post(
+    posts: &[&[Owned]],
+    results: Vec<Result<Stored, AppendError>>,
+) -> Vec<Result<Vec<Stored>, AppendError>> {
+    let mut results = results.into_iter();
+    posts
+        .iter()
+        .map(|post| {
+            let mine: Vec<_> = results.by_ref().take(post.len()).collect();
+            if mine.len() < post.len() {
+                return Err(AppendError::NoSession);
+            }
+            mine.into_iter().collect()
+        })
+        .collect()
 }
 
 /// PostgreSQL's `lock_timeout` fired: storing each alone would wait that long again, once
@@ -456,6 +520,37 @@ mod tests {
             .collect()
     }
 
+    /// A batch of one-message posts.
+    async fn write_each(
+        pool: &AnyPool,
+        backend: Backend,
+        batch: &[Owned],
+    ) -> Vec<Result<Stored, AppendError>> {
+        let posts: Vec<&[Owned]> = batch.chunks(1).collect();
+        write(pool, backend, &posts)
+            .await
+            .into_iter()
+            .map(|r| r.map(|mut one| one.remove(0)))
+            .collect()
+    }
+
+    fn post_seqs(results: &[Result<Vec<Stored>, AppendError>]) -> Vec<Option<Vec<i64>>> {
+        results
+            .iter()
+            .map(|r| r.as_ref().ok().map(|m| m.iter().map(|s| s.seq).collect()))
+            .collect()
+    }
+
+    /// The id of a message already stored in `session`.
+    async fn stored_id(store: &Store, session: &str) -> String {
+        sqlx::query("SELECT id FROM messages WHERE session_id = $1 ORDER BY seq LIMIT 1")
+            .bind(session)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get::<String, _>(0)
+    }
+
     /// The batch edge cases, on one backend.
     async fn batch_edges(store: Store) {
         let owner = store
@@ -476,7 +571,7 @@ mod tests {
             msg(&b, "b2"),
             msg(&a, "a3"),
         ];
-        let results = write(&pool, store.backend(), &batch.iter().collect::<Vec<_>>()).await;
+        let results = write_each(&pool, store.backend(), &batch).await;
         assert_eq!(
             seqs(&results),
             [Some(1), Some(1), Some(2), Some(2), Some(3)]
@@ -496,7 +591,7 @@ mod tests {
             msg("no-such-session", "x"),
             msg(&b, "b3"),
         ];
-        let results = write(&pool, store.backend(), &batch.iter().collect::<Vec<_>>()).await;
+        let results = write_each(&pool, store.backend(), &batch).await;
         assert_eq!(seqs(&results), [Some(4), None, None, Some(3)]);
         assert!(
             matches!(results[1], Err(AppendError::Ended)),
@@ -516,7 +611,7 @@ mod tests {
         let mut duplicate = msg(&a, "dup");
         duplicate.id = Some(taken);
         let batch = [msg(&a, "a5"), duplicate, msg(&b, "b4"), msg(&a, "a6")];
-        let results = write(&pool, store.backend(), &batch.iter().collect::<Vec<_>>()).await;
+        let results = write_each(&pool, store.backend(), &batch).await;
         assert_eq!(seqs(&results), [Some(5), None, Some(4), Some(6)]);
         assert!(
             matches!(results[1], Err(AppendError::Db(_))),
@@ -529,6 +624,44 @@ mod tests {
             (1..=6).collect::<Vec<_>>(),
             "gap-free after the failure"
         );
+
+        // A post of two messages (a command and its reply) amid one-message posts of the
+        // same session gets consecutive seqs; one whose second message the database refuses
+        // stores neither, uses no seq, and fails alone.
+        let pair = [msg(&a, "cmd"), msg(&a, "reply")];
+        let mut bad_pair = [msg(&b, "cmd2"), msg(&b, "dup2")];
+        bad_pair[1].id = Some(stored_id(&store, &b).await);
+        let (one, other) = ([msg(&a, "a7")], [msg(&b, "b5")]);
+        let posts: [&[Owned]; 4] = [&one, &pair, &bad_pair, &other];
+        let results = write(&pool, store.backend(), &posts).await;
+        assert_eq!(
+            post_seqs(&results),
+            [Some(vec![7]), Some(vec![8, 9]), None, Some(vec![5])]
+        );
+        assert!(
+            matches!(results[2], Err(AppendError::Db(_))),
+            "{:?}",
+            results[2]
+        );
+        let b_stored: Vec<String> = contents(&store, &b)
+            .await
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(
+            b_stored,
+            ["b1", "b2", "b3", "b4", "b5"],
+            "no half of the refused pair"
+        );
+        // An ended session refuses a pair whole, like a single message.
+        let ended_pair = [msg(&ended, "cmd3"), msg(&ended, "reply3")];
+        let results = write(&pool, store.backend(), &[&ended_pair[..], &one[..]]).await;
+        assert!(
+            matches!(results[0], Err(AppendError::Ended)),
+            "{:?}",
+            results[0]
+        );
+        assert_eq!(post_seqs(&results)[1], Some(vec![10]));
 
         // Concurrent posts through the queue are committed in batches, every seq once.
         let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -578,7 +711,7 @@ mod tests {
         assert!(seen.iter().any(|&n| n > 1), "no batch formed: {seen:?}");
         assert!(seen.iter().all(|&n| n <= MAX_BATCH), "{seen:?}");
         let a_seqs: Vec<i64> = contents(&store, &a).await.iter().map(|(s, _)| *s).collect();
-        assert_eq!(a_seqs, (1..=106).collect::<Vec<_>>());
+        assert_eq!(a_seqs, (1..=110).collect::<Vec<_>>());
 
         // A full batch over many sessions (the most parameters one statement binds): each
         // session numbered from 1 in its arrival order.

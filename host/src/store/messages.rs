@@ -130,6 +130,15 @@ impl Store {
         self.writer.append(new).await
     }
 
+    /// Store messages of one session together: one transaction, consecutive seqs in the
+    /// order given, all or none (a side-effect-free command's invocation and its reply).
+    pub async fn append_messages(
+        &self,
+        news: Vec<NewMessage<'_>>,
+    ) -> Result<Vec<Message>, AppendError> {
+        self.writer.append_all(news).await
+    }
+
     /// Messages with `seq > after_seq`, oldest first, at most `limit` of them and about
     /// `max_bytes` of content and metadata (but always one, so paging moves on); fetches
     /// `limit + 1` to tell whether more follow.
