@@ -186,7 +186,7 @@ impl Metrics {
             "Response body bytes plugins received over HTTP, by plugin",
             plugin_http_bytes.clone(),
         );
-        // Buckets 1, 2, 4, … 64 (the writer's largest batch).
+        // Buckets 1, 2, 4, … 64 (the writer's largest batch, but for a last post of two).
         let store_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 7));
         registry.register(
             "store_batch_messages",

@@ -3,15 +3,18 @@
 //! A command's round trip used to be two writes one after the other — its invocation
 //! (acked), then, after the plugin ran, its reply — so `/help` could not come under twice a
 //! plain message's `message` → `ack`. A command whose plugin acts only through its reply
-//! (`Runner::acts_only_through_its_reply`: no network, kv, sessions, jobs or progress, no
-//! writable directory) now runs *before* its invocation is stored: when the call finishes in
-//! its first slice (on this thread, `plugins/first_slice.rs`), the invocation and the reply go
-//! into the store together, with consecutive seqs, and are acked and broadcast in that order.
+//! (`Runner::acts_only_through_its_reply`: no network, kv, sessions, jobs, progress or
+//! stats grant, no writable directory) now runs *before* its invocation is stored: when the
+//! call finishes in its first slice (on this thread, `plugins/first_slice.rs`), the
+//! invocation and the reply go into the store together, with consecutive seqs, and are
+//! acked and broadcast in that order.
 //!
 //! What stays as it was:
 //! - the reply comes after its invocation (a larger seq), and the ack still means stored;
 //! - nothing is left behind when the invocation cannot be stored (an ended session, a
-//!   database error): the plugin could only have produced a reply, which is dropped with it;
+//!   database error): the plugin could only have produced a reply, which is dropped with it
+//!   (and, as for any command whose invocation was not stored, there is no audit row: the
+//!   invoker hears the error);
 //! - a call that does not finish in its first slice (it went over its budget and moved to
 //!   the plugin threads, or the plugin is demoted there) is not waited for: the invocation is
 //!   stored alone at once, and the call goes on in its own task as any command's does;
@@ -53,7 +56,14 @@ impl Commands {
         let mut running = self.start_call(&mut call);
         let first = std::future::poll_fn(|cx| Poll::Ready(running.as_mut().poll(cx))).await;
         let Poll::Ready(result) = first else {
-            self.chat.post(invocation, on_stored).await?;
+            if let Err(err) = self.chat.post(invocation, on_stored).await {
+                // Nobody will hear of the rest of the call: stop it (it goes on running on
+                // the plugin threads otherwise, unlisted, until its deadline).
+                call.running
+                    .job
+                    .cancel("its invocation could not be stored");
+                return Err(err);
+            }
             let commands = self.clone();
             self.tasks.spawn(async move {
                 let result = running.await;

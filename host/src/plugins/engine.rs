@@ -531,7 +531,17 @@ impl Runtime {
         let mut finished = None;
         if inline {
             let (slice, took) = first_slice::run(task.as_mut(), plugin.first_slice.budget()).await;
-            plugin.first_slice.ran(Instant::now(), took);
+            if plugin.first_slice.ran(Instant::now(), took) {
+                // Worth an operator's look when it recurs: a plugin that needs more than its
+                // slice, or a machine that steals time from it.
+                tracing::warn!(
+                    target: "slashd::plugin",
+                    plugin = %plugin.identity.name,
+                    took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                    budget_us = u64::try_from(plugin.first_slice.budget().as_micros()).unwrap_or(u64::MAX),
+                    "a plugin's calls went over their first slice twice within 100 calls; they start on the plugin threads for 30s"
+                );
+            }
             match slice {
                 Slice::Finished(outcome) => finished = Some(outcome),
                 Slice::Unfinished => {}

@@ -65,8 +65,11 @@ impl FirstSlice {
         self.budget
     }
 
-    /// Whether the next call may start on the caller's thread.
+    /// Whether the next call may start on the caller's thread (never with a zero budget).
     pub fn inline(&self, now: Instant) -> bool {
+        if self.budget.is_zero() {
+            return false;
+        }
         match self.standing.lock() {
             Ok(standing) => standing.demoted_until.is_none_or(|until| now >= until),
             Err(_) => false,
@@ -79,13 +82,14 @@ impl FirstSlice {
     /// measured, one slice in ~20,000 of a 30 µs call) as the plugin's. A plugin slow every
     /// time is demoted on its second call; one slow now and then holds a chat thread for at
     /// most one slice in a hundred of its calls.
-    pub fn ran(&self, now: Instant, took: Duration) {
+    /// Returns whether this slice demoted the plugin.
+    pub fn ran(&self, now: Instant, took: Duration) -> bool {
         let Ok(mut standing) = self.standing.lock() else {
-            return;
+            return false;
         };
         standing.slices = standing.slices.saturating_add(1);
         if took <= self.budget {
-            return;
+            return false;
         }
         let slice = standing.slices;
         if standing
@@ -94,8 +98,10 @@ impl FirstSlice {
         {
             standing.strike = None;
             standing.demoted_until = now.checked_add(DEMOTED_FOR);
+            true
         } else {
             standing.strike = Some(slice);
+            false
         }
     }
 }
@@ -214,6 +220,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_zero_budget_starts_every_call_on_the_plugin_threads() {
+        assert!(!FirstSlice::new(Duration::ZERO).inline(Instant::now()));
+    }
+
+    #[test]
     fn a_second_slow_slice_soon_after_the_first_demotes_for_a_while() {
         let t0 = Instant::now();
         let (fast, slow) = (Duration::from_micros(20), BUDGET + Duration::from_micros(1));
@@ -221,12 +232,12 @@ mod tests {
         assert!(gate.inline(t0));
         gate.ran(t0, fast);
         assert!(gate.inline(t0), "fast: stays");
-        gate.ran(t0, slow);
+        assert!(!gate.ran(t0, slow));
         assert!(gate.inline(t0), "one slow slice is forgiven");
         for _ in 1..STRIKE_WINDOW {
             gate.ran(t0, fast);
         }
-        gate.ran(t0, slow);
+        assert!(gate.ran(t0, slow), "told when it demotes");
         assert!(!gate.inline(t0), "a second one within the window demotes");
         assert!(!gate.inline(t0 + DEMOTED_FOR - Duration::from_millis(1)));
         let t1 = t0 + DEMOTED_FOR;
@@ -239,8 +250,8 @@ mod tests {
             }
             assert!(gate.inline(t1));
         }
-        gate.ran(t1, slow);
-        gate.ran(t1, slow);
+        assert!(!gate.ran(t1, slow));
+        assert!(gate.ran(t1, slow));
         assert!(!gate.inline(t1), "slow every time: demoted on the second");
     }
 

@@ -64,29 +64,33 @@ pub enum Runner {
 }
 
 impl Runner {
-    /// Whether a call's only effect is its reply: a wasm plugin granted nothing that
-    /// reaches past it (the network, its kv store, sessions, other jobs, progress frames)
-    /// and no writable directory. Such a command may run before its invocation is stored
-    /// (`commands/together.rs`): if storing fails, nothing it did is left behind.
+    /// Whether a call's only effect is its reply (see [`acts_only_through_its_reply`]).
     pub fn acts_only_through_its_reply(&self) -> bool {
-        const REACH_PAST_THE_REPLY: [Capability; 5] = [
-            Capability::Http,
-            Capability::Kv,
-            Capability::Sessions,
-            Capability::Jobs,
-            Capability::Progress,
-        ];
         match self {
             Runner::Wasm(prepared) => {
-                !REACH_PAST_THE_REPLY
-                    .iter()
-                    .any(|c| prepared.identity.grants.has(*c))
-                    && !prepared.mounts.iter().any(|m| m.writable)
+                acts_only_through_its_reply(&prepared.identity.grants, &prepared.mounts)
             }
             // Native code can do anything.
             Runner::Native { .. } => false,
         }
     }
+}
+
+/// Whether a wasm plugin with these grants and directories can only answer: granted
+/// nothing that reaches past its reply (the network, its kv store, sessions, other jobs,
+/// progress frames) or sees what storing its invocation changes (the server's message
+/// counts), and no writable directory. Such a command may run before its invocation is
+/// stored (`commands/together.rs`): if storing fails, nothing it did is left behind.
+fn acts_only_through_its_reply(grants: &Grants, mounts: &[Mount]) -> bool {
+    const NEED_THE_INVOCATION_STORED: [Capability; 6] = [
+        Capability::Http,
+        Capability::Kv,
+        Capability::Sessions,
+        Capability::Jobs,
+        Capability::Progress,
+        Capability::Stats,
+    ];
+    !NEED_THE_INVOCATION_STORED.iter().any(|c| grants.has(*c)) && !mounts.iter().any(|m| m.writable)
 }
 
 /// A plugin as `GET /admin/plugins` shows it.
@@ -836,4 +840,46 @@ fn read_plugin_file(path: &Path) -> Result<Vec<u8>, String> {
         ));
     }
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_plugins_act_only_through_their_reply() {
+        let dir = |writable| Mount {
+            guest: "/data".into(),
+            host: "/tmp".into(),
+            writable,
+        };
+        let check = |grants: &[Capability], mounts: &[Mount], expected: bool| {
+            assert_eq!(
+                acts_only_through_its_reply(&Grants::of(grants), mounts),
+                expected,
+                "{grants:?}"
+            );
+        };
+        check(&[], &[], true);
+        check(
+            &[
+                Capability::Commands,
+                Capability::Config,
+                Capability::Secrets,
+            ],
+            &[dir(false)],
+            true,
+        );
+        for reaching in [
+            Capability::Http,
+            Capability::Kv,
+            Capability::Sessions,
+            Capability::Jobs,
+            Capability::Progress,
+            Capability::Stats,
+        ] {
+            check(&[Capability::Commands, reaching], &[], false);
+        }
+        check(&[], &[dir(false), dir(true)], false);
+    }
 }

@@ -37,8 +37,10 @@ use super::{new_id, Backend};
 use crate::time_fmt::now_ms;
 
 /// Most messages one transaction stores — give or take the last post's: a post of several
-/// messages (at most a command's two) is never split across transactions.
+/// messages is never split across transactions, so a batch may hold `MAX_POST - 1` more.
 const MAX_BATCH: usize = 64;
+/// Most messages one post stores together (a command's invocation and its reply).
+const MAX_POST: usize = 2;
 /// About the most bytes of content and metadata one transaction stores (a batch always
 /// takes its first message, whatever its size).
 const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -144,10 +146,10 @@ impl Writer {
         let Some(first) = news.first() else {
             return Ok(Vec::new());
         };
-        if news.iter().any(|n| n.session_id != first.session_id) {
-            return Err(AppendError::Db(sqlx::Error::Protocol(
-                "messages stored together must share a session".into(),
-            )));
+        if news.len() > MAX_POST || news.iter().any(|n| n.session_id != first.session_id) {
+            return Err(AppendError::Db(sqlx::Error::Protocol(format!(
+                "messages stored together must share a session and be at most {MAX_POST}"
+            ))));
         }
         let (done, answer) = oneshot::channel();
         let news = news.into_iter().map(Owned::new).collect();
@@ -662,6 +664,26 @@ mod tests {
             results[0]
         );
         assert_eq!(post_seqs(&results)[1], Some(vec![10]));
+
+        // A post of more than a command's two messages, or of two sessions, is refused
+        // before it is queued.
+        fn new_in(session: &str) -> NewMessage<'_> {
+            NewMessage {
+                id: None,
+                session_id: session,
+                role: MessageRole::User,
+                user_id: None,
+                content: "x",
+                metadata: Value::Null,
+            }
+        }
+        let too_many = (0..3).map(|_| new_in(&a)).collect();
+        for post in [too_many, vec![new_in(&a), new_in(&b)]] {
+            assert!(matches!(
+                store.append_messages(post).await,
+                Err(AppendError::Db(sqlx::Error::Protocol(_)))
+            ));
+        }
 
         // Concurrent posts through the queue are committed in batches, every seq once.
         let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
