@@ -1063,6 +1063,16 @@ mod tests {
     }
 
     #[test]
+    fn first_slice_budget_is_capped_and_parses_microseconds() {
+        let mut config = Config::default();
+        config.commands.first_slice_budget = Duration::from_millis(101);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("first_slice_budget"), "{err}");
+        let parsed: CommandsConfig = toml::from_str(r#"first_slice_budget = "250us""#).unwrap();
+        assert_eq!(parsed.first_slice_budget, Duration::from_micros(250));
+    }
+
+    #[test]
     fn leeway_is_capped() {
         let mut config = Config::default();
         config.auth.leeway_secs = 60;
