@@ -102,10 +102,10 @@ impl Chat {
         news: Vec<NewMessage<'_>>,
         on_stored: impl FnOnce(&Message),
     ) -> ChatResult<Vec<Message>> {
-        let Some(session_id) = news.first().map(|n| n.session_id.to_string()) else {
+        let Some(session_id) = news.first().map(|n| n.session_id) else {
             return Ok(Vec::new());
         };
-        let room = self.hub.existing_room(&session_id);
+        let room = self.hub.existing_room(session_id);
         let _order = match &room {
             Some(room) => Some(room.post_lock.lock().await),
             None => None,
