@@ -67,6 +67,50 @@ async fn grants_settings_kv_and_roles() {
     assert!(refused.is_err());
 }
 
+/// An instance made ahead of its call (off the reply path) is still the call's own, and
+/// it is given that call's caller, grants and kv — not those of the call before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_made_ahead_are_fresh_and_the_calls_own() {
+    // A debug build's slices are slow; the server's default would demote the plugin.
+    let mut tester = PluginTester::builder(plugin_wasm("probe"))
+        .first_slice_budget(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    for i in 0..30 {
+        let user = format!("user{i}");
+        tester.as_user(&user, Role::Admin);
+        assert_eq!(
+            tester.run("/probe-instance").await.unwrap().body,
+            "calls served by this instance: 1",
+            "call {i}"
+        );
+        let echo = tester.run("/probe-echo hi").await.unwrap();
+        let data = echo.data.expect("probe-echo replies with data");
+        assert_eq!(data["caller"]["name"], user.as_str());
+        assert_eq!(data["raw_args"], "hi");
+        tester
+            .run(&format!("/probe-kvset k{i} v{i}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            tester
+                .run(&format!("/probe-kvget k{i}"))
+                .await
+                .unwrap()
+                .body,
+            format!("value: v{i}")
+        );
+        // Idle, as a server is between commands: the next instance gets made.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        tester.instances_made_ahead() > 30,
+        "only {} of 120 calls had an instance made ahead",
+        tester.instances_made_ahead()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_apply_in_the_harness_too() {
     let tester = PluginTester::builder(plugin_wasm("hostile"))

@@ -15,7 +15,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::egress::{Egress, HttpPolicy};
+use super::egress::{CpuSlot, Egress, HttpPolicy};
 use super::grants::Grants;
 use super::host_services::{CallContext, HostServices};
 use super::jobs::Job;
@@ -154,6 +154,25 @@ impl CallState {
             log_lines: 0,
             refused: Vec::new(),
         }
+    }
+
+    /// Give this store to one call: its context, deadline, environment and CPU place, and
+    /// quotas counted from zero. A spare's start functions ran before (`spare.rs`).
+    pub(super) fn begin(
+        &mut self,
+        call: Option<CallContext>,
+        deadline: Instant,
+        env: Arc<CallEnv>,
+        cpu: Arc<CpuSlot>,
+    ) {
+        let job = call.as_ref().and_then(|c| c.job.clone());
+        self.egress.begin(env.services.clone(), job, deadline, cpu);
+        self.call = call;
+        self.deadline = deadline;
+        self.env = env;
+        self.host_calls = 0;
+        self.log_lines = 0;
+        self.refused.clear();
     }
 
     /// Whether the call was cancelled (checked by the epoch callback too).

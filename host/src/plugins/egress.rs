@@ -148,7 +148,6 @@ impl Egress {
         enabled: bool,
         policy: Arc<HttpPolicy>,
         services: Option<Arc<dyn HostServices>>,
-        job: Option<Arc<Job>>,
         deadline: Instant,
     ) -> Egress {
         Egress {
@@ -157,14 +156,24 @@ impl Egress {
             enabled,
             policy,
             services,
-            job,
+            job: None,
             cpu: None,
             deadline,
             sent: 0,
         }
     }
 
-    pub fn set_cpu_slot(&mut self, cpu: Arc<CpuSlot>) {
+    /// The call these hooks serve: its services, job (cancel), deadline and CPU place.
+    pub fn begin(
+        &mut self,
+        services: Arc<dyn HostServices>,
+        job: Option<Arc<Job>>,
+        deadline: Instant,
+        cpu: Arc<CpuSlot>,
+    ) {
+        self.services = Some(services);
+        self.job = job;
+        self.deadline = deadline;
         self.cpu = Some(cpu);
     }
 

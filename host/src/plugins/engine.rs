@@ -1,6 +1,7 @@
 //! The wasmtime side: one engine and linker for the process, compiled components cached on
-//! disk, and the per-invocation path — a fresh `Store` and instance from an `InstancePre`,
-//! limits, deadline, and the store dropped where the call ran.
+//! disk, and the per-invocation path — a fresh `Store` and instance from an `InstancePre`
+//! (or one made ahead, `spare.rs`), limits, deadline, and the store dropped on the thread
+//! the call ran on.
 //!
 //! Plugin code runs on a tokio runtime of its own whose threads run at a lower CPU priority
 //! than the server's. A plugin that spins until its deadline then competes for a core with
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap,
@@ -31,6 +32,7 @@ use super::egress::{CpuSlot, Egress};
 use super::first_slice::{self, FirstSlice, Slice};
 use super::host_services::CallContext;
 use super::manifest::{Capability, Manifest};
+use super::spare::{Spare, Spares, MAX_SPARES};
 use super::wit::{self, ApiVersion, Pre};
 use crate::config::{CommandsConfig, MAX_PLUGIN_MEMORY_MB};
 use slashd_plugin_api::Completion;
@@ -70,6 +72,8 @@ pub struct Prepared {
     pub import_names: Vec<String>,
     /// Where its calls start (`first_slice.rs`).
     first_slice: Arc<FirstSlice>,
+    /// Its next instance, made ahead (`spare.rs`); one per identity.
+    spares: Arc<Spares>,
 }
 
 impl Prepared {
@@ -87,7 +91,13 @@ impl Prepared {
             imports: self.imports.clone(),
             import_names: self.import_names.clone(),
             first_slice: self.first_slice.clone(),
+            spares: Arc::default(),
         }
+    }
+
+    /// How many of its calls so far used an instance made ahead (`spare.rs`).
+    pub fn instances_made_ahead(&self) -> u64 {
+        self.spares.taken()
     }
 
     /// The capabilities config must grant: what the manifest asks for, and (API 0.1.0
@@ -119,16 +129,19 @@ pub struct Runtime {
     slots: Arc<Semaphore>,
     /// `commands.first_slice_budget`, given to each plugin's [`FirstSlice`].
     first_slice_budget: Duration,
+    /// Pool places for spare instances (`spare.rs`), beside the calls' `slots`.
+    spare_places: Arc<Semaphore>,
 }
 
 impl Runtime {
     pub fn new(config: &CommandsConfig, cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
         // A slot is held from instantiation until the store is dropped: at
-        // most `max_jobs` slots are ever in use.
+        // most `max_jobs` slots are ever in use by calls, and `MAX_SPARES` by spares.
         let slots = u32::try_from(config.max_jobs.max(1))
             .unwrap_or(u32::MAX / 16)
             .min(1 << 16)
-            + 8;
+            + 8
+            + MAX_SPARES;
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
             .total_core_instances(slots * 8)
@@ -169,6 +182,7 @@ impl Runtime {
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
             slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
             first_slice_budget: config.first_slice_budget,
+            spare_places: Arc::new(Semaphore::new(MAX_SPARES as usize)),
         })
     }
 
@@ -344,16 +358,20 @@ impl Runtime {
             imports,
             import_names,
             first_slice: Arc::new(FirstSlice::new(self.first_slice_budget)),
+            spares: Arc::default(),
         })
     }
 
     /// Ask a plugin for its manifest (no capability is usable here).
     pub async fn manifest(&self, plugin: &Prepared, env: Arc<CallEnv>) -> anyhow::Result<Manifest> {
-        let pre = plugin.pre.clone();
         let outcome = self
-            .run(plugin, env, None, plugin.limits.timeout, move |store| {
-                Box::pin(async move { pre.manifest(store).await })
-            })
+            .run(
+                plugin,
+                env,
+                None,
+                plugin.limits.timeout,
+                move |store, instance| Box::pin(async move { instance.manifest(store).await }),
+            )
             .await;
         match outcome {
             Ok(m) => Ok(m),
@@ -369,10 +387,9 @@ impl Runtime {
         ctx: CallContext,
         input: CallInput,
     ) -> Result<PluginReply, CallError> {
-        let pre = plugin.pre.clone();
         let call_ctx = ctx.clone();
-        self.reply_call(plugin, env, ctx, move |store| {
-            Box::pin(async move { pre.invoke(store, &call_ctx, input).await })
+        self.reply_call(plugin, env, ctx, move |store, instance| {
+            Box::pin(async move { instance.invoke(store, &call_ctx, input).await })
         })
         .await
     }
@@ -387,12 +404,11 @@ impl Runtime {
         input: CompleteInput,
         deadline: Duration,
     ) -> Result<Vec<Completion>, CallError> {
-        let pre = plugin.pre.clone();
         let call_ctx = ctx.clone();
         let timeout = deadline.min(plugin.limits.timeout);
         let items = self
-            .run(plugin, env, Some(ctx), timeout, move |store| {
-                Box::pin(async move { pre.complete(store, &call_ctx, input).await })
+            .run(plugin, env, Some(ctx), timeout, move |store, instance| {
+                Box::pin(async move { instance.complete(store, &call_ctx, input).await })
             })
             .await?;
         Ok(check_completions(items, &plugin.identity.secrets))
@@ -406,10 +422,9 @@ impl Runtime {
         ctx: CallContext,
         input: ActionInput,
     ) -> Result<PluginReply, CallError> {
-        let pre = plugin.pre.clone();
         let call_ctx = ctx.clone();
-        self.reply_call(plugin, env, ctx, move |store| {
-            Box::pin(async move { pre.on_action(store, &call_ctx, input).await })
+        self.reply_call(plugin, env, ctx, move |store, instance| {
+            Box::pin(async move { instance.on_action(store, &call_ctx, input).await })
         })
         .await
     }
@@ -424,13 +439,9 @@ impl Runtime {
         ctx: CallContext,
         call: impl for<'a> FnOnce(
                 &'a mut Store<CallState>,
-            ) -> std::pin::Pin<
-                Box<
-                    dyn std::future::Future<Output = wasmtime::Result<Result<RawReply, CallError>>>
-                        + Send
-                        + 'a,
-                >,
-            > + Send
+                wit::Instance,
+            ) -> CallFuture<'a, Result<RawReply, CallError>>
+            + Send
             + 'static,
     ) -> Result<PluginReply, CallError> {
         let result = self
@@ -449,11 +460,8 @@ impl Runtime {
         env: Arc<CallEnv>,
         ctx: Option<CallContext>,
         timeout: Duration,
-        call: impl for<'a> FnOnce(
-                &'a mut Store<CallState>,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
-            > + Send
+        call: impl for<'a> FnOnce(&'a mut Store<CallState>, wit::Instance) -> CallFuture<'a, R>
+            + Send
             + 'static,
     ) -> Result<R, CallError> {
         let started = Instant::now();
@@ -482,16 +490,35 @@ impl Runtime {
         let cpu = CpuSlot::new(self.permits.clone(), permit);
         let deadline = started + timeout;
 
-        let mut store = self
-            .new_store(plugin, env, ctx, deadline, cpu.clone())
-            .map_err(|e| {
-                tracing::error!(
-                    plugin = plugin.identity.name.as_str(),
-                    error = format!("{e:#}"),
-                    "cannot set up a plugin call"
-                );
-                CallError::Failed("the plugin could not be started".into())
-            })?;
+        // The first slice runs here, on the caller's thread, unless this plugin has been
+        // slow in it lately or may reach the network (`first_slice.rs`). Only such calls
+        // use and make spares (`spare.rs`): a store made here is dropped here.
+        let inline = !plugin.identity.grants.has(Capability::Http)
+            && plugin.first_slice.inline(Instant::now());
+        let for_call = ctx.is_some();
+        let spare = if inline && for_call {
+            plugin.spares.take()
+        } else {
+            None
+        };
+        let (mut store, instance) = match spare {
+            Some((store, instance)) => (store, Some(instance)),
+            None => {
+                let store = new_store(&self.engine, plugin.recipe(for_call), env.clone(), deadline)
+                    .map_err(|e| {
+                        tracing::error!(
+                            plugin = plugin.identity.name.as_str(),
+                            error = format!("{e:#}"),
+                            "cannot set up a plugin call"
+                        );
+                        CallError::Failed("the plugin could not be started".into())
+                    })?;
+                (store, None)
+            }
+        };
+        store.data_mut().begin(ctx, deadline, env, cpu.clone());
+        store.set_epoch_deadline(1);
+        let pre = plugin.pre.clone();
         let identity = plugin.identity.clone();
         let cancelled_job = job.clone();
         // The task owns the store and its places: if the caller goes away (its connection
@@ -503,31 +530,28 @@ impl Runtime {
                     None => std::future::pending().await,
                 }
             };
+            let called = async {
+                let instance = match instance {
+                    Some(instance) => instance,
+                    None => pre.instantiate(&mut store).await?,
+                };
+                call(&mut store, instance).await
+            };
             // The epoch callback traps at the deadline (or on a cancel); the outer timeout
             // catches a plugin stuck in a host call, the cancel branch one waiting on I/O.
             let outcome = tokio::select! {
-                outcome = tokio::time::timeout(timeout + Duration::from_millis(50), call(&mut store)) => Some(outcome),
+                outcome = tokio::time::timeout(timeout + Duration::from_millis(50), called) => Some(outcome),
                 () = cancelled => None,
             };
             forward_output(&identity, &store);
-            // Dropped here, where the call ran: handing the store to another thread to drop
-            // cost more than the drop (a wake-up, and its frees and the pool's free list
-            // contended with the next call's allocations; measured in plugin-compare, back to
-            // back 34–110 µs a call → 18 µs).
-            drop(store);
             drop(cpu.take());
-            drop(slot);
-            outcome
+            (outcome, Used { store, _slot: slot })
         };
         let threads = self
             .threads
             .as_ref()
             .ok_or_else(|| CallError::Failed("the plugin runtime is shutting down".into()))?;
-        // The first slice runs here, on the caller's thread, unless this plugin has been
-        // slow in it lately or may reach the network (`first_slice.rs`).
         let mut task = Box::pin(task);
-        let inline = !plugin.identity.grants.has(Capability::Http)
-            && plugin.first_slice.inline(Instant::now());
         let mut finished = None;
         if inline {
             let (slice, took) = first_slice::run(task.as_mut(), plugin.first_slice.budget()).await;
@@ -554,9 +578,15 @@ impl Runtime {
             }
         }
         let outcome = match finished {
-            Some(outcome) => outcome,
+            Some((outcome, used)) => {
+                self.retire(plugin, used, for_call);
+                outcome
+            }
+            // Dropped where the call ran: handing a store to another thread to drop cost
+            // more than the drop (a wake-up, and its frees contended with the next call's
+            // allocations; plugin-compare, back to back 34–110 µs a call → 18 µs).
             None => threads
-                .spawn(task)
+                .spawn(async move { task.await.0 })
                 .await
                 .map_err(|e| CallError::Failed(format!("the plugin call was lost: {e}")))?,
         };
@@ -575,71 +605,181 @@ impl Runtime {
         }
     }
 
-    fn new_store(
-        &self,
-        plugin: &Prepared,
-        env: Arc<CallEnv>,
-        ctx: Option<CallContext>,
-        deadline: Instant,
-        cpu: Arc<CpuSlot>,
-    ) -> anyhow::Result<Store<CallState>> {
-        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        // `manifest()` needs no files. A directory that cannot be opened is left out (the
-        // plugin sees it missing) rather than failing every command of the plugin.
-        let mounts = if ctx.is_some() {
-            plugin.mounts.as_slice()
-        } else {
-            &[]
+    /// A call that ran on the caller's thread is over: drop its store and make the
+    /// plugin's next instance in a task of its own on this runtime (`spare.rs`), or, when
+    /// one is ready or being made or spares do not apply, drop the store now.
+    fn retire(&self, plugin: &Prepared, used: Used, for_call: bool) {
+        let Ok(here) = tokio::runtime::Handle::try_current() else {
+            return drop(used);
         };
-        for mount in mounts {
-            let perms = if mount.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            if let Err(e) = wasi.preopened_dir(&mount.host, &mount.guest, perms) {
-                tracing::warn!(plugin = %plugin.identity.name, dir = %mount.host.display(), error = %e, "cannot open a directory for the plugin");
-            }
+        // A plugin demoted by this call starts its next on the plugin threads: no spare.
+        if !for_call || !plugin.first_slice.inline(Instant::now()) || !plugin.spares.begin_refill()
+        {
+            return drop(used);
         }
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(plugin.limits.memory_bytes)
-            .trap_on_grow_failure(true)
-            .build();
-        let mut egress = Egress::new(
-            &plugin.identity.name,
-            plugin.identity.secrets.clone(),
-            ctx.is_some() && plugin.identity.grants.has(Capability::Http),
-            plugin.identity.http.clone(),
-            Some(env.services.clone()),
-            ctx.as_ref().and_then(|c| c.job.clone()),
-            deadline,
-        );
-        egress.set_cpu_slot(cpu);
-        let sandbox = Sandbox {
-            wasi: wasi.build(),
-            egress,
-            output: Output { stdout, stderr },
+        let refill = Refill {
+            engine: self.engine.clone(),
+            pre: plugin.pre.clone(),
+            identity: plugin.identity.clone(),
+            limits: plugin.limits.clone(),
+            mounts: plugin.mounts.clone(),
+            first_slice: plugin.first_slice.clone(),
+            spares: plugin.spares.clone(),
+            places: self.spare_places.clone(),
         };
-        let state = CallState::new(sandbox, limits, deadline, plugin.identity.clone(), ctx, env);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline || ctx.data().is_cancelled() {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        Ok(store)
+        here.spawn(refill.run(used));
     }
+}
+
+/// The future of one call into an instance.
+type CallFuture<'a, R> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+/// What a finished call leaves: its store, and the pool place the store holds until it
+/// is dropped (fields drop in order: the store first, so its slot is free before the
+/// place can be taken again).
+struct Used {
+    store: Store<CallState>,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// What a store of one plugin is made from.
+struct Recipe<'a> {
+    identity: &'a Arc<PluginIdentity>,
+    memory_bytes: usize,
+    mounts: &'a [Mount],
+    /// For a call (commands, completions, buttons) rather than `manifest()`: its
+    /// directories are open and HTTP may be enabled.
+    for_call: bool,
+}
+
+impl Prepared {
+    fn recipe(&self, for_call: bool) -> Recipe<'_> {
+        Recipe {
+            identity: &self.identity,
+            memory_bytes: self.limits.memory_bytes,
+            mounts: &self.mounts,
+            for_call,
+        }
+    }
+}
+
+/// Making one plugin's next instance ahead of its call (`spare.rs`).
+struct Refill {
+    engine: Engine,
+    pre: Pre,
+    identity: Arc<PluginIdentity>,
+    limits: CallLimits,
+    mounts: Vec<Mount>,
+    first_slice: Arc<FirstSlice>,
+    spares: Arc<Spares>,
+    places: Arc<Semaphore>,
+}
+
+impl Refill {
+    async fn run(self, used: Used) {
+        let env = used.store.data().env.clone();
+        drop(used);
+        let Ok(place) = self.places.clone().try_acquire_owned() else {
+            return self.spares.made(None);
+        };
+        let recipe = Recipe {
+            identity: &self.identity,
+            memory_bytes: self.limits.memory_bytes,
+            mounts: &self.mounts,
+            for_call: true,
+        };
+        // The plugin's own deadline, as for a call; the slice's budget bounds it here.
+        let deadline = Instant::now() + self.limits.timeout;
+        let mut store = match new_store(&self.engine, recipe, env, deadline) {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::debug!(plugin = %self.identity.name, error = format!("{e:#}"), "cannot make a spare instance");
+                return self.spares.made(None);
+            }
+        };
+        let budget = self.first_slice.budget();
+        let (made, took) = {
+            let instantiating = std::pin::pin!(self.pre.instantiate(&mut store));
+            first_slice::run(instantiating, budget).await
+        };
+        if self.first_slice.ran(Instant::now(), took) {
+            tracing::warn!(
+                target: "slashd::plugin",
+                plugin = %self.identity.name,
+                took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                "a plugin's instantiation went over its first slice twice within 100 calls; its calls start on the plugin threads for 30s"
+            );
+        }
+        match made {
+            Slice::Finished(Ok(instance)) if took <= budget => self.spares.made(Some(Spare {
+                store,
+                instance,
+                _place: place,
+            })),
+            // A start function that traps fails the calls too; they will say why.
+            _ => self.spares.made(None),
+        }
+    }
+}
+
+fn new_store(
+    engine: &Engine,
+    recipe: Recipe<'_>,
+    env: Arc<CallEnv>,
+    deadline: Instant,
+) -> anyhow::Result<Store<CallState>> {
+    let identity = recipe.identity;
+    let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+    let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    // `manifest()` needs no files. A directory that cannot be opened is left out (the
+    // plugin sees it missing) rather than failing every command of the plugin.
+    let mounts = if recipe.for_call { recipe.mounts } else { &[] };
+    for mount in mounts {
+        let perms = if mount.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        if let Err(e) = wasi.preopened_dir(&mount.host, &mount.guest, perms) {
+            tracing::warn!(plugin = %identity.name, dir = %mount.host.display(), error = %e, "cannot open a directory for the plugin");
+        }
+    }
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(recipe.memory_bytes)
+        .trap_on_grow_failure(true)
+        .build();
+    let egress = Egress::new(
+        &identity.name,
+        identity.secrets.clone(),
+        recipe.for_call && identity.grants.has(Capability::Http),
+        identity.http.clone(),
+        Some(env.services.clone()),
+        deadline,
+    );
+    let sandbox = Sandbox {
+        wasi: wasi.build(),
+        egress,
+        output: Output { stdout, stderr },
+    };
+    let state = CallState::new(sandbox, limits, deadline, identity.clone(), None, env);
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().deadline || ctx.data().is_cancelled() {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    Ok(store)
 }
 
 impl Drop for Runtime {

@@ -24,6 +24,7 @@ pub mod manifest;
 mod native;
 pub mod registry;
 pub mod secrets;
+mod spare;
 /// The in-process harness plugin authors test with, and `slashd plugin run`.
 pub mod testkit;
 pub mod wit;

@@ -45,6 +45,7 @@ pub struct TesterBuilder {
     mounts: Vec<Mount>,
     timeout: Duration,
     memory_mb: u64,
+    first_slice_budget: Option<Duration>,
     native: bool,
 }
 
@@ -106,6 +107,13 @@ impl TesterBuilder {
         self
     }
 
+    /// As `commands.first_slice_budget` (default 500us): how much CPU time a call may
+    /// take on the caller's thread before it moves to the plugin threads.
+    pub fn first_slice_budget(mut self, budget: Duration) -> Self {
+        self.first_slice_budget = Some(budget);
+        self
+    }
+
     /// Load a native library (`export_native_plugin!`) instead of a wasm component.
     pub fn native(mut self) -> Self {
         self.native = true;
@@ -119,7 +127,12 @@ impl TesterBuilder {
         }
         let wasm = std::fs::read(&self.path)
             .with_context(|| format!("cannot read {}", self.path.display()))?;
-        let defaults = CommandsConfig::default();
+        let defaults = CommandsConfig {
+            first_slice_budget: self
+                .first_slice_budget
+                .unwrap_or(CommandsConfig::default().first_slice_budget),
+            ..CommandsConfig::default()
+        };
         let runtime = Runtime::new(&defaults, self.cache_dir.clone())?;
         let services = Arc::new(self.services()?);
         let counters = Arc::new(Counters::default());
@@ -260,6 +273,7 @@ impl PluginTester {
             mounts: Vec::new(),
             timeout: Duration::from_secs(2),
             memory_mb: 64,
+            first_slice_budget: None,
             native: false,
         }
     }
@@ -364,6 +378,16 @@ impl PluginTester {
             }
         };
         Ok(reply?)
+    }
+
+    /// How many calls so far got an instance made ahead of them, off the reply path
+    /// (as on the server; a native plugin has none). A diagnostic: each call still gets
+    /// an instance of its own.
+    pub fn instances_made_ahead(&self) -> u64 {
+        match &self.runner {
+            super::Runner::Wasm(prepared) => prepared.instances_made_ahead(),
+            super::Runner::Native { .. } => 0,
+        }
     }
 
     /// Inspect or seed the plugin's kv.

@@ -139,10 +139,26 @@ impl Pre {
         }
     }
 
+    /// A fresh instance, its start functions run (there is nothing to call yet).
+    pub async fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::V0_1_0(pre) => Instance::V0_1_0(pre.instantiate_async(store).await?),
+            Pre::V0_2_0(pre) => Instance::V0_2_0(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+/// One instance of a plugin, used for one call and dropped with its store.
+pub enum Instance {
+    V0_1_0(since_v0_1_0::Plugin),
+    V0_2_0(since_v0_2_0::Plugin),
+}
+
+impl Instance {
     pub async fn manifest(&self, store: &mut Store<CallState>) -> wasmtime::Result<Manifest> {
         match self {
-            Pre::V0_1_0(pre) => since_v0_1_0::manifest(pre, store).await,
-            Pre::V0_2_0(pre) => since_v0_2_0::manifest(pre, store).await,
+            Instance::V0_1_0(plugin) => since_v0_1_0::manifest(plugin, store).await,
+            Instance::V0_2_0(plugin) => since_v0_2_0::manifest(plugin, store).await,
         }
     }
 
@@ -153,8 +169,8 @@ impl Pre {
         input: CallInput,
     ) -> wasmtime::Result<Result<RawReply, CallError>> {
         match self {
-            Pre::V0_1_0(pre) => since_v0_1_0::invoke(pre, store, ctx, input).await,
-            Pre::V0_2_0(pre) => since_v0_2_0::invoke(pre, store, ctx, input).await,
+            Instance::V0_1_0(plugin) => since_v0_1_0::invoke(plugin, store, ctx, input).await,
+            Instance::V0_2_0(plugin) => since_v0_2_0::invoke(plugin, store, ctx, input).await,
         }
     }
 
@@ -166,8 +182,8 @@ impl Pre {
         input: CompleteInput,
     ) -> wasmtime::Result<Vec<Completion>> {
         match self {
-            Pre::V0_1_0(_) => Ok(Vec::new()),
-            Pre::V0_2_0(pre) => since_v0_2_0::complete(pre, store, ctx, input).await,
+            Instance::V0_1_0(_) => Ok(Vec::new()),
+            Instance::V0_2_0(plugin) => since_v0_2_0::complete(plugin, store, ctx, input).await,
         }
     }
 
@@ -179,8 +195,8 @@ impl Pre {
         input: ActionInput,
     ) -> wasmtime::Result<Result<RawReply, CallError>> {
         match self {
-            Pre::V0_1_0(_) => Ok(Err(CallError::Failed("no such action".into()))),
-            Pre::V0_2_0(pre) => since_v0_2_0::on_action(pre, store, ctx, input).await,
+            Instance::V0_1_0(_) => Ok(Err(CallError::Failed("no such action".into()))),
+            Instance::V0_2_0(plugin) => since_v0_2_0::on_action(plugin, store, ctx, input).await,
         }
     }
 }

@@ -28,15 +28,14 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 }
 
 pub async fn manifest(
-    pre: &PluginPre<CallState>,
+    instance: &Plugin,
     store: &mut Store<CallState>,
 ) -> wasmtime::Result<Manifest> {
-    let instance = pre.instantiate_async(&mut *store).await?;
     Ok(manifest_from_wit(instance.call_manifest(store).await?))
 }
 
 pub async fn invoke(
-    pre: &PluginPre<CallState>,
+    instance: &Plugin,
     store: &mut Store<CallState>,
     ctx: &CallContext,
     input: CallInput,
@@ -56,7 +55,6 @@ pub async fn invoke(
         },
         connection_id: ctx.connection_id.clone(),
     };
-    let instance = pre.instantiate_async(&mut *store).await?;
     Ok(match instance.call_invoke(store, &invocation).await? {
         Ok(reply) => Ok(RawReply {
             body: reply.body,

@@ -53,15 +53,14 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 }
 
 pub async fn manifest(
-    pre: &PluginPre<CallState>,
+    instance: &Plugin,
     store: &mut Store<CallState>,
 ) -> wasmtime::Result<Manifest> {
-    let instance = pre.instantiate_async(&mut *store).await?;
     Ok(manifest_from_wit(instance.call_manifest(store).await?))
 }
 
 pub async fn invoke(
-    pre: &PluginPre<CallState>,
+    instance: &Plugin,
     store: &mut Store<CallState>,
     ctx: &CallContext,
     input: CallInput,
@@ -76,7 +75,6 @@ pub async fn invoke(
         session: session(ctx),
         connection_id: ctx.connection_id.clone(),
     };
-    let instance = pre.instantiate_async(&mut *store).await?;
     Ok(reply_from_wit(
         instance.call_invoke(&mut *store, &invocation).await?,
     ))
@@ -84,7 +82,7 @@ pub async fn invoke(
 
 /// The plugin's suggestions for one argument (checked by the caller).
 pub async fn complete(
-    pre: &PluginPre<CallState>,
+    instance: &Plugin,
     store: &mut Store<CallState>,
     ctx: &CallContext,
     input: CompleteInput,
@@ -97,7 +95,6 @@ pub async fn complete(
         caller: caller(ctx),
         session: session(ctx),
     };
-    let instance = pre.instantiate_async(&mut *store).await?;
     let items = instance.call_complete(&mut *store, &request).await?;
     Ok(items
         .into_iter()
@@ -110,7 +107,7 @@ pub async fn complete(
 
 /// A button of one of the plugin's replies was pressed.
 pub async fn on_action(
-    pre: &PluginPre<CallState>,
+    instance: &Plugin,
     store: &mut Store<CallState>,
     ctx: &CallContext,
     input: ActionInput,
@@ -123,7 +120,6 @@ pub async fn on_action(
         caller: caller(ctx),
         session: session(ctx),
     };
-    let instance = pre.instantiate_async(&mut *store).await?;
     Ok(reply_from_wit(
         instance.call_on_action(&mut *store, &event).await?,
     ))

@@ -1,5 +1,7 @@
 //! Test plugin: commands that report what the sandbox and the host let them see.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use serde_json::json;
 use slashd_plugin_api::host::{config, kv};
 use slashd_plugin_api::{
@@ -31,6 +33,10 @@ impl Plugin for Probe {
             .command(Command::new("probe-config", "Show a setting").usage("/probe-config KEY"))
             .command(Command::new("probe-fail", "Fail on purpose"))
             .command(Command::new("probe-stdout", "Print to stdout and stderr"))
+            .command(Command::new(
+                "probe-instance",
+                "Count the calls this instance served",
+            ))
             .command(Command::new("probe-slow", "Take a while").usage("/probe-slow MILLIS"))
             .command(typed())
             .command(
@@ -138,6 +144,12 @@ impl Plugin for Probe {
                 None => "unset".to_string(),
             })),
             "probe-fail" => Err(PluginError::Failed("failed on purpose".into())),
+            // Always 1 on slashd: every call gets an instance of its own.
+            "probe-instance" => {
+                static CALLS: AtomicU32 = AtomicU32::new(0);
+                let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+                Ok(Reply::plain(format!("calls served by this instance: {calls}")))
+            }
             "probe-stdout" => {
                 println!("probe says hello on stdout");
                 eprintln!("probe says hello on stderr");
