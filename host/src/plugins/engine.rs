@@ -653,14 +653,25 @@ struct Recipe<'a> {
     for_call: bool,
 }
 
-impl Prepared {
-    fn recipe(&self, for_call: bool) -> Recipe<'_> {
+impl<'a> Recipe<'a> {
+    fn of(
+        identity: &'a Arc<PluginIdentity>,
+        limits: &CallLimits,
+        mounts: &'a [Mount],
+        for_call: bool,
+    ) -> Recipe<'a> {
         Recipe {
-            identity: &self.identity,
-            memory_bytes: self.limits.memory_bytes,
-            mounts: &self.mounts,
+            identity,
+            memory_bytes: limits.memory_bytes,
+            mounts,
             for_call,
         }
+    }
+}
+
+impl Prepared {
+    fn recipe(&self, for_call: bool) -> Recipe<'_> {
+        Recipe::of(&self.identity, &self.limits, &self.mounts, for_call)
     }
 }
 
@@ -683,12 +694,7 @@ impl Refill {
         let Ok(place) = self.places.clone().try_acquire_owned() else {
             return self.spares.made(None);
         };
-        let recipe = Recipe {
-            identity: &self.identity,
-            memory_bytes: self.limits.memory_bytes,
-            mounts: &self.mounts,
-            for_call: true,
-        };
+        let recipe = Recipe::of(&self.identity, &self.limits, &self.mounts, true);
         // The plugin's own deadline, as for a call; the slice's budget bounds it here.
         let deadline = Instant::now() + self.limits.timeout;
         let mut store = match new_store(&self.engine, recipe, env, deadline) {
