@@ -9,11 +9,18 @@
 //! fifty) only gives the scheduler a turn, and the slice goes on. What the slice cannot
 //! bound — one bulk `memory.fill` over tens of MB, copying a huge result, a spin until the
 //! next tick — is bounded per plugin instead: a plugin whose first slice takes more than
-//! its budget twice within [`STRIKE_WINDOW`] calls starts its calls on the plugin
-//! threads for the next [`DEMOTED_FOR`]. So a hostile plugin holds a chat thread for two
-//! slow slices per half-minute, or one in a hundred of its calls, whatever it does, while a
-//! well-behaved one never pays the hop. (A fast slice that stops to wait on I/O demotes
-//! nothing: the rest of that call runs on the plugin threads anyway.)
+//! its budget of CPU time twice within [`STRIKE_WINDOW`] calls starts its calls on the
+//! plugin threads for the next [`DEMOTED_FOR`]. So a hostile plugin holds a chat thread for
+//! three slow slices per half-minute, or one in a hundred of its calls, whatever it does,
+//! while a well-behaved one never pays the hop. (A fast slice that stops to wait on I/O
+//! demotes nothing: the rest of that call runs on the plugin threads anyway.)
+//!
+//! A slice is timed by the wall clock until the plugin gives cause: the thread's CPU clock
+//! is a system call (measured 7 % of a small plugin's whole call after an idle pause), the
+//! wall clock is not, and a thread's CPU time never exceeds its wall time. A slice over the
+//! budget by the wall clock strikes nothing — a thread descheduled mid-call says nothing of
+//! the plugin — but puts the plugin under watch ([`Clock::Cpu`]): its next
+//! [`STRIKE_WINDOW`] slices read the CPU clock, and only those can strike.
 //!
 //! A plugin granted `http` always starts on the plugin threads: wasi-http spawns the
 //! request (DNS, connect, TLS, the body) on the runtime it is first polled on.
@@ -44,9 +51,20 @@ pub struct FirstSlice {
 struct Standing {
     /// First slices run so far.
     slices: u64,
-    /// Which of them last went over budget, if one did.
+    /// Which of them last went over budget in CPU time, if one did.
     strike: Option<u64>,
+    /// Slices up to this one are timed by the CPU clock: one went over the budget lately.
+    watched_until: u64,
     demoted_until: Option<Instant>,
+}
+
+/// How a first slice is timed (see the module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The wall clock: no system call, and an overrun only puts the plugin under watch.
+    Wall,
+    /// The thread's CPU clock: an overrun is a strike.
+    Cpu,
 }
 
 /// A slice over budget within this many of the plugin's first slices after another one
@@ -67,23 +85,35 @@ impl FirstSlice {
 
     /// Whether the next call may start on the caller's thread (never with a zero budget).
     pub fn inline(&self, now: Instant) -> bool {
-        if self.budget.is_zero() {
-            return false;
-        }
-        match self.standing.lock() {
-            Ok(standing) => standing.demoted_until.is_none_or(|until| now >= until),
-            Err(_) => false,
-        }
+        self.start(now).is_some()
     }
 
-    /// A first slice took `took` of CPU time. A second slice over budget within
+    /// How the next call's first slice is timed, or `None` when it starts on the plugin
+    /// threads.
+    pub fn start(&self, now: Instant) -> Option<Clock> {
+        if self.budget.is_zero() {
+            return None;
+        }
+        let standing = self.standing.lock().ok()?;
+        if standing.demoted_until.is_some_and(|until| now < until) {
+            return None;
+        }
+        Some(if standing.slices < standing.watched_until {
+            Clock::Cpu
+        } else {
+            Clock::Wall
+        })
+    }
+
+    /// A first slice took `took`, by `clock`. A second slice over budget in CPU time within
     /// [`STRIKE_WINDOW`] slices demotes the plugin: one alone is as likely the machine's
     /// doing (the page faults of a cold pool slot, an interrupt handled on this thread;
     /// measured, one slice in ~20,000 of a 30 µs call) as the plugin's. A plugin slow every
-    /// time is demoted on its second call; one slow now and then holds a chat thread for at
-    /// most one slice in a hundred of its calls.
+    /// time is demoted on its third call (the first, by the wall clock, only puts it under
+    /// watch); one slow now and then holds a chat thread for at most one slice in a hundred
+    /// of its calls.
     /// Returns whether this slice demoted the plugin.
-    pub fn ran(&self, now: Instant, took: Duration) -> bool {
+    pub fn ran(&self, now: Instant, took: Duration, clock: Clock) -> bool {
         let Ok(mut standing) = self.standing.lock() else {
             return false;
         };
@@ -92,6 +122,10 @@ impl FirstSlice {
             return false;
         }
         let slice = standing.slices;
+        standing.watched_until = slice.saturating_add(STRIKE_WINDOW);
+        if clock == Clock::Wall {
+            return false;
+        }
         if standing
             .strike
             .is_some_and(|at| slice.saturating_sub(at) <= STRIKE_WINDOW)
@@ -116,18 +150,19 @@ pub enum Slice<T> {
 
 /// Run `task`'s first slice on this thread: poll it, and poll again while it only yielded
 /// (it woke itself before returning, as wasmtime's epoch yield does) and has run for less
-/// than `budget`. Returns how the slice ended and the CPU time it took.
+/// than `budget`. Returns how the slice ended and the time it took by `clock`.
 ///
-/// The budget counts this thread's CPU time, not the clock: on a shared machine a thread
+/// Strikes count this thread's CPU time, not the wall clock: on a shared machine a thread
 /// is now and then descheduled mid-call for longer than the budget (measured: a 30 µs call
 /// taking 500 µs–3 ms about once in 3,000 calls), which says nothing of the plugin. What a
 /// plugin spends — wasm, a bulk `memory.fill`, the page faults of its memory — is CPU time.
 pub async fn run<F: Future>(
     mut task: Pin<&mut F>,
     budget: Duration,
+    clock: Clock,
 ) -> (Slice<F::Output>, Duration) {
     std::future::poll_fn(|cx| {
-        let started = ThreadCpu::now();
+        let started = ThreadCpu::now(clock);
         let noted = Arc::new(NotedWake {
             woke: AtomicBool::new(false),
             inner: cx.waker().clone(),
@@ -154,17 +189,20 @@ pub async fn run<F: Future>(
     .await
 }
 
-/// The calling thread's CPU time (user and system) at one moment: where the thread's CPU
-/// clock cannot be read, the wall clock.
+/// The calling thread's CPU time (user and system) at one moment, when timed by
+/// [`Clock::Cpu`] and the thread's CPU clock can be read; else the wall clock.
 struct ThreadCpu {
     cpu: Option<Duration>,
     wall: Instant,
 }
 
 impl ThreadCpu {
-    fn now() -> ThreadCpu {
+    fn now(clock: Clock) -> ThreadCpu {
         ThreadCpu {
-            cpu: thread_cpu_time(),
+            cpu: match clock {
+                Clock::Cpu => thread_cpu_time(),
+                Clock::Wall => None,
+            },
             wall: Instant::now(),
         }
     }
@@ -177,10 +215,9 @@ impl ThreadCpu {
         if wall <= budget {
             return wall;
         }
-        match (self.cpu, thread_cpu_time()) {
-            (Some(start), Some(now)) => now.saturating_sub(start),
-            _ => wall,
-        }
+        self.cpu
+            .and_then(|start| Some(thread_cpu_time()?.saturating_sub(start)))
+            .unwrap_or(wall)
     }
 }
 
@@ -236,30 +273,66 @@ mod tests {
         let t0 = Instant::now();
         let (fast, slow) = (Duration::from_micros(20), BUDGET + Duration::from_micros(1));
         let gate = FirstSlice::new(BUDGET);
-        assert!(gate.inline(t0));
-        gate.ran(t0, fast);
+        assert_eq!(gate.start(t0), Some(Clock::Wall));
+        gate.ran(t0, fast, Clock::Wall);
         assert!(gate.inline(t0), "fast: stays");
-        assert!(!gate.ran(t0, slow));
+        // Slow by the wall clock: no strike, but the next slices read the CPU clock.
+        assert!(!gate.ran(t0, slow, Clock::Wall));
+        assert_eq!(gate.start(t0), Some(Clock::Cpu), "under watch");
+        assert!(!gate.ran(t0, slow, Clock::Cpu));
         assert!(gate.inline(t0), "one slow slice is forgiven");
         for _ in 1..STRIKE_WINDOW {
-            gate.ran(t0, fast);
+            gate.ran(t0, fast, Clock::Cpu);
         }
-        assert!(gate.ran(t0, slow), "told when it demotes");
-        assert!(!gate.inline(t0), "a second one within the window demotes");
+        assert_eq!(
+            gate.start(t0),
+            Some(Clock::Cpu),
+            "watched for the whole window"
+        );
+        assert!(gate.ran(t0, slow, Clock::Cpu), "told when it demotes");
+        assert_eq!(
+            gate.start(t0),
+            None,
+            "a second one within the window demotes"
+        );
         assert!(!gate.inline(t0 + DEMOTED_FOR - Duration::from_millis(1)));
         let t1 = t0 + DEMOTED_FOR;
         assert!(gate.inline(t1), "for a while only");
         // Back, with a clean slate: slow slices further apart than the window never demote.
         for _ in 0..3 {
-            gate.ran(t1, slow);
+            gate.ran(t1, slow, Clock::Cpu);
             for _ in 0..STRIKE_WINDOW {
-                gate.ran(t1, fast);
+                gate.ran(t1, fast, Clock::Cpu);
             }
             assert!(gate.inline(t1));
         }
-        assert!(!gate.ran(t1, slow));
-        assert!(gate.ran(t1, slow));
-        assert!(!gate.inline(t1), "slow every time: demoted on the second");
+        assert!(!gate.ran(t1, slow, Clock::Cpu));
+        assert!(gate.ran(t1, slow, Clock::Cpu));
+        assert!(
+            !gate.inline(t1),
+            "slow every time: demoted on the second watched slice"
+        );
+    }
+
+    #[test]
+    fn the_wall_clock_alone_never_demotes_and_the_watch_ends() {
+        let t0 = Instant::now();
+        let slow = BUDGET * 3;
+        let gate = FirstSlice::new(BUDGET);
+        for _ in 0..10 {
+            // As a caller that ignored the watch would time them: never a strike.
+            assert!(!gate.ran(t0, slow, Clock::Wall));
+        }
+        assert!(gate.inline(t0));
+        for _ in 0..STRIKE_WINDOW {
+            assert_eq!(gate.start(t0), Some(Clock::Cpu));
+            gate.ran(t0, Duration::from_micros(20), Clock::Cpu);
+        }
+        assert_eq!(
+            gate.start(t0),
+            Some(Clock::Wall),
+            "a quiet window ends the watch"
+        );
     }
 
     /// Yields (wakes itself) `yields` times, then finishes.
@@ -282,7 +355,7 @@ mod tests {
     #[tokio::test]
     async fn a_yield_inside_the_budget_does_not_end_the_slice() {
         let mut task = std::pin::pin!(Yielding { yields: 3 });
-        let (slice, _) = run(task.as_mut(), BUDGET).await;
+        let (slice, _) = run(task.as_mut(), BUDGET, Clock::Cpu).await;
         assert!(matches!(slice, Slice::Finished("done")));
     }
 
@@ -290,12 +363,12 @@ mod tests {
     async fn a_wait_ends_the_slice_and_so_does_a_panic() {
         let mut waiting = std::pin::pin!(std::future::pending::<()>());
         assert!(matches!(
-            run(waiting.as_mut(), BUDGET).await.0,
+            run(waiting.as_mut(), BUDGET, Clock::Wall).await.0,
             Slice::Unfinished
         ));
         let mut panicking = std::pin::pin!(async { panic!("a bug in a host call") });
         assert!(matches!(
-            run(panicking.as_mut(), BUDGET).await.0,
+            run(panicking.as_mut(), BUDGET, Clock::Wall).await.0,
             Slice::<()>::Panicked
         ));
     }
@@ -316,7 +389,7 @@ mod tests {
             }
         }
         let mut task = std::pin::pin!(Spinner);
-        let (slice, took) = run(task.as_mut(), BUDGET).await;
+        let (slice, took) = run(task.as_mut(), BUDGET, Clock::Cpu).await;
         assert!(matches!(slice, Slice::Unfinished));
         assert!(took >= BUDGET, "{took:?}");
     }
