@@ -94,7 +94,7 @@ pub struct CallState {
     pub(super) deadline: Instant,
     pub(super) plugin: Arc<PluginIdentity>,
     /// `None` while the host asks for the manifest: no capability may be used then.
-    pub(super) call: Option<CallContext>,
+    pub(super) call: Option<Arc<CallContext>>,
     pub(super) env: Arc<CallEnv>,
     pub(super) output: Output,
     host_calls: u32,
@@ -131,7 +131,7 @@ impl CallState {
         limits: StoreLimits,
         deadline: Instant,
         plugin: Arc<PluginIdentity>,
-        call: Option<CallContext>,
+        call: Option<Arc<CallContext>>,
         env: Arc<CallEnv>,
     ) -> CallState {
         let Sandbox {
@@ -160,7 +160,7 @@ impl CallState {
     /// quotas counted from zero. A spare's start functions ran before (`spare.rs`).
     pub(super) fn begin(
         &mut self,
-        call: Option<CallContext>,
+        call: Option<Arc<CallContext>>,
         deadline: Instant,
         env: Arc<CallEnv>,
         cpu: Arc<CpuSlot>,
@@ -199,7 +199,7 @@ impl CallState {
     }
 
     /// The checks of every capability call; returns the invocation context.
-    pub(super) fn access(&mut self, cap: Capability) -> Result<CallContext, Denied> {
+    pub(super) fn access(&mut self, cap: Capability) -> Result<Arc<CallContext>, Denied> {
         self.charge()?;
         if !self.plugin.grants.has(cap) {
             let why = format!(

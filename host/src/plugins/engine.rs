@@ -387,6 +387,7 @@ impl Runtime {
         ctx: CallContext,
         input: CallInput,
     ) -> Result<PluginReply, CallError> {
+        let ctx = Arc::new(ctx);
         let call_ctx = ctx.clone();
         self.reply_call(plugin, env, ctx, move |store, instance| {
             Box::pin(async move { instance.invoke(store, &call_ctx, input).await })
@@ -404,6 +405,7 @@ impl Runtime {
         input: CompleteInput,
         deadline: Duration,
     ) -> Result<Vec<Completion>, CallError> {
+        let ctx = Arc::new(ctx);
         let call_ctx = ctx.clone();
         let timeout = deadline.min(plugin.limits.timeout);
         let items = self
@@ -422,6 +424,7 @@ impl Runtime {
         ctx: CallContext,
         input: ActionInput,
     ) -> Result<PluginReply, CallError> {
+        let ctx = Arc::new(ctx);
         let call_ctx = ctx.clone();
         self.reply_call(plugin, env, ctx, move |store, instance| {
             Box::pin(async move { instance.on_action(store, &call_ctx, input).await })
@@ -436,7 +439,7 @@ impl Runtime {
         &self,
         plugin: &Prepared,
         env: Arc<CallEnv>,
-        ctx: CallContext,
+        ctx: Arc<CallContext>,
         call: impl for<'a> FnOnce(
                 &'a mut Store<CallState>,
                 wit::Instance,
@@ -458,7 +461,7 @@ impl Runtime {
         &self,
         plugin: &Prepared,
         env: Arc<CallEnv>,
-        ctx: Option<CallContext>,
+        ctx: Option<Arc<CallContext>>,
         timeout: Duration,
         call: impl for<'a> FnOnce(&'a mut Store<CallState>, wit::Instance) -> CallFuture<'a, R>
             + Send
@@ -478,14 +481,27 @@ impl Runtime {
                 None => std::future::pending().await,
             }
         };
-        let (slot, permit) = tokio::select! {
-            places = tokio::time::timeout(timeout, places) => places
-                .map_err(|_| CallError::Timeout(timeout))?
-                .map_err(|_| CallError::Failed("the plugin runtime is shutting down".into()))?,
-            () = cancelled_early => {
-                let why = job.as_ref().map(|j| j.cancel_reason()).unwrap_or_default();
-                return Err(CallError::Cancelled(why));
-            }
+        // Free places are the usual case: taken without a timer (each costs a wheel entry).
+        let free = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .and_then(|slot| {
+                let permit = self.permits.clone().try_acquire_owned().ok()?;
+                Some((slot, permit))
+            });
+        let (slot, permit) = match free {
+            Some(places) => places,
+            None => tokio::select! {
+                places = tokio::time::timeout(timeout, places) => places
+                    .map_err(|_| CallError::Timeout(timeout))?
+                    .map_err(|_| CallError::Failed("the plugin runtime is shutting down".into()))?,
+                () = cancelled_early => {
+                    let why = job.as_ref().map(|j| j.cancel_reason()).unwrap_or_default();
+                    return Err(CallError::Cancelled(why));
+                }
+            },
         };
         let cpu = CpuSlot::new(self.permits.clone(), permit);
         let deadline = started + timeout;
@@ -536,7 +552,9 @@ impl Runtime {
             let called = async {
                 let instance = match instance {
                     Some(instance) => instance,
-                    None => pre.instantiate(&mut store).await?,
+                    // Boxed: inline, its state would make every call's task larger (the
+                    // task is moved to the heap on each call, spare or not).
+                    None => Box::pin(pre.instantiate(&mut store)).await?,
                 };
                 call(&mut store, instance).await
             };

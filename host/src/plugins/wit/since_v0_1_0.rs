@@ -229,8 +229,8 @@ impl sessions::Host for CallState {
     async fn connection(&mut self) -> wasmtime::Result<sessions::ConnectionInfo> {
         let call = self.access(Capability::Sessions).map_err(trap)?;
         Ok(sessions::ConnectionInfo {
-            id: call.connection_id,
-            connected_at: call.connected_at,
+            id: call.connection_id.clone(),
+            connected_at: call.connected_at.clone(),
         })
     }
 }

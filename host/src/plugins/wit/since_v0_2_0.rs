@@ -405,8 +405,8 @@ impl sessions::Host for CallState {
     async fn connection(&mut self) -> wasmtime::Result<Result<sessions::ConnectionInfo, String>> {
         let call = access!(self, Capability::Sessions);
         Ok(Ok(sessions::ConnectionInfo {
-            id: call.connection_id,
-            connected_at: call.connected_at,
+            id: call.connection_id.clone(),
+            connected_at: call.connected_at.clone(),
         }))
     }
 }
@@ -470,7 +470,7 @@ impl progress::Host for CallState {
             Err(Denied::Stop(_)) if self.is_cancelled() => return Ok(Ok(true)),
             Err(denied) => return refuse(denied),
         };
-        Ok(Ok(call.job.is_some_and(|j| j.is_cancelled())))
+        Ok(Ok(call.job.as_ref().is_some_and(|j| j.is_cancelled())))
     }
 }
 
