@@ -467,11 +467,17 @@ mod mirror {
 
     use super::{Args, Report, EXPECTED, INPUT};
 
+    // The template plugin's API version; only its exports are called here (the template
+    // imports nothing of slashd's, so the linker holds WASI alone).
     wasmtime::component::bindgen!({
-        path: "../../../plugin-api/wit/since_v0.1.0",
+        path: "../../../plugin-api/wit/since_v0.2.0",
         world: "plugin",
         imports: { default: async | trappable },
         exports: { default: async },
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
     });
 
     use self::slashd::plugin::types;
@@ -494,8 +500,8 @@ mod mirror {
         }
     }
 
-    /// slashd's engine (`Runtime::new`); `keep_resident` adds what the pooling allocator
-    /// offers to avoid page faults on slot reuse (not in slashd today).
+    /// slashd's engine (`Runtime::new`), without (`keep_resident = false`) or with (as
+    /// slashd has it) the pooling allocator keeping a warm slot's first pages resident.
     fn engine(keep_resident: bool) -> anyhow::Result<Engine> {
         let defaults = ::slashd::config::CommandsConfig::default();
         let slots = (defaults.max_concurrent as u32).saturating_mul(2).max(8) + 8;
@@ -513,8 +519,9 @@ mod mirror {
             // Reset the touched pages of a slot with memset instead of madvise, so the next
             // instance in that slot takes no page faults (PAGEMAP_SCAN finds the touched
             // pages; Linux 6.7+).
-            pool.linear_memory_keep_resident(4 << 20)
-                .table_keep_resident(1 << 20)
+            pool.linear_memory_keep_resident(2 << 20)
+                .table_keep_resident(64 << 10)
+                .max_unused_warm_slots(16)
                 .pagemap_scan(wasmtime::Enabled::Auto);
         }
         let mut config = wasmtime::Config::new();
@@ -526,7 +533,7 @@ mod mirror {
         let engine = Engine::new(&config)?;
         let weak = engine.weak();
         std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(1));
             match weak.upgrade() {
                 Some(engine) => engine.increment_epoch(),
                 None => return,
@@ -571,9 +578,15 @@ mod mirror {
 
     fn invocation() -> types::Invocation {
         types::Invocation {
+            id: "00000000-0000-7000-8000-000000000002".into(),
             command: "hello".into(),
             args: vec![INPUT.into()],
             raw_args: INPUT.into(),
+            // The template's typed argument, as the host binds it.
+            values: vec![types::NamedValue {
+                name: "name".into(),
+                value: types::Value::Text(INPUT.into()),
+            }],
             caller: types::Caller {
                 id: "user-tester".into(),
                 name: "tester".into(),
