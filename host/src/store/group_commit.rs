@@ -306,20 +306,21 @@ fn is_lock_timeout(error: &dyn sqlx::error::DatabaseError) -> bool {
     error.code().as_deref() == Some("55P03")
 }
 
-/// Store a batch in one transaction, in a handful of statements whatever its size: one
-/// `UPDATE` bumps every session's `last_seq` by its count of messages, the writer numbers
-/// each session's messages from it (it is the only writer of `last_seq`, inside the
-/// transaction that holds the rows), and one multi-row `INSERT` stores them. Per message
-/// that is no round trip at all, where a statement per message made sqlx's hop to its
-/// SQLite worker thread (or a PostgreSQL round trip) the cost of each post.
+/// Store a batch in one transaction, in a handful of statements whatever its size: each
+/// session's `last_seq` is bumped by its count of messages, the messages are numbered from
+/// it (the writer is the only writer of `last_seq`, inside the transaction that holds the
+/// rows), and one multi-row `INSERT` stores them. Per message that is no round trip at
+/// all, where a statement per message made sqlx's hop to its SQLite worker thread (or a
+/// PostgreSQL round trip) the cost of each post.
 ///
-/// Each batch size is a statement of its own (up to 64 of each); sqlx caches them per
+/// On SQLite that is `BEGIN`, the `UPDATE`, the `INSERT` and `COMMIT` (each a hop to sqlx's
+/// worker). On PostgreSQL, where each is a round trip to the server, it is three: `BEGIN`
+/// with the lock timeout, one statement that locks, bumps and inserts (`pg_store_sql`),
+/// and `COMMIT`.
+///
+/// Each batch size is a statement of its own (up to 65 of each); sqlx caches them per
 /// connection (`Store::connect` raises PostgreSQL's cache for that, where a miss is a round
 /// trip; on SQLite a miss is a local prepare).
-///
-/// On PostgreSQL the sessions' rows are first locked in the order of their ids, so two
-/// nodes' batches over the same sessions cannot deadlock (an `UPDATE … IN (…)` locks rows in
-/// whatever order its plan visits them). Each session's messages keep their arrival order.
 async fn write_batch(
     pool: &AnyPool,
     backend: Backend,
@@ -327,43 +328,26 @@ async fn write_batch(
 ) -> Result<Vec<Result<Stored, AppendError>>, BatchError> {
     let groups = by_session(batch);
     let now = now_ms();
-    let mut tx = pool.begin().await.map_err(BatchError::Statement)?;
-    if backend == Backend::Postgres {
+    let ids: Vec<String> = batch
+        .iter()
+        .map(|new| new.id.clone().unwrap_or_else(new_id))
+        .collect();
+    let mut tx = match backend {
         // A session row locked elsewhere for long (a stuck peer) fails this batch rather
-        // than holding every post of the node behind it.
-        sqlx::query("SET LOCAL lock_timeout = '5s'")
-            .execute(&mut *tx)
-            .await
-            .map_err(BatchError::Statement)?;
-        let lock = format!(
-            // NO KEY: the lock the UPDATE takes anyway, which does not hold back a member
-            // being added to the session (a foreign key's KEY SHARE) the way FOR UPDATE would.
-            "SELECT id FROM sessions WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
-            placeholders(1, groups.len())
-        );
-        let mut query = sqlx::query(&lock);
-        for (session, _) in &groups {
-            query = query.bind(*session);
+        // than holding every post of the node behind it. One round trip with the `BEGIN`.
+        Backend::Postgres => {
+            pool.begin_with("BEGIN; SET LOCAL lock_timeout = '5s'")
+                .await
         }
-        query
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(BatchError::Statement)?;
+        Backend::Sqlite => pool.begin().await,
     }
-    // The write comes first so SQLite takes its write lock at once (no deferred-lock
-    // upgrade that could fail with SQLITE_BUSY).
-    let bump = bump_sql(groups.len());
-    let mut query = sqlx::query_as::<_, (String, i64)>(&bump).bind(now);
-    for (session, members) in &groups {
-        query = query
-            .bind(*session)
-            .bind(i64::try_from(members.len()).unwrap_or(i64::MAX));
-    }
-    let bumped = query
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(BatchError::Statement)?;
-    let last_seqs: std::collections::HashMap<String, i64> = bumped.into_iter().collect();
+    .map_err(BatchError::Statement)?;
+    let last_seqs = match backend {
+        Backend::Postgres => pg_store(&mut tx, batch, &groups, &ids, now).await?,
+        // The write comes first so SQLite takes its write lock at once (no deferred-lock
+        // upgrade that could fail with SQLITE_BUSY).
+        Backend::Sqlite => bump(&mut tx, &groups, now).await?,
+    };
 
     let mut results: Vec<Option<Result<Stored, AppendError>>> =
         (0..batch.len()).map(|_| None).collect();
@@ -377,7 +361,7 @@ async fn write_batch(
         let first = last.saturating_sub(count).saturating_add(1);
         for (seq, &i) in (first..).zip(members.iter()) {
             results[i] = Some(Ok(Stored {
-                id: batch[i].id.clone().unwrap_or_else(new_id),
+                id: ids[i].clone(),
                 seq,
                 created_at: now,
             }));
@@ -398,38 +382,101 @@ async fn write_batch(
         }
     }
 
-    let rows: Vec<(&Owned, &Stored)> = batch
-        .iter()
-        .zip(&results)
-        .filter_map(|(new, r)| match r {
-            Some(Ok(stored)) => Some((*new, stored)),
-            _ => None,
-        })
-        .collect();
-    if !rows.is_empty() {
-        let sql = insert_sql(rows.len());
-        let mut insert = sqlx::query(&sql);
-        for (new, stored) in rows {
-            insert = insert
-                .bind(stored.id.as_str())
-                .bind(new.session_id.as_str())
-                .bind(stored.seq)
-                .bind(new.role.as_str())
-                .bind(new.user_id.as_deref())
-                .bind(new.content.as_str())
-                .bind(new.metadata.to_string())
-                .bind(now);
-        }
-        insert
-            .execute(&mut *tx)
-            .await
-            .map_err(BatchError::Statement)?;
+    if backend == Backend::Sqlite {
+        sqlite_insert(&mut tx, batch, &results, now).await?;
     }
     tx.commit().await.map_err(BatchError::Commit)?;
     Ok(results
         .into_iter()
         .map(|r| r.unwrap_or(Err(AppendError::NoSession)))
         .collect())
+}
+
+/// Each session's `last_seq` after its bump, for the active sessions among them.
+type LastSeqs = std::collections::HashMap<String, i64>;
+
+/// SQLite: bump the active sessions' `last_seq` by their counts of messages.
+async fn bump(
+    tx: &mut sqlx::AnyConnection,
+    groups: &[(&str, Vec<usize>)],
+    now: i64,
+) -> Result<LastSeqs, BatchError> {
+    let bump = bump_sql(groups.len());
+    let mut query = sqlx::query_as::<_, (String, i64)>(&bump).bind(now);
+    for (session, members) in groups {
+        query = query
+            .bind(*session)
+            .bind(i64::try_from(members.len()).unwrap_or(i64::MAX));
+    }
+    let bumped = query.fetch_all(tx).await.map_err(BatchError::Statement)?;
+    Ok(bumped.into_iter().collect())
+}
+
+/// SQLite: insert the messages that were numbered.
+async fn sqlite_insert(
+    tx: &mut sqlx::AnyConnection,
+    batch: &[&Owned],
+    results: &[Option<Result<Stored, AppendError>>],
+    now: i64,
+) -> Result<(), BatchError> {
+    let rows: Vec<(&Owned, &Stored)> = batch
+        .iter()
+        .zip(results)
+        .filter_map(|(new, r)| match r {
+            Some(Ok(stored)) => Some((*new, stored)),
+            _ => None,
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = insert_sql(rows.len());
+    let mut insert = sqlx::query(&sql);
+    for (new, stored) in rows {
+        insert = insert
+            .bind(stored.id.as_str())
+            .bind(new.session_id.as_str())
+            .bind(stored.seq)
+            .bind(new.role.as_str())
+            .bind(new.user_id.as_deref())
+            .bind(new.content.as_str())
+            .bind(new.metadata.to_string())
+            .bind(now);
+    }
+    insert.execute(tx).await.map_err(BatchError::Statement)?;
+    Ok(())
+}
+
+/// PostgreSQL: lock, bump and insert in one statement (`pg_store_sql`); the messages of a
+/// session that is not active are not inserted, and its id is missing from the answer.
+async fn pg_store(
+    tx: &mut sqlx::AnyConnection,
+    batch: &[&Owned],
+    groups: &[(&str, Vec<usize>)],
+    ids: &[String],
+    now: i64,
+) -> Result<LastSeqs, BatchError> {
+    // Each message's place among its session's in this batch, from 1.
+    let mut ordinal = vec![0_i64; batch.len()];
+    for (_, members) in groups {
+        for (k, &i) in (1_i64..).zip(members) {
+            ordinal[i] = k;
+        }
+    }
+    let sql = pg_store_sql(batch.len());
+    let mut query = sqlx::query_as::<_, (String, i64)>(&sql).bind(now);
+    for ((new, id), k) in batch.iter().zip(ids).zip(ordinal) {
+        query = query
+            .bind(id.as_str())
+            .bind(new.session_id.as_str())
+            .bind(k)
+            .bind(new.role.as_str())
+            .bind(new.user_id.as_deref())
+            .bind(new.content.as_str())
+            .bind(new.metadata.to_string());
+    }
+    let bumped = query.fetch_all(tx).await.map_err(BatchError::Statement)?;
+    Ok(bumped.into_iter().collect())
 }
 
 /// The batch's sessions in the order of their ids, each with the indices of its messages
@@ -474,6 +521,53 @@ fn insert_sql(rows: usize) -> String {
     format!(
         "INSERT INTO messages (id, session_id, seq, role, user_id, content, metadata, \
          created_at) VALUES {values}"
+    )
+}
+
+/// PostgreSQL's whole write of `rows` messages in one statement, so one round trip: `$1`
+/// is the time, then seven parameters a message (id, session, its place among its
+/// session's messages in the batch, role, user, content, metadata).
+///
+/// - `locked` takes the sessions' rows in the order of their ids, so two nodes' batches
+///   over the same sessions cannot deadlock (an `UPDATE … IN (…)` locks rows in whatever
+///   order its plan visits them), and `bumped` updates only rows that came out of it.
+///   `NO KEY`: the lock the `UPDATE` takes anyway, which does not hold back a member being
+///   added to the session (a foreign key's `KEY SHARE`) the way `FOR UPDATE` would.
+/// - `bumped` bumps the active ones; under READ COMMITTED a row another node changed since
+///   this statement's snapshot is re-read before it is updated, so the count is added to
+///   the newest `last_seq`.
+/// - `ins` numbers each message from its session's new `last_seq` (the same numbers
+///   `write_batch` hands the posters) and inserts those of bumped sessions only.
+fn pg_store_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|r| {
+            let p = 2 + 7 * r;
+            format!(
+                "(CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), \
+                 CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
+                p,
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH m (id, session_id, k, role, user_id, content, metadata) AS (VALUES {values}), \
+         counts AS (SELECT session_id, count(*) AS n FROM m GROUP BY session_id), \
+         locked AS MATERIALIZED (SELECT id FROM sessions WHERE id IN (SELECT session_id FROM counts) \
+           ORDER BY id FOR NO KEY UPDATE), \
+         bumped AS (UPDATE sessions s SET last_seq = s.last_seq + c.n, last_activity_at = $1 \
+           FROM counts c WHERE s.id = c.session_id AND s.status = 'active' \
+           AND s.id IN (SELECT id FROM locked) RETURNING s.id, s.last_seq, c.n), \
+         ins AS (INSERT INTO messages (id, session_id, seq, role, user_id, content, metadata, created_at) \
+           SELECT m.id, m.session_id, b.last_seq - b.n + m.k, m.role, m.user_id, m.content, \
+           m.metadata, $1 FROM m JOIN bumped b ON b.id = m.session_id) \
+         SELECT id, last_seq FROM bumped"
     )
 }
 
@@ -776,6 +870,72 @@ mod tests {
 
     #[tokio::test]
     async fn batch_edges_on_postgres() {
+        on_postgres(|url| async move {
+            let store = Store::connect(&url, 4).await.unwrap();
+            store.migrate().await.unwrap();
+            batch_edges(store.clone()).await;
+            store.close().await;
+        })
+        .await;
+    }
+
+    /// Two nodes' writers on one PostgreSQL database, posting into the same sessions at
+    /// once: each batch's statement waits for the other's row locks and adds its counts to
+    /// the newest `last_seq`, so every seq is handed out once and none is skipped.
+    #[tokio::test]
+    async fn two_nodes_number_the_same_sessions_on_postgres() {
+        on_postgres(|url| async move {
+            let one = Store::connect(&url, 4).await.unwrap();
+            one.migrate().await.unwrap();
+            let two = Store::connect(&url, 4).await.unwrap();
+            let owner = one.create_user("owner", Role::Viewer, None).await.unwrap();
+            let sessions = [
+                session(&one, &owner.id).await,
+                session(&one, &owner.id).await,
+            ];
+            let posts: Vec<_> = (0..400)
+                .map(|i| {
+                    let store = if i % 2 == 0 { one.clone() } else { two.clone() };
+                    let session = sessions[(i / 2) % 2].clone();
+                    tokio::spawn(async move {
+                        let content = format!("m{i}");
+                        let new = NewMessage {
+                            id: None,
+                            session_id: &session,
+                            role: MessageRole::User,
+                            user_id: None,
+                            content: &content,
+                            metadata: Value::Null,
+                        };
+                        let stored = store.append_message(new).await.unwrap();
+                        (stored.session_id, stored.seq, content)
+                    })
+                })
+                .collect();
+            let mut acked = Vec::new();
+            for post in posts {
+                acked.push(post.await.unwrap());
+            }
+            for session in &sessions {
+                let stored = contents(&one, session).await;
+                let seqs: Vec<i64> = stored.iter().map(|(s, _)| *s).collect();
+                assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "gap-free, each once");
+                for (_, seq, content) in acked.iter().filter(|(s, ..)| s == session) {
+                    assert!(stored.contains(&(*seq, content.clone())), "{seq} {content}");
+                }
+            }
+            one.close().await;
+            two.close().await;
+        })
+        .await;
+    }
+
+    /// Run `check` against a scratch PostgreSQL database, dropped even when a check fails.
+    async fn on_postgres<F, Fut>(check: F)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let admin = std::env::var("SLASHD_TEST_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let name = format!("slashd_unit_{}", uuid::Uuid::new_v4().simple());
@@ -788,11 +948,7 @@ mod tests {
             .await
             .unwrap();
         let (base, _) = admin.rsplit_once('/').unwrap();
-        let store = Store::connect(&format!("{base}/{name}"), 4).await.unwrap();
-        store.migrate().await.unwrap();
-        // Dropped even when a check fails.
-        let outcome = tokio::spawn(batch_edges(store.clone())).await;
-        store.close().await;
+        let outcome = tokio::spawn(check(format!("{base}/{name}"))).await;
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&mut conn)
             .await
