@@ -1,5 +1,6 @@
-//! Group commit of messages. Every message goes through one writer task: the posts that
-//! arrive while a transaction is in flight are stored together in the next one. Nothing
+//! Group commit of messages. Every message goes through a writer task — the one on SQLite,
+//! its session's lane of up to four on PostgreSQL (`lanes`) — and the posts that arrive
+//! while its transaction is in flight are stored together in the next one. Nothing
 //! waits for a batch to fill — a batch is whatever is queued when the writer is free — so an
 //! idle server writes each post at once, and a busy one pays one commit (one WAL append on
 //! SQLite, one fsync on PostgreSQL) for many posts.
@@ -113,19 +114,50 @@ impl Pending {
     }
 }
 
-/// The queue in front of the writer task.
+/// The queues in front of the writer tasks: one per lane, each session always in the same.
 #[derive(Clone)]
 pub(super) struct Writer {
-    queue: mpsc::Sender<Pending>,
+    lanes: Arc<[mpsc::Sender<Pending>]>,
     observer: Arc<OnceLock<BatchObserver>>,
 }
 
+/// How many writers run side by side. SQLite has one writer connection whatever we do.
+/// PostgreSQL takes transactions on many connections at once, and a batch's time is mostly
+/// waiting (its round trips and the commit's flush): with one writer a node stored what
+/// one transaction at a time allows, with the server, the database and the machine half
+/// idle. Each lane holds a connection while it writes, so the pool keeps three quarters for
+/// everyone else.
+fn lanes(backend: Backend, max_connections: u32) -> usize {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => usize::try_from(max_connections / 4)
+            .unwrap_or(1)
+            .clamp(1, 4),
+    }
+}
+
 impl Writer {
-    pub(super) fn start(pool: AnyPool, backend: Backend) -> Writer {
-        let (queue, pending) = mpsc::channel(QUEUE);
+    pub(super) fn start(pool: AnyPool, backend: Backend, max_connections: u32) -> Writer {
         let observer = Arc::new(OnceLock::new());
-        tokio::spawn(run(pool, backend, pending, observer.clone()));
-        Writer { queue, observer }
+        let lanes = (0..lanes(backend, max_connections))
+            .map(|_| {
+                let (queue, pending) = mpsc::channel(QUEUE);
+                tokio::spawn(run(pool.clone(), backend, pending, observer.clone()));
+                queue
+            })
+            .collect();
+        Writer { lanes, observer }
+    }
+
+    /// A session's lane: its messages are stored one batch after another, in the order
+    /// they were posted, as with one writer. Lanes never share a session, so their
+    /// batches do not wait on each other's row locks.
+    fn lane(&self, session_id: &str) -> &mpsc::Sender<Pending> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        session_id.hash(&mut hasher);
+        let lane = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
+        &self.lanes[lane]
     }
 
     pub(super) fn observe(&self, observer: BatchObserver) {
@@ -151,10 +183,10 @@ impl Writer {
                 "messages stored together must share a session and be at most {MAX_POST}"
             ))));
         }
+        let lane = self.lane(first.session_id);
         let (done, answer) = oneshot::channel();
         let news = news.into_iter().map(Owned::new).collect();
-        self.queue
-            .send(Pending { news, done })
+        lane.send(Pending { news, done })
             .await
             .map_err(|_| AppendError::Db(sqlx::Error::PoolClosed))?;
         answer
@@ -859,6 +891,26 @@ mod tests {
         assert_eq!(first, ["f0", "f16", "f32", "f48"]);
     }
 
+    #[test]
+    fn lanes_by_database_and_pool() {
+        use Backend::{Postgres, Sqlite};
+        for (backend, max_connections, expected) in [
+            (Sqlite, 16, 1),
+            (Sqlite, 100, 1),
+            (Postgres, 1, 1),
+            (Postgres, 4, 1),
+            (Postgres, 8, 2),
+            (Postgres, 16, 4),
+            (Postgres, 1000, 4),
+        ] {
+            assert_eq!(
+                lanes(backend, max_connections),
+                expected,
+                "{backend:?} with {max_connections} connections"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn batch_edges_on_sqlite() {
         let dir = tempfile::tempdir().unwrap();
@@ -879,24 +931,26 @@ mod tests {
         .await;
     }
 
-    /// Two nodes' writers on one PostgreSQL database, posting into the same sessions at
-    /// once: each batch's statement waits for the other's row locks and adds its counts to
-    /// the newest `last_seq`, so every seq is handed out once and none is skipped.
+    /// Two nodes' writers on one PostgreSQL database (four lanes each), posting into the
+    /// same sessions at once: each batch's statement waits for the other node's row locks
+    /// and adds its counts to the newest `last_seq`, so every seq is handed out once and
+    /// none is skipped.
     #[tokio::test]
     async fn two_nodes_number_the_same_sessions_on_postgres() {
         on_postgres(|url| async move {
-            let one = Store::connect(&url, 4).await.unwrap();
+            let one = Store::connect(&url, 16).await.unwrap();
             one.migrate().await.unwrap();
-            let two = Store::connect(&url, 4).await.unwrap();
+            let two = Store::connect(&url, 16).await.unwrap();
+            assert_eq!(one.writer.lanes.len(), 4);
             let owner = one.create_user("owner", Role::Viewer, None).await.unwrap();
-            let sessions = [
-                session(&one, &owner.id).await,
-                session(&one, &owner.id).await,
-            ];
+            let mut sessions = Vec::new();
+            for _ in 0..8 {
+                sessions.push(session(&one, &owner.id).await);
+            }
             let posts: Vec<_> = (0..400)
                 .map(|i| {
                     let store = if i % 2 == 0 { one.clone() } else { two.clone() };
-                    let session = sessions[(i / 2) % 2].clone();
+                    let session = sessions[(i / 2) % sessions.len()].clone();
                     tokio::spawn(async move {
                         let content = format!("m{i}");
                         let new = NewMessage {
@@ -919,7 +973,7 @@ mod tests {
             for session in &sessions {
                 let stored = contents(&one, session).await;
                 let seqs: Vec<i64> = stored.iter().map(|(s, _)| *s).collect();
-                assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "gap-free, each once");
+                assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "gap-free, each once");
                 for (_, seq, content) in acked.iter().filter(|(s, ..)| s == session) {
                     assert!(stored.contains(&(*seq, content.clone())), "{seq} {content}");
                 }

@@ -94,7 +94,7 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot connect to the database ({})", redact(&url)))?;
-        let writer = group_commit::Writer::start(pool.clone(), backend);
+        let writer = group_commit::Writer::start(pool.clone(), backend, max_connections);
         Ok(Store {
             pool,
             backend,
