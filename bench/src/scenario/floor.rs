@@ -171,7 +171,8 @@ impl Drop for EchoServer {
 }
 
 async fn echo(stream: tokio::net::TcpStream) {
-    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(ws::config())).await
+    else {
         return;
     };
     while let Some(Ok(msg)) = ws.next().await {
