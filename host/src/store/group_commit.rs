@@ -125,8 +125,8 @@ pub(super) struct Writer {
 /// PostgreSQL takes transactions on many connections at once, and a batch's time is mostly
 /// waiting (its round trips and the commit's flush): with one writer a node stored what
 /// one transaction at a time allows, with the server, the database and the machine half
-/// idle. Each lane holds a connection while it writes, so the pool keeps three quarters for
-/// everyone else.
+/// idle. Each lane holds a connection while it writes: one lane per four connections
+/// leaves the pool at least three quarters for everyone else once it has four.
 fn lanes(backend: Backend, max_connections: u32) -> usize {
     match backend {
         Backend::Sqlite => 1,
@@ -348,7 +348,9 @@ fn is_lock_timeout(error: &dyn sqlx::error::DatabaseError) -> bool {
 /// On SQLite that is `BEGIN`, the `UPDATE`, the `INSERT` and `COMMIT` (each a hop to sqlx's
 /// worker). On PostgreSQL, where each is a round trip to the server, it is three: `BEGIN`
 /// with the lock timeout, one statement that locks, bumps and inserts (`pg_store_sql`),
-/// and `COMMIT`.
+/// and `COMMIT` — and the pool's liveness ping when the connection is taken (sqlx's
+/// `test_before_acquire`, kept: after a PostgreSQL restart it reconnects rather than fail a
+/// batch per dead connection).
 ///
 /// Each batch size is a statement of its own (up to 65 of each); sqlx caches them per
 /// connection (`Store::connect` raises PostgreSQL's cache for that, where a miss is a round
