@@ -671,6 +671,19 @@ mod tests {
             .collect()
     }
 
+    /// Post `content` into `session` through the writer's queue, as a poster does.
+    async fn post_text(store: &Store, session: &str, content: &str) -> Message {
+        let new = NewMessage {
+            id: None,
+            session_id: session,
+            role: MessageRole::User,
+            user_id: None,
+            content,
+            metadata: Value::Null,
+        };
+        store.append_message(new).await.unwrap()
+    }
+
     /// The id of a message already stored in `session`.
     async fn stored_id(store: &Store, session: &str) -> String {
         sqlx::query("SELECT id FROM messages WHERE session_id = $1 ORDER BY seq LIMIT 1")
@@ -827,15 +840,7 @@ mod tests {
                 );
                 tokio::spawn(async move {
                     let content = format!("m{i}");
-                    let new = NewMessage {
-                        id: None,
-                        session_id: &session,
-                        role: MessageRole::User,
-                        user_id: None,
-                        content: &content,
-                        metadata: Value::Null,
-                    };
-                    let stored = store.append_message(new).await.unwrap();
+                    let stored = post_text(&store, &session, &content).await;
                     assert_eq!(stored.content, content, "each poster gets its own answer");
                     (stored.session_id, stored.seq, stored.content)
                 })
@@ -954,17 +959,8 @@ mod tests {
                     let store = if i % 2 == 0 { one.clone() } else { two.clone() };
                     let session = sessions[(i / 2) % sessions.len()].clone();
                     tokio::spawn(async move {
-                        let content = format!("m{i}");
-                        let new = NewMessage {
-                            id: None,
-                            session_id: &session,
-                            role: MessageRole::User,
-                            user_id: None,
-                            content: &content,
-                            metadata: Value::Null,
-                        };
-                        let stored = store.append_message(new).await.unwrap();
-                        (stored.session_id, stored.seq, content)
+                        let stored = post_text(&store, &session, &format!("m{i}")).await;
+                        (stored.session_id, stored.seq, stored.content)
                     })
                 })
                 .collect();
