@@ -45,7 +45,8 @@ const MAX_POST: usize = 2;
 /// About the most bytes of content and metadata one transaction stores (a batch always
 /// takes its first message, whatever its size).
 const MAX_BATCH_BYTES: usize = 1 << 20;
-/// Posts queued for the writer; when full, posters wait (backpressure, not loss).
+/// Posts queued for the writer, shared out among its lanes; when full, posters wait
+/// (backpressure, not loss).
 const QUEUE: usize = 4096;
 
 /// Told the size of each batch written (the server's metrics).
@@ -139,9 +140,10 @@ fn lanes(backend: Backend, max_connections: u32) -> usize {
 impl Writer {
     pub(super) fn start(pool: AnyPool, backend: Backend, max_connections: u32) -> Writer {
         let observer = Arc::new(OnceLock::new());
-        let lanes = (0..lanes(backend, max_connections))
+        let count = lanes(backend, max_connections);
+        let lanes = (0..count)
             .map(|_| {
-                let (queue, pending) = mpsc::channel(QUEUE);
+                let (queue, pending) = mpsc::channel(QUEUE / count);
                 tokio::spawn(run(pool.clone(), backend, pending, observer.clone()));
                 queue
             })
@@ -154,6 +156,9 @@ impl Writer {
     /// batches do not wait on each other's row locks.
     fn lane(&self, session_id: &str) -> &mpsc::Sender<Pending> {
         use std::hash::{Hash, Hasher};
+        if let [only] = &self.lanes[..] {
+            return only;
+        }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         session_id.hash(&mut hasher);
         let lane = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
@@ -362,7 +367,7 @@ async fn write_batch(
 ) -> Result<Vec<Result<Stored, AppendError>>, BatchError> {
     let groups = by_session(batch);
     let now = now_ms();
-    let ids: Vec<String> = batch
+    let mut ids: Vec<String> = batch
         .iter()
         .map(|new| new.id.clone().unwrap_or_else(new_id))
         .collect();
@@ -395,7 +400,8 @@ async fn write_batch(
         let first = last.saturating_sub(count).saturating_add(1);
         for (seq, &i) in (first..).zip(members.iter()) {
             results[i] = Some(Ok(Stored {
-                id: ids[i].clone(),
+                // Each message is numbered once: its id moves to the answer.
+                id: std::mem::take(&mut ids[i]),
                 seq,
                 created_at: now,
             }));
@@ -573,20 +579,15 @@ fn insert_sql(rows: usize) -> String {
 /// - `ins` numbers each message from its session's new `last_seq` (the same numbers
 ///   `write_batch` hands the posters) and inserts those of bumped sessions only.
 fn pg_store_sql(rows: usize) -> String {
+    const TYPES: [&str; 7] = ["TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT"];
     let values = (0..rows)
         .map(|r| {
-            let p = 2 + 7 * r;
-            format!(
-                "(CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), \
-                 CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
-                p,
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6
-            )
+            let row = (2 + TYPES.len() * r..)
+                .zip(TYPES)
+                .map(|(n, ty)| format!("CAST(${n} AS {ty})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({row})")
         })
         .collect::<Vec<_>>()
         .join(", ");
